@@ -1,0 +1,1 @@
+//! Harness for starting real holdfast nodes in tests.
