@@ -1,0 +1,108 @@
+//! Establishing authenticated peer streams: TCP connect with timeout, optional TLS (client
+//! or server side), then the protocol handshake, all bounded by the handshake timeout.
+//! The result is a boxed byte stream that the rest of the crate treats uniformly.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+
+use crate::config::PeerConfig;
+use crate::error::PeerError;
+use crate::handshake::{self, PeerInfo};
+
+/// Any bidirectional byte stream a peer connection can run on.
+pub(crate) trait PeerIo: AsyncRead + AsyncWrite + Send + Sync + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Sync + Unpin> PeerIo for T {}
+
+/// An authenticated stream (plain TCP or TLS).
+pub(crate) type BoxedStream = Box<dyn PeerIo>;
+
+/// Connects to `addr` and runs TLS + handshake; `expected` is the node id we want to reach.
+///
+/// `budget` caps the whole operation on top of the configured connect/handshake timeouts.
+pub(crate) async fn connect(
+    addr: &str,
+    cfg: &PeerConfig,
+    expected: Option<u64>,
+    budget: Duration,
+) -> Result<(BoxedStream, PeerInfo), PeerError> {
+    let connect_timeout = cfg.connect_timeout.min(budget);
+    let tcp = match timeout(connect_timeout, TcpStream::connect(addr)).await {
+        Ok(Ok(tcp)) => tcp,
+        Ok(Err(source)) => {
+            return Err(PeerError::Connect {
+                addr: addr.to_owned(),
+                source,
+            });
+        }
+        Err(_) => {
+            return Err(PeerError::ConnectTimeout {
+                addr: addr.to_owned(),
+                timeout: connect_timeout,
+            });
+        }
+    };
+    let _ = tcp.set_nodelay(true);
+    let hs_timeout = cfg.handshake_timeout.min(budget);
+    timeout(hs_timeout, client_handshake(tcp, cfg, expected))
+        .await
+        .unwrap_or(Err(PeerError::HandshakeTimeout(hs_timeout)))
+}
+
+async fn client_handshake(
+    tcp: TcpStream,
+    cfg: &PeerConfig,
+    expected: Option<u64>,
+) -> Result<(BoxedStream, PeerInfo), PeerError> {
+    let mut io: BoxedStream = match cfg.tls() {
+        Some(tls) => {
+            let stream = tls
+                .connector()
+                .connect(tls.server_name(), tcp)
+                .await
+                .map_err(PeerError::Tls)?;
+            Box::new(stream)
+        }
+        None => Box::new(tcp),
+    };
+    let info = handshake::client(&mut io, cfg, expected)
+        .await
+        .map_err(tls_alert)?;
+    Ok((io, info))
+}
+
+/// Runs TLS (if configured) and the server side of the handshake on an accepted socket.
+pub(crate) async fn accept(
+    tcp: TcpStream,
+    cfg: &PeerConfig,
+) -> Result<(BoxedStream, PeerInfo), PeerError> {
+    let _ = tcp.set_nodelay(true);
+    let hs = async {
+        let mut io: BoxedStream = match cfg.tls() {
+            Some(tls) => Box::new(tls.acceptor().accept(tcp).await.map_err(PeerError::Tls)?),
+            None => Box::new(tcp),
+        };
+        let info = handshake::server(&mut io, cfg).await?;
+        Ok((io, info))
+    };
+    timeout(cfg.handshake_timeout, hs)
+        .await
+        .unwrap_or(Err(PeerError::HandshakeTimeout(cfg.handshake_timeout)))
+}
+
+/// In TLS 1.3 a server rejecting our client certificate only shows up as an alert on our
+/// first read; report that as a TLS error rather than a frame I/O error.
+fn tls_alert(e: PeerError) -> PeerError {
+    match e {
+        PeerError::Frame(crate::frame::FrameError::Io(io))
+            if io
+                .get_ref()
+                .is_some_and(|inner| inner.is::<rustls::Error>()) =>
+        {
+            PeerError::Tls(io)
+        }
+        other => other,
+    }
+}
