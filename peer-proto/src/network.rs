@@ -239,3 +239,9 @@ where
         }
     }
 }
+
+impl PeerAddress for openraft::BasicNode {
+    fn peer_addr(&self) -> &str {
+        &self.addr
+    }
+}

@@ -1,1 +1,33 @@
-//! Harness for starting real holdfast nodes in tests.
+//! Harness for the workspace integration tests: starts real `holdfast` node processes on
+//! loopback with generated configs and data directories, talks to their admin API, and
+//! kills, pauses or restarts them by process id. Only processes it started are touched.
+
+mod http;
+mod node;
+
+pub use http::{Reply, request};
+pub use node::{Cluster, ClusterOptions, NodeProc, holdfast_binary};
+
+use std::time::{Duration, Instant};
+
+/// Polls `check` every 50 ms until it returns `Some`, or panics with `what` after `timeout`.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        if start.elapsed() > timeout {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released; good enough for tests).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free port on loopback")
+}

@@ -1,0 +1,133 @@
+//! `GET /metrics` in Prometheus text format (prometheus-client). Values are read from the
+//! node at scrape time, so the replicated ones are identical on every node once applied.
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use http::{Response, StatusCode};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use super::http::{Body, text};
+use crate::cluster::Node;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ServerLabels {
+    backend: String,
+    server: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    backend: String,
+    server: String,
+    state: String,
+}
+
+fn gauge(registry: &mut Registry, name: &str, help: &str, value: i64) {
+    let g: Gauge<i64, AtomicI64> = Gauge::default();
+    g.set(value);
+    registry.register(name, help, g);
+}
+
+fn counter(registry: &mut Registry, name: &str, help: &str, value: u64) {
+    let c: Counter<u64, AtomicU64> = Counter::default();
+    c.inc_by(value);
+    registry.register(name, help, c);
+}
+
+/// Renders the node's metrics.
+pub fn render(node: &Node) -> Response<Body> {
+    let mut registry = Registry::default();
+    let m = node.raft().metrics().borrow().clone();
+    gauge(&mut registry, "holdfast_raft_term", "Current Raft term", m.current_term as i64);
+    gauge(
+        &mut registry,
+        "holdfast_raft_leader_id",
+        "Node id of the current leader (-1: none)",
+        m.current_leader.map(|l| l as i64).unwrap_or(-1),
+    );
+    gauge(
+        &mut registry,
+        "holdfast_raft_applied_index",
+        "Index of the last applied log entry",
+        m.last_applied.map(|l| l.index as i64).unwrap_or(0),
+    );
+    gauge(
+        &mut registry,
+        "holdfast_raft_last_log_index",
+        "Index of the last log entry",
+        m.last_log_index.map(|l| l as i64).unwrap_or(0),
+    );
+    let stats = node.flush_stats();
+    counter(
+        &mut registry,
+        "holdfast_replication_batches",
+        "Batches of binds and touches committed by this node",
+        stats.batches.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut registry,
+        "holdfast_replication_batch_failures",
+        "Batches that failed to commit and were retried",
+        stats.failures.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut registry,
+        "holdfast_replication_queue_overflow",
+        "Binds and touches dropped because the replication queue was full",
+        node.queue().stats().overflow.load(Ordering::Relaxed),
+    );
+
+    let bindings = Family::<ServerLabels, Gauge>::default();
+    let states = Family::<StateLabels, Gauge>::default();
+    let counters = node.shared().with_table(|t| {
+        for s in t.servers() {
+            let labels = ServerLabels {
+                backend: s.backend.clone(),
+                server: s.server.clone(),
+            };
+            bindings.get_or_create(&labels).set(s.bindings as i64);
+            for state in ["ready", "drain", "maint"] {
+                let l = StateLabels {
+                    backend: s.backend.clone(),
+                    server: s.server.clone(),
+                    state: state.into(),
+                };
+                states.get_or_create(&l).set((s.admin_state.name() == state) as i64);
+            }
+        }
+        t.counters()
+    });
+    registry.register(
+        "holdfast_table_bindings",
+        "Live bindings per server in the replicated stick table",
+        bindings,
+    );
+    registry.register(
+        "holdfast_server_admin_state",
+        "Admin state of a server (1 for the state in force)",
+        states,
+    );
+    for (name, help, value) in [
+        ("holdfast_table_bound", "Bindings created", counters.bound),
+        ("holdfast_table_touched", "Touches applied", counters.touched),
+        ("holdfast_table_expired", "Bindings expired", counters.expired),
+        ("holdfast_table_conflicts", "Binds that lost a race to an earlier bind", counters.conflicts),
+        ("holdfast_table_releases", "Draining servers released", counters.released),
+        ("holdfast_table_forced_releases", "Draining servers released by deadline", counters.forced_releases),
+    ] {
+        counter(&mut registry, name, help, value);
+    }
+    let mut out = String::new();
+    match prometheus_client::encoding::text::encode(&mut out, &registry) {
+        Ok(()) => text(
+            StatusCode::OK,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            out,
+        ),
+        Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, "text/plain", e.to_string()),
+    }
+}

@@ -1,0 +1,209 @@
+//! `holdfast ctl`: the operator's client for any node's admin API.
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use clap::{Args, Subcommand};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+
+/// `holdfast ctl` arguments.
+#[derive(Debug, Args)]
+pub struct CtlArgs {
+    /// Admin API of any node.
+    #[arg(long, env = "HOLDFAST_ADMIN", default_value = "http://127.0.0.1:8410")]
+    pub admin: String,
+    /// Admin bearer token.
+    #[arg(long, env = "HOLDFAST_TOKEN")]
+    pub token: Option<String>,
+    /// Print the raw JSON answer.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// What to ask.
+    #[command(subcommand)]
+    pub command: CtlCommand,
+}
+
+/// `holdfast ctl` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum CtlCommand {
+    /// Backends, servers, states and binding counts.
+    Status,
+    /// Cluster members, roles, watermarks and leader.
+    Cluster,
+    /// Put a server into drain: bound clients stay, new clients go elsewhere.
+    Drain {
+        /// BACKEND/SERVER
+        target: String,
+        /// Wait until the cluster releases the server, showing progress.
+        #[arg(long)]
+        wait: bool,
+        /// Force release after this long (e.g. 30m).
+        #[arg(long)]
+        deadline: Option<String>,
+    },
+    /// Put a server back to ready.
+    Ready {
+        /// BACKEND/SERVER
+        target: String,
+    },
+    /// Put a server into maintenance at once.
+    Maint {
+        /// BACKEND/SERVER
+        target: String,
+    },
+    /// Bindings of a backend.
+    Table {
+        /// Backend name.
+        backend: String,
+        /// At most this many bindings.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Membership changes.
+    Members {
+        /// add or remove.
+        #[command(subcommand)]
+        op: MembersOp,
+    },
+}
+
+/// `holdfast ctl members` operations.
+#[derive(Debug, Subcommand)]
+pub enum MembersOp {
+    /// Add a node (it catches up as a learner, then votes).
+    Add {
+        /// Node id.
+        id: u64,
+        /// Peer address.
+        addr: String,
+    },
+    /// Remove a node.
+    Remove {
+        /// Node id.
+        id: u64,
+    },
+}
+
+struct Api {
+    base: String,
+    token: Option<String>,
+    client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+}
+
+impl Api {
+    async fn call(&self, method: http::Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+        let uri = format!("{}{}", self.base.trim_end_matches('/'), path);
+        let mut req = http::Request::builder().method(method).uri(&uri);
+        if let Some(t) = &self.token {
+            req = req.header(http::header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let req = req
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(body)))?;
+        let resp = self.client.request(req).await.with_context(|| format!("cannot reach {uri}"))?;
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await?.to_bytes();
+        let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        if !status.is_success() {
+            let msg = value.get("error").and_then(Value::as_str).unwrap_or("");
+            bail!("{status}: {msg}");
+        }
+        Ok(value)
+    }
+}
+
+fn split_target(target: &str) -> anyhow::Result<(&str, &str)> {
+    target
+        .split_once('/')
+        .filter(|(b, s)| !b.is_empty() && !s.is_empty())
+        .ok_or_else(|| anyhow::anyhow!("expected BACKEND/SERVER, got {target:?}"))
+}
+
+/// Runs `holdfast ctl`; returns the exit code.
+pub fn ctl(args: CtlArgs) -> anyhow::Result<i32> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(run(args))
+}
+
+async fn run(args: CtlArgs) -> anyhow::Result<i32> {
+    let api = Api {
+        base: args.admin.clone(),
+        token: args.token.clone(),
+        client: Client::builder(TokioExecutor::new()).build_http(),
+    };
+    use http::Method;
+    let value = match &args.command {
+        CtlCommand::Status => api.call(Method::GET, "/v1/backends", None).await?,
+        CtlCommand::Cluster => api.call(Method::GET, "/v1/cluster", None).await?,
+        CtlCommand::Table { backend, limit } => {
+            api.call(Method::GET, &format!("/v1/table/{backend}?limit={limit}"), None).await?
+        }
+        CtlCommand::Ready { target } | CtlCommand::Maint { target } => {
+            let (b, s) = split_target(target)?;
+            let state = if matches!(args.command, CtlCommand::Ready { .. }) { "ready" } else { "maint" };
+            let body = serde_json::json!({ "state": state });
+            api.call(Method::POST, &format!("/v1/backends/{b}/servers/{s}/state"), Some(body)).await?
+        }
+        CtlCommand::Drain { target, wait, deadline } => {
+            let (b, s) = split_target(target)?;
+            let body = serde_json::json!({ "state": "drain", "deadline": deadline });
+            let v = api
+                .call(Method::POST, &format!("/v1/backends/{b}/servers/{s}/state"), Some(body))
+                .await?;
+            if *wait {
+                return wait_released(&api, b, s).await;
+            }
+            v
+        }
+        CtlCommand::Members { op } => match op {
+            MembersOp::Add { id, addr } => {
+                let body = serde_json::json!({ "id": id, "addr": addr });
+                api.call(Method::POST, "/v1/members", Some(body)).await?
+            }
+            MembersOp::Remove { id } => api.call(Method::DELETE, &format!("/v1/members/{id}"), None).await?,
+        },
+    };
+    println!("{}", serde_json::to_string_pretty(&value)?);
+    Ok(0)
+}
+
+/// Polls until `backend/server` is `maint`, printing bindings left and blocking members.
+async fn wait_released(api: &Api, backend: &str, server: &str) -> anyhow::Result<i32> {
+    let mut last = String::new();
+    loop {
+        let backends = api.call(http::Method::GET, "/v1/backends", None).await?;
+        let found = backends
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|b| b["name"] == backend)
+            .flat_map(|b| b["servers"].as_array().cloned().unwrap_or_default())
+            .find(|s| s["name"] == server);
+        let Some(s) = found else {
+            bail!("no server {backend}/{server}");
+        };
+        let state = s["admin_state"].as_str().unwrap_or("?");
+        if state == "maint" {
+            println!("{backend}/{server}: released (maint): safe to shut down");
+            return Ok(0);
+        }
+        if state == "ready" {
+            eprintln!("{backend}/{server}: back to ready: drain cancelled");
+            return Ok(2);
+        }
+        let line = format!(
+            "{backend}/{server}: {state}, {} bindings left, waiting on nodes {}",
+            s["bindings"], s["release_blockers"]
+        );
+        if line != last {
+            println!("{line}");
+            last = line;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}

@@ -1,0 +1,51 @@
+//! The `holdfast` command line: `run` a node, `check` a config, `ctl` a running cluster.
+
+mod ctl;
+mod run;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+pub use ctl::CtlArgs;
+
+/// holdfast: a clustered HTTP(S) load balancer with a Raft-replicated stick table.
+#[derive(Debug, Parser)]
+#[command(name = "holdfast", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run one node.
+    Run {
+        /// Config file (TOML).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Overrides `node.data_dir`.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Check a config file and report every problem with its key and line.
+    Check {
+        /// Config file (TOML).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Talk to a running node's admin API.
+    Ctl(CtlArgs),
+}
+
+/// Runs the command line; returns the process exit code.
+pub fn main() -> anyhow::Result<i32> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run { config, data_dir } => run::run(&config, data_dir),
+        Command::Check { config } => run::check(&config),
+        Command::Ctl(args) => ctl::ctl(args),
+    }
+}

@@ -1,0 +1,143 @@
+//! Turns the queue into Raft proposals: binds go out at once with group commit (one
+//! proposal in flight, whatever arrived meanwhile rides in the next), touches are coalesced
+//! per key and flushed per interval, and every batch carries this node's watermark.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use holdfast_table::model::{Bind, Command, NodeBatch, NodeId, Touch};
+use holdfast_table::view::ReadView;
+use tokio::sync::mpsc;
+
+use super::clock::now_ms;
+use super::queue::Record;
+use super::writer::Writer;
+
+/// An idle node still reports its watermark this often, and at every flush while any
+/// server is draining (the release rule waits on it).
+const IDLE_WATERMARK_EVERY: Duration = Duration::from_secs(5);
+
+/// Counters of the flusher, shared with metrics.
+#[derive(Debug, Default)]
+pub struct FlushStats {
+    /// Batches committed.
+    pub batches: AtomicU64,
+    /// Binds committed.
+    pub binds: AtomicU64,
+    /// Touches committed.
+    pub touches: AtomicU64,
+    /// Batches that failed to commit (and were kept for the next try).
+    pub failures: AtomicU64,
+    /// Records dropped because the pending set was over its limit while writes failed.
+    pub dropped: AtomicU64,
+}
+
+/// Pending records of the next batch.
+#[derive(Default)]
+struct Pending {
+    binds: Vec<Bind>,
+    touches: HashMap<(String, Vec<u8>), Touch>,
+}
+
+impl Pending {
+    fn add(&mut self, record: Record) {
+        match record {
+            Record::Bind(b) => self.binds.push(b),
+            Record::Touch(t) => {
+                self.touches.insert((t.backend.clone(), t.key.clone()), t);
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.binds.len() + self.touches.len()
+    }
+
+    fn take(&mut self, node: NodeId, watermark: u64) -> NodeBatch {
+        let mut touches: Vec<Touch> = self.touches.drain().map(|(_, t)| t).collect();
+        touches.sort_by(|a, b| (&a.backend, &a.key).cmp(&(&b.backend, &b.key)));
+        NodeBatch {
+            node,
+            binds: std::mem::take(&mut self.binds),
+            touches,
+            watermark,
+        }
+    }
+
+    fn restore(&mut self, batch: NodeBatch, limit: usize, stats: &FlushStats) {
+        for b in batch.binds {
+            self.keep(Record::Bind(b), limit, stats);
+        }
+        for t in batch.touches {
+            self.keep(Record::Touch(t), limit, stats);
+        }
+    }
+
+    fn keep(&mut self, record: Record, limit: usize, stats: &FlushStats) {
+        if self.len() < limit {
+            self.add(record);
+        } else {
+            stats.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Runs the flusher until the queue's senders are all gone.
+pub async fn run(
+    node: NodeId,
+    mut rx: mpsc::Receiver<Record>,
+    writer: Arc<Writer>,
+    view: Arc<ReadView>,
+    interval: Duration,
+    limit: usize,
+    stats: Arc<FlushStats>,
+) {
+    let mut pending = Pending::default();
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_sent = Instant::now();
+    loop {
+        let due = tokio::select! {
+            record = rx.recv() => match record {
+                Some(r) => { pending.add(r); false }
+                None => return,
+            },
+            _ = ticker.tick() => true,
+        };
+        // Everything served before this instant is already in the channel: drain it all.
+        let watermark = now_ms();
+        while let Ok(r) = rx.try_recv() {
+            pending.keep(r, limit, &stats);
+        }
+        let draining = view
+            .states()
+            .servers
+            .iter()
+            .any(|s| s.admin_state.name() == "drain");
+        let send = !pending.binds.is_empty()
+            || (due
+                && (pending.len() > 0 || draining || last_sent.elapsed() >= IDLE_WATERMARK_EVERY));
+        if !send {
+            continue;
+        }
+        let batch = pending.take(node, watermark);
+        let (binds, touches) = (batch.binds.len() as u64, batch.touches.len() as u64);
+        match writer.write(Command::Batch(batch.clone())).await {
+            Ok(_) => {
+                last_sent = Instant::now();
+                stats.batches.fetch_add(1, Ordering::Relaxed);
+                stats.binds.fetch_add(binds, Ordering::Relaxed);
+                stats.touches.fetch_add(touches, Ordering::Relaxed);
+            }
+            Err(e) => {
+                stats.failures.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(error = %e, binds, touches, "batch not committed, keeping it");
+                pending.restore(batch, limit, &stats);
+                // Back off a little so a cluster without quorum is not hammered.
+                tokio::time::sleep(interval).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! Membership changes an operator asks for (`ctl members add|remove`). They run on the
+//! leader; a follower forwards them as an application query over the peer protocol.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use holdfast_table::raft::Raft;
+use openraft::{BasicNode, ChangeMembers};
+use serde::{Deserialize, Serialize};
+
+/// A membership change.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClusterOp {
+    /// Add a node: it first catches up as a learner, then becomes a voter.
+    AddMember {
+        /// Its node id.
+        id: u64,
+        /// Its peer address.
+        addr: String,
+    },
+    /// Remove a node from the membership (it stops counting for quorum and release).
+    RemoveMember {
+        /// Its node id.
+        id: u64,
+    },
+}
+
+/// How long a new member may take to catch up before the add is abandoned.
+const CATCH_UP: Duration = Duration::from_secs(15);
+
+/// Waits until the leader has replicated to learner `id` up to `target`.
+async fn wait_caught_up(raft: &Raft, id: u64, target: Option<u64>) -> Result<(), String> {
+    let Some(target) = target else {
+        return Ok(());
+    };
+    raft.wait(Some(CATCH_UP))
+        .metrics(
+            |m| {
+                m.replication
+                    .as_ref()
+                    .and_then(|r| r.get(&id).cloned().flatten())
+                    .is_some_and(|log_id| log_id.index >= target)
+            },
+            "learner caught up",
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("node {id} did not catch up within {CATCH_UP:?} (unreachable or refused?): {e}"))
+}
+
+/// Carries `op` out on this node, which must be the leader.
+pub async fn execute(raft: &Raft, op: &ClusterOp) -> Result<(), String> {
+    match op {
+        ClusterOp::AddMember { id, addr } => {
+            let node = BasicNode { addr: addr.clone() };
+            let target = raft.metrics().borrow().last_log_index;
+            raft.add_learner(*id, node, false)
+                .await
+                .map_err(|e| format!("add learner {id}: {e}"))?;
+            if let Err(e) = wait_caught_up(raft, *id, target).await {
+                // Leave no unreachable learner behind.
+                let _ = raft
+                    .change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([*id])), false)
+                    .await;
+                return Err(e);
+            }
+            let voters = ChangeMembers::AddVoterIds(BTreeSet::from([*id]));
+            raft.change_membership(voters, false)
+                .await
+                .map_err(|e| format!("promote {id} to voter: {e}"))?;
+        }
+        ClusterOp::RemoveMember { id } => {
+            let metrics = raft.metrics().borrow().clone();
+            let membership = metrics.membership_config.membership();
+            if membership.voter_ids().any(|v| v == *id) {
+                raft.change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([*id])), false)
+                    .await
+                    .map_err(|e| format!("remove voter {id}: {e}"))?;
+            } else if membership.get_node(id).is_some() {
+                raft.change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([*id])), false)
+                    .await
+                    .map_err(|e| format!("remove learner {id}: {e}"))?;
+            } else {
+                return Err(format!("node {id} is not a member"));
+            }
+        }
+    }
+    Ok(())
+}

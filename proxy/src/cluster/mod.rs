@@ -1,0 +1,20 @@
+//! The cluster node: wires the stick table's Raft log and state machine to the peer
+//! protocol, and carries the data plane's binds and touches into the log without ever
+//! making a request wait for consensus.
+
+mod clock;
+mod flusher;
+mod handler;
+mod membership;
+mod node;
+mod queue;
+mod status;
+mod writer;
+
+pub use clock::now_ms;
+pub use flusher::FlushStats;
+pub use membership::ClusterOp;
+pub use node::Node;
+pub use queue::{BindQueue, QueueStats, Record};
+pub use status::{BackendStatus, ClusterStatus, MemberStatus, ServerView, TableStatus};
+pub use writer::{WriteError, Writer};

@@ -1,0 +1,394 @@
+//! One running cluster node: opens the durable log and state machine, starts openraft,
+//! the peer listener, the flusher and the leader's ticker, and forms or joins the cluster
+//! from the static member list.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use anyhow::Context;
+use holdfast_peer_proto::{
+    CallError, ForwardError, PeerAuth, PeerClient, PeerConfig, PeerNetwork, TlsMaterial,
+};
+use holdfast_table::model::{AdminState, Command, NodeId, TableParams};
+use holdfast_table::raft::{LogStore, Raft, SharedState, StateMachineStore};
+use holdfast_table::view::ReadView;
+use openraft::{BasicNode, SnapshotPolicy};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use super::flusher::{self, FlushStats};
+use super::handler::Handler;
+use super::membership::{self, ClusterOp};
+use super::queue::BindQueue;
+use super::status::{BackendStatus, ClusterStatus, MemberStatus, ServerView, TableEntry, TableStatus};
+use super::writer::{self, WriteError, Writer};
+use crate::config::Config;
+
+/// A running node. Shared (`Arc`) by the admin API and the data plane.
+pub struct Node {
+    id: NodeId,
+    config: Config,
+    raft: Raft,
+    shared: Arc<SharedState>,
+    writer: Arc<Writer>,
+    peers: PeerClient<holdfast_table::raft::TypeConfig>,
+    queue: BindQueue,
+    flush_stats: Arc<FlushStats>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+fn peer_config(config: &Config) -> anyhow::Result<PeerConfig> {
+    let cluster = &config.cluster;
+    let peer = match &cluster.tls {
+        Some(tls) => {
+            let material = TlsMaterial::from_pem_files(&tls.ca, &tls.cert, &tls.key, &tls.server_name)?;
+            PeerConfig::new(cluster.name.clone(), config.node.id, PeerAuth::Tls(material))?
+        }
+        None => PeerConfig::with_secret(
+            cluster.name.clone(),
+            config.node.id,
+            cluster.secret.as_bytes().to_vec(),
+        )?,
+    };
+    Ok(peer)
+}
+
+fn raft_config(config: &Config) -> anyhow::Result<Arc<openraft::Config>> {
+    let c = openraft::Config {
+        cluster_name: config.cluster.name.clone(),
+        heartbeat_interval: 100,
+        election_timeout_min: 700,
+        election_timeout_max: 1400,
+        install_snapshot_timeout: 2_000,
+        max_payload_entries: 64,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(config.cluster.snapshot_every),
+        max_in_snapshot_log_to_keep: config.cluster.snapshot_every.min(1_000),
+        ..Default::default()
+    };
+    Ok(Arc::new(c.validate().context("raft configuration")?))
+}
+
+impl Node {
+    /// Starts the node described by `config`.
+    pub async fn start(config: Config) -> anyhow::Result<Arc<Node>> {
+        let id = config.node.id;
+        let dir = config.node.data_dir.clone();
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create data_dir {}", dir.display()))?;
+        let log = LogStore::open(&dir.join("raft-log.redb"))?;
+        let view = Arc::new(ReadView::new());
+        let sm = StateMachineStore::open(&dir, view)?;
+        let shared = sm.shared().clone();
+
+        let peer = Arc::new(peer_config(&config)?);
+        let network = PeerNetwork::new(peer.clone());
+        let raft = Raft::new(id, raft_config(&config)?, network, log, sm)
+            .await
+            .context("starting raft")?;
+        let peers = PeerClient::new(peer.clone());
+        let writer = Arc::new(Writer::new(
+            id,
+            raft.clone(),
+            peers.clone(),
+            config.cluster.write_timeout,
+        ));
+
+        let listener = TcpListener::bind(config.cluster.peer_listen)
+            .await
+            .with_context(|| format!("cannot listen for peers on {}", config.cluster.peer_listen))?;
+        let handler = Arc::new(Handler {
+            raft: raft.clone(),
+            writer: writer.clone(),
+        });
+        let mut tasks = Vec::new();
+        tasks.push(tokio::spawn(holdfast_peer_proto::serve(
+            listener,
+            peer.clone(),
+            handler,
+            std::future::pending::<()>(),
+        )));
+
+        let (queue, rx) = BindQueue::new(config.cluster.queue_limit);
+        let flush_stats = Arc::new(FlushStats::default());
+        tasks.push(tokio::spawn(flusher::run(
+            id,
+            rx,
+            writer.clone(),
+            shared.view().clone(),
+            config.cluster.flush,
+            config.cluster.queue_limit,
+            flush_stats.clone(),
+        )));
+        tasks.push(tokio::spawn(writer::run_ticker(
+            writer.clone(),
+            raft.clone(),
+            id,
+            config.cluster.tick,
+        )));
+
+        let node = Arc::new(Node {
+            id,
+            config,
+            raft,
+            shared,
+            writer,
+            peers,
+            queue,
+            flush_stats,
+            tasks,
+        });
+        node.form_cluster().await?;
+        Ok(node)
+    }
+
+    /// Initializes a brand-new cluster from the static member list (every listed node may
+    /// do it: the same membership is proposed everywhere), then sets the replicated
+    /// parameters once a leader exists.
+    async fn form_cluster(self: &Arc<Self>) -> anyhow::Result<()> {
+        if self.raft.is_initialized().await? {
+            return Ok(());
+        }
+        let cluster = &self.config.cluster;
+        if cluster.join {
+            tracing::info!(id = self.id, "join mode: waiting to be added by `ctl members add`");
+            return Ok(());
+        }
+        let members: BTreeMap<NodeId, BasicNode> = if cluster.members.is_empty() {
+            BTreeMap::from([(self.id, BasicNode { addr: cluster.peer_listen.to_string() })])
+        } else {
+            cluster
+                .members
+                .iter()
+                .map(|m| (m.id, BasicNode { addr: m.addr.clone() }))
+                .collect()
+        };
+        if !members.contains_key(&self.id) {
+            tracing::info!(id = self.id, "not in the static member list: waiting to be added");
+            return Ok(());
+        }
+        if let Err(e) = self.raft.initialize(members).await {
+            tracing::debug!(error = %e, "initialize skipped");
+        }
+        let params = TableParams {
+            max_skew: cluster.max_skew.as_millis() as u64,
+        };
+        let node = self.clone();
+        tokio::spawn(async move {
+            // Retry until some node commits it; the lowest id does it to avoid a crowd.
+            let lowest = node.raft.metrics().borrow().membership_config.membership().voter_ids().min();
+            if lowest.is_some() && lowest != Some(node.id) {
+                return;
+            }
+            for _ in 0..100 {
+                if node.writer.write(Command::SetParams(params)).await.is_ok() {
+                    return;
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// The configuration the node runs with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The Raft handle.
+    pub fn raft(&self) -> &Raft {
+        &self.raft
+    }
+
+    /// The state shared with the state machine (table, read view).
+    pub fn shared(&self) -> &Arc<SharedState> {
+        &self.shared
+    }
+
+    /// Submits commands to the cluster.
+    pub fn writer(&self) -> &Writer {
+        &self.writer
+    }
+
+    /// The data plane's never-blocking queue of binds and touches.
+    pub fn queue(&self) -> &BindQueue {
+        &self.queue
+    }
+
+    /// Counters of the flusher.
+    pub fn flush_stats(&self) -> &Arc<FlushStats> {
+        &self.flush_stats
+    }
+
+    /// The TTL of `backend` in ms (the configured one, or 30 minutes if unknown).
+    pub fn ttl_of(&self, backend: &str) -> u64 {
+        self.config
+            .backend(backend)
+            .map(|b| b.ttl.as_millis() as u64)
+            .unwrap_or(30 * 60 * 1000)
+    }
+
+    /// Checks that `backend/server` is configured (any name passes when no backend is).
+    pub fn check_server(&self, backend: &str, server: &str) -> Result<(), String> {
+        if self.config.backends.is_empty() {
+            return Ok(());
+        }
+        let b = self
+            .config
+            .backend(backend)
+            .ok_or_else(|| format!("no backend {backend:?}"))?;
+        if b.servers.iter().any(|s| s.name == server) {
+            Ok(())
+        } else {
+            Err(format!("no server {server:?} in backend {backend:?}"))
+        }
+    }
+
+    /// Carries out a membership change on the leader, forwarding it if need be.
+    pub async fn cluster_op(&self, op: ClusterOp) -> Result<(), WriteError> {
+        let deadline = self.config.cluster.write_timeout.max(std::time::Duration::from_secs(30));
+        let run = async {
+            let metrics = self.raft.metrics().borrow().clone();
+            match metrics.current_leader {
+                Some(l) if l == self.id => {
+                    membership::execute(&self.raft, &op).await.map_err(WriteError::Rejected)
+                }
+                Some(l) => {
+                    let addr = metrics
+                        .membership_config
+                        .membership()
+                        .get_node(&l)
+                        .map(|n| n.addr.clone())
+                        .ok_or_else(|| WriteError::NoQuorum("leader address unknown".into()))?;
+                    let q = serde_json::to_vec(&op).map_err(|e| WriteError::Rejected(e.to_string()))?;
+                    self.peers.query(&addr, q).await.map(|_| ()).map_err(|e| match e {
+                        CallError::Remote(ForwardError::Rejected(m)) => WriteError::Rejected(m),
+                        other => WriteError::NoQuorum(other.to_string()),
+                    })
+                }
+                None => Err(WriteError::NoQuorum("no leader elected".into())),
+            }
+        };
+        tokio::time::timeout(deadline, run)
+            .await
+            .unwrap_or_else(|_| Err(WriteError::NoQuorum(format!("not done within {deadline:?}"))))
+    }
+
+    /// `GET /v1/cluster`.
+    pub fn cluster_status(&self) -> ClusterStatus {
+        let m = self.raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership();
+        let voters: BTreeSet<u64> = membership.voter_ids().collect();
+        let (watermarks, table_now) = self
+            .shared
+            .with_table(|t| (t.watermarks().clone(), t.now()));
+        let members = membership
+            .nodes()
+            .map(|(id, node)| MemberStatus {
+                id: *id,
+                address: node.addr.clone(),
+                role: if m.current_leader == Some(*id) {
+                    "leader"
+                } else if voters.contains(id) {
+                    "follower"
+                } else {
+                    "learner"
+                },
+                watermark: watermarks.get(id).copied().unwrap_or(0),
+            })
+            .collect();
+        ClusterStatus {
+            id: self.id,
+            leader: m.current_leader,
+            term: m.current_term,
+            applied_index: m.last_applied.map(|l| l.index).unwrap_or(0),
+            snapshot_index: m.snapshot.map(|l| l.index).unwrap_or(0),
+            purged_index: m.purged.map(|l| l.index).unwrap_or(0),
+            table_now,
+            members,
+        }
+    }
+
+    /// `GET /v1/backends`: configured servers, plus any the table knows of.
+    pub fn backends_status(&self) -> Vec<BackendStatus> {
+        self.shared.with_table(|t| {
+            let mut out: Vec<BackendStatus> = Vec::new();
+            let mut names: Vec<(String, String)> = self
+                .config
+                .backends
+                .iter()
+                .flat_map(|b| b.servers.iter().map(|s| (b.name.clone(), s.name.clone())))
+                .collect();
+            for s in t.servers() {
+                if !names.contains(&(s.backend.clone(), s.server.clone())) {
+                    names.push((s.backend, s.server));
+                }
+            }
+            for (backend, server) in names {
+                let status = t.server(&backend, &server);
+                let state = status.as_ref().map(|s| s.admin_state).unwrap_or_default();
+                let view = ServerView {
+                    name: server.clone(),
+                    admin_state: state.name(),
+                    drain_deadline: match state {
+                        AdminState::Drain { deadline, .. } => deadline,
+                        _ => None,
+                    },
+                    health: "unknown",
+                    bindings: t.bindings_of(&backend, &server),
+                    release_blockers: t.release_blockers(&backend, &server),
+                };
+                match out.iter_mut().find(|b| b.name == backend) {
+                    Some(b) => b.servers.push(view),
+                    None => out.push(BackendStatus {
+                        name: backend,
+                        servers: vec![view],
+                    }),
+                }
+            }
+            out
+        })
+    }
+
+    /// `GET /v1/table/{backend}`.
+    pub fn table_status(&self, backend: &str, limit: usize) -> TableStatus {
+        self.shared.with_table(|t| {
+            let now = t.now();
+            let total = t
+                .servers()
+                .iter()
+                .filter(|s| s.backend == backend)
+                .map(|s| s.bindings as usize)
+                .sum();
+            let bindings = t
+                .bindings(backend, limit)
+                .into_iter()
+                .map(|b| TableEntry {
+                    key: String::from_utf8_lossy(&b.key).into_owned(),
+                    server: b.server,
+                    expires_at: b.expires_at,
+                    expires_in_ms: b.expires_at.saturating_sub(now),
+                })
+                .collect();
+            TableStatus {
+                backend: backend.to_string(),
+                now,
+                total,
+                bindings,
+            }
+        })
+    }
+
+    /// Stops the node's tasks and Raft.
+    pub async fn shutdown(&self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        if let Err(e) = self.raft.shutdown().await {
+            tracing::warn!(error = %e, "raft shutdown");
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! Node configuration: the TOML file an operator writes, as typed values with defaults.
+//! Parsing and the checks that name a key and a line live in [`load`].
+
+mod duration;
+mod load;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+pub use duration::parse_duration;
+pub use load::{ConfigError, Problem, load, parse};
+
+/// A whole node configuration.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// This node.
+    pub node: NodeSection,
+    /// The cluster it belongs to.
+    #[serde(default)]
+    pub cluster: ClusterSection,
+    /// The admin API listener.
+    #[serde(default)]
+    pub admin: AdminSection,
+    /// Backends and their servers.
+    #[serde(default, rename = "backend")]
+    pub backends: Vec<BackendSection>,
+}
+
+/// `[node]`: who this node is and where it keeps its data.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSection {
+    /// Raft node id, unique in the cluster, never reused.
+    pub id: u64,
+    /// Directory for the Raft log and snapshots.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("holdfast-data")
+}
+
+/// `[cluster]`: peers, authentication and replication timing.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSection {
+    /// Cluster name; peers of another cluster are refused.
+    #[serde(default = "default_cluster_name")]
+    pub name: String,
+    /// Pre-shared cluster secret (peer authentication when TLS is off, cookie MAC key).
+    #[serde(default = "default_secret")]
+    pub secret: String,
+    /// Mutual TLS between peers, replacing the secret handshake.
+    #[serde(default)]
+    pub tls: Option<PeerTlsSection>,
+    /// Address the peer protocol listens on.
+    #[serde(default = "default_peer_listen")]
+    pub peer_listen: SocketAddr,
+    /// Initial members (including this node). Empty: a cluster of one.
+    #[serde(default)]
+    pub members: Vec<MemberSection>,
+    /// Start empty and wait to be added to an existing cluster (`ctl members add`)
+    /// instead of forming one.
+    #[serde(default)]
+    pub join: bool,
+    /// Largest clock difference tolerated between nodes.
+    #[serde(default = "default_max_skew", with = "duration::serde_ms")]
+    pub max_skew: Duration,
+    /// How often the leader proposes an idle tick so expiry advances.
+    #[serde(default = "default_tick", with = "duration::serde_ms")]
+    pub tick: Duration,
+    /// How often each node flushes coalesced touches and its watermark.
+    #[serde(default = "default_flush", with = "duration::serde_ms")]
+    pub flush: Duration,
+    /// Bound of the node's queue of binds and touches waiting to be flushed.
+    #[serde(default = "default_queue")]
+    pub queue_limit: usize,
+    /// Take a snapshot after this many applied entries.
+    #[serde(default = "default_snapshot_every")]
+    pub snapshot_every: u64,
+    /// How long an admin write waits for commit before failing with "no quorum".
+    #[serde(default = "default_write_timeout", with = "duration::serde_ms")]
+    pub write_timeout: Duration,
+}
+
+/// One initial cluster member.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct MemberSection {
+    /// Its node id.
+    pub id: u64,
+    /// Its peer address.
+    pub addr: String,
+}
+
+/// `[cluster.tls]`: PEM files for mutual TLS between peers.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerTlsSection {
+    /// CA certificate that signs every node's certificate.
+    pub ca: PathBuf,
+    /// This node's certificate chain.
+    pub cert: PathBuf,
+    /// This node's private key.
+    pub key: PathBuf,
+    /// Name the peer certificates are issued for.
+    #[serde(default = "default_peer_server_name")]
+    pub server_name: String,
+}
+
+/// `[admin]`: the operator API.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSection {
+    /// Listen address (loopback by default).
+    #[serde(default = "default_admin_listen")]
+    pub listen: SocketAddr,
+    /// Bearer token required on every call but `/metrics` and the stats page.
+    #[serde(default)]
+    pub token: Option<String>,
+}
+
+/// `[[backend]]`: a pool of servers sharing one persistence scheme.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendSection {
+    /// Backend name.
+    pub name: String,
+    /// Binding time-to-live after the last request.
+    #[serde(default = "default_ttl", with = "duration::serde_ms")]
+    pub ttl: Duration,
+    /// Servers of the backend.
+    #[serde(default, rename = "server")]
+    pub servers: Vec<ServerSection>,
+}
+
+/// `[[backend.server]]`: one server.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    /// Server name, unique in its backend.
+    pub name: String,
+    /// Address (`host:port`).
+    pub addr: String,
+}
+
+fn default_cluster_name() -> String {
+    "holdfast".into()
+}
+fn default_secret() -> String {
+    "holdfast-insecure-default-secret".into()
+}
+fn default_peer_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8420))
+}
+fn default_admin_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8410))
+}
+fn default_peer_server_name() -> String {
+    "holdfast-peer".into()
+}
+fn default_max_skew() -> Duration {
+    Duration::from_millis(250)
+}
+fn default_tick() -> Duration {
+    Duration::from_millis(500)
+}
+fn default_flush() -> Duration {
+    Duration::from_millis(250)
+}
+fn default_queue() -> usize {
+    100_000
+}
+fn default_snapshot_every() -> u64 {
+    5_000
+}
+fn default_write_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_ttl() -> Duration {
+    Duration::from_secs(30 * 60)
+}
+
+impl Default for ClusterSection {
+    fn default() -> Self {
+        ClusterSection {
+            name: default_cluster_name(),
+            secret: default_secret(),
+            tls: None,
+            peer_listen: default_peer_listen(),
+            members: Vec::new(),
+            join: false,
+            max_skew: default_max_skew(),
+            tick: default_tick(),
+            flush: default_flush(),
+            queue_limit: default_queue(),
+            snapshot_every: default_snapshot_every(),
+            write_timeout: default_write_timeout(),
+        }
+    }
+}
+
+impl Default for AdminSection {
+    fn default() -> Self {
+        AdminSection {
+            listen: default_admin_listen(),
+            token: None,
+        }
+    }
+}
+
+impl Config {
+    /// The backend named `name`.
+    pub fn backend(&self, name: &str) -> Option<&BackendSection> {
+        self.backends.iter().find(|b| b.name == name)
+    }
+}

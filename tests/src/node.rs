@@ -1,0 +1,268 @@
+//! Real `holdfast run` processes: config generation, start, kill, pause, restart.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::http::{Reply, request};
+use crate::{free_port, wait_for};
+
+/// The admin token every test node uses.
+pub const TOKEN: &str = "test-token";
+
+/// Path of the `holdfast` binary, built once per test process.
+pub fn holdfast_binary() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Ok(path) = std::env::var("HOLDFAST_BIN") {
+            return PathBuf::from(path);
+        }
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let status = Command::new(cargo)
+            .args(["build", "--quiet", "-p", "holdfast", "--bin", "holdfast"])
+            .current_dir(&root)
+            .status()
+            .expect("cannot run cargo build");
+        assert!(status.success(), "cargo build of holdfast failed");
+        let target = std::env::var("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| root.join("target"));
+        target.join("debug").join("holdfast")
+    })
+    .clone()
+}
+
+/// Knobs of a test cluster.
+#[derive(Clone, Debug)]
+pub struct ClusterOptions {
+    /// Cluster secret.
+    pub secret: String,
+    /// Snapshot after this many entries.
+    pub snapshot_every: u64,
+    /// Extra TOML appended to every node's config (backends).
+    pub extra: String,
+}
+
+impl Default for ClusterOptions {
+    fn default() -> Self {
+        ClusterOptions {
+            secret: "test-cluster-secret-0123456789".into(),
+            snapshot_every: 5000,
+            extra: "[[backend]]\nname = \"app\"\nttl = \"60s\"\nserver = [{ name = \"s1\", addr = \"127.0.0.1:9\" }, { name = \"s2\", addr = \"127.0.0.1:9\" }]\n".into(),
+        }
+    }
+}
+
+/// One node process.
+pub struct NodeProc {
+    /// Node id.
+    pub id: u64,
+    /// Peer address.
+    pub peer: String,
+    /// Admin address.
+    pub admin: String,
+    /// Its config file.
+    pub config: PathBuf,
+    /// Its log file (stdout and stderr).
+    pub log: PathBuf,
+    child: Option<Child>,
+}
+
+impl NodeProc {
+    /// Calls the node's admin API with the test token.
+    pub fn call(&self, method: &str, path: &str, body: Option<&Value>) -> std::io::Result<Reply> {
+        request(&self.admin, method, path, Some(TOKEN), body)
+    }
+
+    /// `GET path`, JSON answer, or `None` if the node does not answer 200.
+    pub fn get(&self, path: &str) -> Option<Value> {
+        self.call("GET", path, None)
+            .ok()
+            .filter(|r| r.status == 200)
+            .map(|r| r.json)
+    }
+
+    /// The process id, while running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    /// What the node logged so far.
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn spawn(&mut self) {
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("open node log");
+        let child = Command::new(holdfast_binary())
+            .args(["run", "--config"])
+            .arg(&self.config)
+            .env("HOLDFAST_LOG", "info,openraft=warn")
+            .stdout(Stdio::from(log.try_clone().expect("dup log")))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("spawn holdfast");
+        self.child = Some(child);
+    }
+
+    fn signal(&self, sig: &str) {
+        if let Some(pid) = self.pid() {
+            let _ = Command::new("kill").args([sig, &pid.to_string()]).status();
+        }
+    }
+
+    /// SIGKILL, and reap.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for NodeProc {
+    fn drop(&mut self) {
+        self.signal("-CONT");
+        self.kill();
+    }
+}
+
+/// A set of node processes sharing one temporary directory.
+pub struct Cluster {
+    /// The nodes, index `i` holding node id `i + 1`.
+    pub nodes: Vec<NodeProc>,
+    options: ClusterOptions,
+    members: Vec<(u64, String)>,
+    dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    /// Starts `n` nodes forming one cluster and waits for a leader known to all.
+    pub fn start(n: usize, options: ClusterOptions) -> Cluster {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let members: Vec<(u64, String)> = (1..=n as u64)
+            .map(|id| (id, format!("127.0.0.1:{}", free_port())))
+            .collect();
+        let mut cluster = Cluster {
+            nodes: Vec::new(),
+            options,
+            members,
+            dir,
+        };
+        for i in 0..n {
+            let (id, peer) = cluster.members[i].clone();
+            let node = cluster.prepare(id, peer, true, None);
+            cluster.nodes.push(node);
+        }
+        for node in &mut cluster.nodes {
+            node.spawn();
+        }
+        cluster.wait_leader();
+        cluster
+    }
+
+    /// Writes a node's config; `member` says whether it is in the static member list.
+    pub fn prepare(&self, id: u64, peer: String, member: bool, secret: Option<&str>) -> NodeProc {
+        let admin = format!("127.0.0.1:{}", free_port());
+        let data = self.dir.path().join(format!("node{id}"));
+        let mut members = self.members.clone();
+        if !member {
+            members.retain(|(m, _)| *m != id);
+        }
+        let list = members
+            .iter()
+            .map(|(m, a)| format!("{{ id = {m}, addr = \"{a}\" }}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let members_line = if member {
+            format!("members = [{list}]\n")
+        } else {
+            "join = true\n".to_string()
+        };
+        let text = format!(
+            "[node]\nid = {id}\ndata_dir = \"{}\"\n\n[cluster]\nsecret = \"{}\"\npeer_listen = \"{peer}\"\n{members_line}snapshot_every = {}\nflush = \"100ms\"\ntick = \"200ms\"\nmax_skew = \"50ms\"\n\n[admin]\nlisten = \"{admin}\"\ntoken = \"{TOKEN}\"\n\n{}",
+            data.display(),
+            secret.unwrap_or(&self.options.secret),
+            self.options.snapshot_every,
+            self.options.extra,
+        );
+        let config = self.dir.path().join(format!("node{id}.toml"));
+        fs::write(&config, text).expect("write config");
+        NodeProc {
+            id,
+            peer,
+            admin,
+            config,
+            log: self.dir.path().join(format!("node{id}.log")),
+            child: None,
+        }
+    }
+
+    /// Starts a node that is not in the static member list (to be added later).
+    pub fn start_extra(&mut self, id: u64, secret: Option<&str>) -> usize {
+        let peer = format!("127.0.0.1:{}", free_port());
+        let mut node = self.prepare(id, peer, false, secret);
+        node.spawn();
+        self.nodes.push(node);
+        self.nodes.len() - 1
+    }
+
+    /// The node at index `i`.
+    pub fn node(&self, i: usize) -> &NodeProc {
+        &self.nodes[i]
+    }
+
+    /// SIGKILL node `i`.
+    pub fn kill(&mut self, i: usize) {
+        self.nodes[i].kill();
+    }
+
+    /// Restarts node `i` with its config and data directory.
+    pub fn restart(&mut self, i: usize) {
+        self.nodes[i].kill();
+        self.nodes[i].spawn();
+    }
+
+    /// SIGSTOP node `i` (it stops answering, like a partitioned node).
+    pub fn pause(&self, i: usize) {
+        self.nodes[i].signal("-STOP");
+    }
+
+    /// SIGCONT node `i`.
+    pub fn resume(&self, i: usize) {
+        self.nodes[i].signal("-CONT");
+    }
+
+    /// Indices of running (started, not killed) nodes.
+    pub fn running(&self) -> Vec<usize> {
+        (0..self.nodes.len()).filter(|&i| self.nodes[i].child.is_some()).collect()
+    }
+
+    /// Waits until every running node reports the same leader; returns its id.
+    pub fn wait_leader(&self) -> u64 {
+        let running = self.running();
+        wait_for("a leader known to every running node", Duration::from_secs(30), || {
+            let leaders: Vec<Option<u64>> = running
+                .iter()
+                .map(|&i| self.nodes[i].get("/v1/cluster").and_then(|c| c["leader"].as_u64()))
+                .collect();
+            let first = leaders.first().copied().flatten()?;
+            let alive = running.iter().any(|&i| self.nodes[i].id == first);
+            (alive && leaders.iter().all(|l| *l == Some(first))).then_some(first)
+        })
+    }
+
+    /// Index of the node with id `id`.
+    pub fn index_of(&self, id: u64) -> usize {
+        self.nodes.iter().position(|n| n.id == id).expect("no such node")
+    }
+}

@@ -1,0 +1,161 @@
+//! The replicated stick table across real node processes over loopback TCP: formation,
+//! forwarding, leader loss, restart catch-up, joining by snapshot, peer authentication.
+
+use std::time::Duration;
+
+use holdfast_tests::{Cluster, ClusterOptions, NodeProc, wait_for};
+use serde_json::{Value, json};
+
+const PATIENCE: Duration = Duration::from_secs(30);
+
+fn pin(node: &NodeProc, key: &str, server: &str) -> u16 {
+    node.call("POST", "/v1/table/app", Some(&json!({ "key": key, "server": server })))
+        .map(|r| r.status)
+        .unwrap_or(0)
+}
+
+fn keys_of(node: &NodeProc) -> Option<Vec<(String, String)>> {
+    let table = node.get("/v1/table/app?limit=100000")?;
+    let mut keys: Vec<(String, String)> = table["bindings"]
+        .as_array()?
+        .iter()
+        .map(|b| (b["key"].as_str().unwrap_or("").into(), b["server"].as_str().unwrap_or("").into()))
+        .collect();
+    keys.sort();
+    Some(keys)
+}
+
+fn wait_table(cluster: &Cluster, i: usize, expected: &[(String, String)]) {
+    wait_for(&format!("node {} to hold {} bindings", i + 1, expected.len()), PATIENCE, || {
+        (keys_of(cluster.node(i)).as_deref() == Some(expected)).then_some(())
+    });
+}
+
+fn follower_of(cluster: &Cluster, leader: u64) -> usize {
+    cluster
+        .running()
+        .into_iter()
+        .find(|&i| cluster.node(i).id != leader)
+        .expect("a follower")
+}
+
+fn expected(keys: impl IntoIterator<Item = (String, String)>) -> Vec<(String, String)> {
+    let mut v: Vec<_> = keys.into_iter().collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn forms_from_static_config_and_forwards_follower_writes() {
+    let cluster = Cluster::start(3, ClusterOptions::default());
+    let leader = cluster.wait_leader();
+    for i in 0..3 {
+        let c = cluster.node(i).get("/v1/cluster").expect("cluster status");
+        assert_eq!(c["members"].as_array().map(Vec::len), Some(3), "{c}");
+        assert_eq!(c["leader"].as_u64(), Some(leader));
+    }
+    let follower = follower_of(&cluster, leader);
+    assert_eq!(pin(cluster.node(follower), "alice", "s1"), 200);
+    assert_eq!(pin(cluster.node(follower), "bob", "s2"), 200);
+    // A conflicting bind of an existing key loses: the first committed bind wins.
+    assert_eq!(pin(cluster.node(cluster.index_of(leader)), "alice", "s2"), 200);
+    let want = expected([("alice".into(), "s1".into()), ("bob".into(), "s2".into())]);
+    for i in 0..3 {
+        wait_table(&cluster, i, &want);
+        let backends = cluster.node(i).get("/v1/backends").expect("backends");
+        let s1 = &backends[0]["servers"][0];
+        assert_eq!((s1["name"].as_str(), s1["bindings"].as_u64()), (Some("s1"), Some(1)), "{backends}");
+    }
+}
+
+#[test]
+fn leader_killed_new_leader_keeps_every_committed_binding() {
+    let mut cluster = Cluster::start(3, ClusterOptions::default());
+    let leader = cluster.wait_leader();
+    let keys: Vec<(String, String)> = (0..20).map(|i| (format!("k{i}"), "s1".to_string())).collect();
+    for (k, s) in &keys {
+        assert_eq!(pin(cluster.node(cluster.index_of(leader)), k, s), 200);
+    }
+    cluster.kill(cluster.index_of(leader));
+    let new_leader = cluster.wait_leader();
+    assert_ne!(new_leader, leader);
+    let survivor = follower_of(&cluster, leader);
+    assert_eq!(pin(cluster.node(survivor), "after", "s2"), 200);
+    let want = expected(keys.into_iter().chain([("after".to_string(), "s2".to_string())]));
+    for i in cluster.running() {
+        wait_table(&cluster, i, &want);
+    }
+}
+
+#[test]
+fn restarted_node_catches_up_from_its_own_log() {
+    let mut cluster = Cluster::start(3, ClusterOptions::default());
+    let leader = cluster.wait_leader();
+    let victim = follower_of(&cluster, leader);
+    let writer = cluster.index_of(leader);
+    assert_eq!(pin(cluster.node(writer), "before", "s1"), 200);
+    wait_table(&cluster, victim, &expected([("before".into(), "s1".into())]));
+    cluster.kill(victim);
+    for i in 0..10 {
+        assert_eq!(pin(cluster.node(writer), &format!("during{i}"), "s2"), 200);
+    }
+    cluster.restart(victim);
+    let want = keys_of(cluster.node(writer)).expect("leader table");
+    assert_eq!(want.len(), 11);
+    wait_table(&cluster, victim, &want);
+    let status = |i: usize| cluster.node(i).get("/v1/backends");
+    wait_for("same server counts on the restarted node", PATIENCE, || {
+        (status(victim) == status(writer)).then_some(())
+    });
+}
+
+#[test]
+fn fresh_node_joins_and_catches_up_by_snapshot() {
+    let options = ClusterOptions {
+        snapshot_every: 20,
+        ..ClusterOptions::default()
+    };
+    let mut cluster = Cluster::start(3, options);
+    let leader = cluster.wait_leader();
+    let writer = cluster.index_of(leader);
+    for i in 0..80 {
+        assert_eq!(pin(cluster.node(writer), &format!("k{i:03}"), "s1"), 200);
+    }
+    // The leader has compacted its log: a newcomer cannot replay it from the start.
+    wait_for("the leader to purge its log", PATIENCE, || {
+        let c = cluster.node(writer).get("/v1/cluster")?;
+        (c["purged_index"].as_u64()? > 0).then_some(())
+    });
+    let newcomer = cluster.start_extra(4, None);
+    let added = cluster
+        .node(follower_of(&cluster, leader))
+        .call("POST", "/v1/members", Some(&json!({ "id": 4, "addr": cluster.node(newcomer).peer })))
+        .expect("members add");
+    assert_eq!(added.status, 200, "{}", added.body);
+    let want = keys_of(cluster.node(writer)).expect("leader table");
+    wait_table(&cluster, newcomer, &want);
+    let c = cluster.node(newcomer).get("/v1/cluster").expect("cluster");
+    assert_eq!(c["members"].as_array().map(Vec::len), Some(4), "{c}");
+    assert!(c["snapshot_index"].as_u64().unwrap_or(0) > 0, "{c}");
+}
+
+#[test]
+fn peer_with_wrong_secret_is_refused() {
+    let mut cluster = Cluster::start(3, ClusterOptions::default());
+    let leader = cluster.wait_leader();
+    let intruder = cluster.start_extra(9, Some("not-the-cluster-secret-at-all"));
+    // Ask the cluster to add it: replication to it must be refused, so the add fails.
+    let reply = cluster
+        .node(cluster.index_of(leader))
+        .call("POST", "/v1/members", Some(&json!({ "id": 9, "addr": cluster.node(intruder).peer })));
+    let status = reply.map(|r| r.status).unwrap_or(0);
+    assert_ne!(status, 200, "a node with the wrong secret was added");
+    wait_for("both sides to log the refusal", PATIENCE, || {
+        let intruder_log = cluster.node(intruder).log_text();
+        let leader_log = cluster.node(cluster.index_of(leader)).log_text();
+        (intruder_log.contains("wrong cluster secret") && leader_log.contains("wrong cluster secret"))
+            .then_some(())
+    });
+    let c: Value = cluster.node(intruder).get("/v1/cluster").expect("intruder status");
+    assert!(c["leader"].is_null(), "intruder learned a leader: {c}");
+}
