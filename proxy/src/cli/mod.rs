@@ -1,6 +1,7 @@
 //! The `holdfast` command line: `run` a node, `check` a config, `ctl` a running cluster.
 
 mod ctl;
+mod demo;
 mod run;
 
 use std::path::PathBuf;
@@ -38,6 +39,8 @@ pub enum Command {
     },
     /// Talk to a running node's admin API.
     Ctl(CtlArgs),
+    /// Start a three-node cluster on loopback with no configuration (Ctrl-C stops it).
+    Demo,
 }
 
 /// Runs the command line; returns the process exit code.
@@ -47,5 +50,6 @@ pub fn main() -> anyhow::Result<i32> {
         Command::Run { config, data_dir } => run::run(&config, data_dir),
         Command::Check { config } => run::check(&config),
         Command::Ctl(args) => ctl::ctl(args),
+        Command::Demo => demo::demo(),
     }
 }

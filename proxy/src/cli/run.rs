@@ -9,7 +9,8 @@ use tokio::net::TcpListener;
 use crate::cluster::Node;
 use crate::config::{self, ConfigError};
 
-fn init_logging() {
+/// Installs the log subscriber (`HOLDFAST_LOG` filter, default `info,openraft=warn`).
+pub(super) fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("HOLDFAST_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
