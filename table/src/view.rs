@@ -23,9 +23,12 @@ pub struct Bound {
     pub expires_at: Millis,
 }
 
+/// One shard of a backend's bindings.
+type Shard = RwLock<HashMap<Box<[u8]>, Bound>>;
+
 /// One backend's bindings, split over shards by key hash.
 struct BackendView {
-    shards: Box<[RwLock<HashMap<Box<[u8]>, Bound>>]>,
+    shards: Box<[Shard]>,
 }
 
 impl BackendView {
@@ -121,10 +124,9 @@ impl ReadView {
                 } => {
                     let server = self.intern(&server);
                     let view = self.backend(&backend);
-                    view.shards[self.shard(&key)].write().insert(
-                        key.into_boxed_slice(),
-                        Bound { server, expires_at },
-                    );
+                    view.shards[self.shard(&key)]
+                        .write()
+                        .insert(key.into_boxed_slice(), Bound { server, expires_at });
                 }
                 Change::Remove { backend, key } => {
                     if let Some(view) = self.backends.load().get(&*backend) {

@@ -244,25 +244,38 @@ impl Cluster {
 
     /// Indices of running (started, not killed) nodes.
     pub fn running(&self) -> Vec<usize> {
-        (0..self.nodes.len()).filter(|&i| self.nodes[i].child.is_some()).collect()
+        (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].child.is_some())
+            .collect()
     }
 
     /// Waits until every running node reports the same leader; returns its id.
     pub fn wait_leader(&self) -> u64 {
         let running = self.running();
-        wait_for("a leader known to every running node", Duration::from_secs(30), || {
-            let leaders: Vec<Option<u64>> = running
-                .iter()
-                .map(|&i| self.nodes[i].get("/v1/cluster").and_then(|c| c["leader"].as_u64()))
-                .collect();
-            let first = leaders.first().copied().flatten()?;
-            let alive = running.iter().any(|&i| self.nodes[i].id == first);
-            (alive && leaders.iter().all(|l| *l == Some(first))).then_some(first)
-        })
+        wait_for(
+            "a leader known to every running node",
+            Duration::from_secs(30),
+            || {
+                let leaders: Vec<Option<u64>> = running
+                    .iter()
+                    .map(|&i| {
+                        self.nodes[i]
+                            .get("/v1/cluster")
+                            .and_then(|c| c["leader"].as_u64())
+                    })
+                    .collect();
+                let first = leaders.first().copied().flatten()?;
+                let alive = running.iter().any(|&i| self.nodes[i].id == first);
+                (alive && leaders.iter().all(|l| *l == Some(first))).then_some(first)
+            },
+        )
     }
 
     /// Index of the node with id `id`.
     pub fn index_of(&self, id: u64) -> usize {
-        self.nodes.iter().position(|n| n.id == id).expect("no such node")
+        self.nodes
+            .iter()
+            .position(|n| n.id == id)
+            .expect("no such node")
     }
 }

@@ -9,9 +9,13 @@ use serde_json::{Value, json};
 const PATIENCE: Duration = Duration::from_secs(30);
 
 fn pin(node: &NodeProc, key: &str, server: &str) -> u16 {
-    node.call("POST", "/v1/table/app", Some(&json!({ "key": key, "server": server })))
-        .map(|r| r.status)
-        .unwrap_or(0)
+    node.call(
+        "POST",
+        "/v1/table/app",
+        Some(&json!({ "key": key, "server": server })),
+    )
+    .map(|r| r.status)
+    .unwrap_or(0)
 }
 
 fn keys_of(node: &NodeProc) -> Option<Vec<(String, String)>> {
@@ -19,16 +23,23 @@ fn keys_of(node: &NodeProc) -> Option<Vec<(String, String)>> {
     let mut keys: Vec<(String, String)> = table["bindings"]
         .as_array()?
         .iter()
-        .map(|b| (b["key"].as_str().unwrap_or("").into(), b["server"].as_str().unwrap_or("").into()))
+        .map(|b| {
+            (
+                b["key"].as_str().unwrap_or("").into(),
+                b["server"].as_str().unwrap_or("").into(),
+            )
+        })
         .collect();
     keys.sort();
     Some(keys)
 }
 
 fn wait_table(cluster: &Cluster, i: usize, expected: &[(String, String)]) {
-    wait_for(&format!("node {} to hold {} bindings", i + 1, expected.len()), PATIENCE, || {
-        (keys_of(cluster.node(i)).as_deref() == Some(expected)).then_some(())
-    });
+    wait_for(
+        &format!("node {} to hold {} bindings", i + 1, expected.len()),
+        PATIENCE,
+        || (keys_of(cluster.node(i)).as_deref() == Some(expected)).then_some(()),
+    );
 }
 
 fn follower_of(cluster: &Cluster, leader: u64) -> usize {
@@ -58,13 +69,20 @@ fn forms_from_static_config_and_forwards_follower_writes() {
     assert_eq!(pin(cluster.node(follower), "alice", "s1"), 200);
     assert_eq!(pin(cluster.node(follower), "bob", "s2"), 200);
     // A conflicting bind of an existing key loses: the first committed bind wins.
-    assert_eq!(pin(cluster.node(cluster.index_of(leader)), "alice", "s2"), 200);
+    assert_eq!(
+        pin(cluster.node(cluster.index_of(leader)), "alice", "s2"),
+        200
+    );
     let want = expected([("alice".into(), "s1".into()), ("bob".into(), "s2".into())]);
     for i in 0..3 {
         wait_table(&cluster, i, &want);
         let backends = cluster.node(i).get("/v1/backends").expect("backends");
         let s1 = &backends[0]["servers"][0];
-        assert_eq!((s1["name"].as_str(), s1["bindings"].as_u64()), (Some("s1"), Some(1)), "{backends}");
+        assert_eq!(
+            (s1["name"].as_str(), s1["bindings"].as_u64()),
+            (Some("s1"), Some(1)),
+            "{backends}"
+        );
     }
 }
 
@@ -72,7 +90,9 @@ fn forms_from_static_config_and_forwards_follower_writes() {
 fn leader_killed_new_leader_keeps_every_committed_binding() {
     let mut cluster = Cluster::start(3, ClusterOptions::default());
     let leader = cluster.wait_leader();
-    let keys: Vec<(String, String)> = (0..20).map(|i| (format!("k{i}"), "s1".to_string())).collect();
+    let keys: Vec<(String, String)> = (0..20)
+        .map(|i| (format!("k{i}"), "s1".to_string()))
+        .collect();
     for (k, s) in &keys {
         assert_eq!(pin(cluster.node(cluster.index_of(leader)), k, s), 200);
     }
@@ -81,7 +101,10 @@ fn leader_killed_new_leader_keeps_every_committed_binding() {
     assert_ne!(new_leader, leader);
     let survivor = follower_of(&cluster, leader);
     assert_eq!(pin(cluster.node(survivor), "after", "s2"), 200);
-    let want = expected(keys.into_iter().chain([("after".to_string(), "s2".to_string())]));
+    let want = expected(
+        keys.into_iter()
+            .chain([("after".to_string(), "s2".to_string())]),
+    );
     for i in cluster.running() {
         wait_table(&cluster, i, &want);
     }
@@ -94,7 +117,11 @@ fn restarted_node_catches_up_from_its_own_log() {
     let victim = follower_of(&cluster, leader);
     let writer = cluster.index_of(leader);
     assert_eq!(pin(cluster.node(writer), "before", "s1"), 200);
-    wait_table(&cluster, victim, &expected([("before".into(), "s1".into())]));
+    wait_table(
+        &cluster,
+        victim,
+        &expected([("before".into(), "s1".into())]),
+    );
     cluster.kill(victim);
     for i in 0..10 {
         assert_eq!(pin(cluster.node(writer), &format!("during{i}"), "s2"), 200);
@@ -129,7 +156,11 @@ fn fresh_node_joins_and_catches_up_by_snapshot() {
     let newcomer = cluster.start_extra(4, None);
     let added = cluster
         .node(follower_of(&cluster, leader))
-        .call("POST", "/v1/members", Some(&json!({ "id": 4, "addr": cluster.node(newcomer).peer })))
+        .call(
+            "POST",
+            "/v1/members",
+            Some(&json!({ "id": 4, "addr": cluster.node(newcomer).peer })),
+        )
         .expect("members add");
     assert_eq!(added.status, 200, "{}", added.body);
     let want = keys_of(cluster.node(writer)).expect("leader table");
@@ -145,17 +176,23 @@ fn peer_with_wrong_secret_is_refused() {
     let leader = cluster.wait_leader();
     let intruder = cluster.start_extra(9, Some("not-the-cluster-secret-at-all"));
     // Ask the cluster to add it: replication to it must be refused, so the add fails.
-    let reply = cluster
-        .node(cluster.index_of(leader))
-        .call("POST", "/v1/members", Some(&json!({ "id": 9, "addr": cluster.node(intruder).peer })));
+    let reply = cluster.node(cluster.index_of(leader)).call(
+        "POST",
+        "/v1/members",
+        Some(&json!({ "id": 9, "addr": cluster.node(intruder).peer })),
+    );
     let status = reply.map(|r| r.status).unwrap_or(0);
     assert_ne!(status, 200, "a node with the wrong secret was added");
     wait_for("both sides to log the refusal", PATIENCE, || {
         let intruder_log = cluster.node(intruder).log_text();
         let leader_log = cluster.node(cluster.index_of(leader)).log_text();
-        (intruder_log.contains("wrong cluster secret") && leader_log.contains("wrong cluster secret"))
-            .then_some(())
+        (intruder_log.contains("wrong cluster secret")
+            && leader_log.contains("wrong cluster secret"))
+        .then_some(())
     });
-    let c: Value = cluster.node(intruder).get("/v1/cluster").expect("intruder status");
+    let c: Value = cluster
+        .node(intruder)
+        .get("/v1/cluster")
+        .expect("intruder status");
     assert!(c["leader"].is_null(), "intruder learned a leader: {c}");
 }

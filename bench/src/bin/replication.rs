@@ -14,7 +14,9 @@ use holdfast::config;
 use holdfast_table::model::Bind;
 
 fn port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 async fn start_cluster(dir: &std::path::Path) -> anyhow::Result<Vec<Arc<Node>>> {
@@ -75,7 +77,7 @@ async fn throughput(nodes: &[Arc<Node>], total: usize) -> anyhow::Result<f64> {
             }
         }
         tokio::task::yield_now().await;
-        if sent % 30_000 == 0 {
+        if sent.is_multiple_of(30_000) {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
     }
@@ -84,12 +86,20 @@ async fn throughput(nodes: &[Arc<Node>], total: usize) -> anyhow::Result<f64> {
         if applied >= total {
             break;
         }
-        anyhow::ensure!(start.elapsed() < Duration::from_secs(120), "only {applied} applied");
+        anyhow::ensure!(
+            start.elapsed() < Duration::from_secs(120),
+            "only {applied} applied"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let overflow: u64 = nodes
         .iter()
-        .map(|n| n.queue().stats().overflow.load(std::sync::atomic::Ordering::Relaxed))
+        .map(|n| {
+            n.queue()
+                .stats()
+                .overflow
+                .load(std::sync::atomic::Ordering::Relaxed)
+        })
         .sum();
     anyhow::ensure!(overflow == 0, "{overflow} binds overflowed the queues");
     Ok(total as f64 / start.elapsed().as_secs_f64())
@@ -110,7 +120,7 @@ async fn lag(nodes: &[Arc<Node>], rate: usize, secs: u64) -> anyhow::Result<Vec<
             let key = format!("lag-{n:012}");
             let sent = Instant::now();
             from.queue().bind(bind(key.clone()));
-            if n % 10 == 0 {
+            if n.is_multiple_of(10) {
                 let to = to.clone();
                 watchers.push(tokio::spawn(async move {
                     loop {

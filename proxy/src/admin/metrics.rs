@@ -42,7 +42,12 @@ fn counter(registry: &mut Registry, name: &str, help: &str, value: u64) {
 pub fn render(node: &Node) -> Response<Body> {
     let mut registry = Registry::default();
     let m = node.raft().metrics().borrow().clone();
-    gauge(&mut registry, "holdfast_raft_term", "Current Raft term", m.current_term as i64);
+    gauge(
+        &mut registry,
+        "holdfast_raft_term",
+        "Current Raft term",
+        m.current_term as i64,
+    );
     gauge(
         &mut registry,
         "holdfast_raft_leader_id",
@@ -96,7 +101,9 @@ pub fn render(node: &Node) -> Response<Body> {
                     server: s.server.clone(),
                     state: state.into(),
                 };
-                states.get_or_create(&l).set((s.admin_state.name() == state) as i64);
+                states
+                    .get_or_create(&l)
+                    .set((s.admin_state.name() == state) as i64);
             }
         }
         t.counters()
@@ -113,11 +120,31 @@ pub fn render(node: &Node) -> Response<Body> {
     );
     for (name, help, value) in [
         ("holdfast_table_bound", "Bindings created", counters.bound),
-        ("holdfast_table_touched", "Touches applied", counters.touched),
-        ("holdfast_table_expired", "Bindings expired", counters.expired),
-        ("holdfast_table_conflicts", "Binds that lost a race to an earlier bind", counters.conflicts),
-        ("holdfast_table_releases", "Draining servers released", counters.released),
-        ("holdfast_table_forced_releases", "Draining servers released by deadline", counters.forced_releases),
+        (
+            "holdfast_table_touched",
+            "Touches applied",
+            counters.touched,
+        ),
+        (
+            "holdfast_table_expired",
+            "Bindings expired",
+            counters.expired,
+        ),
+        (
+            "holdfast_table_conflicts",
+            "Binds that lost a race to an earlier bind",
+            counters.conflicts,
+        ),
+        (
+            "holdfast_table_releases",
+            "Draining servers released",
+            counters.released,
+        ),
+        (
+            "holdfast_table_forced_releases",
+            "Draining servers released by deadline",
+            counters.forced_releases,
+        ),
     ] {
         counter(&mut registry, name, help, value);
     }
@@ -128,6 +155,10 @@ pub fn render(node: &Node) -> Response<Body> {
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
             out,
         ),
-        Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, "text/plain", e.to_string()),
+        Err(e) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "text/plain",
+            e.to_string(),
+        ),
     }
 }

@@ -35,7 +35,10 @@ pub async fn serve(listener: TcpListener, node: Arc<Node>, shutdown: impl Future
                 async move { Ok::<_, std::convert::Infallible>(routes::handle(node, req).await) }
             });
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            if let Err(e) = builder.serve_connection(TokioIo::new(stream), service).await {
+            if let Err(e) = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
                 tracing::debug!(%peer, error = %e, "admin connection ended with an error");
             }
         });

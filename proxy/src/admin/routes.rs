@@ -83,7 +83,16 @@ pub async fn handle(node: Arc<Node>, req: Request<Incoming>) -> Response<Body> {
             }
         }
         (Method::POST, ["v1", "members"]) => match read_json::<MemberBody>(req.into_body()).await {
-            Ok(m) => cluster_op(&node, ClusterOp::AddMember { id: m.id, addr: m.addr }).await,
+            Ok(m) => {
+                cluster_op(
+                    &node,
+                    ClusterOp::AddMember {
+                        id: m.id,
+                        addr: m.addr,
+                    },
+                )
+                .await
+            }
             Err(resp) => resp,
         },
         (Method::DELETE, ["v1", "members", id]) => match id.parse() {
@@ -96,12 +105,19 @@ pub async fn handle(node: Arc<Node>, req: Request<Incoming>) -> Response<Body> {
 
 fn write_error(e: WriteError) -> Response<Body> {
     match e {
-        WriteError::NoQuorum(m) => error(StatusCode::SERVICE_UNAVAILABLE, &format!("no quorum: {m}")),
+        WriteError::NoQuorum(m) => {
+            error(StatusCode::SERVICE_UNAVAILABLE, &format!("no quorum: {m}"))
+        }
         WriteError::Rejected(m) => error(StatusCode::CONFLICT, &m),
     }
 }
 
-async fn set_state(node: &Node, backend: String, server: String, body: StateBody) -> Response<Body> {
+async fn set_state(
+    node: &Node,
+    backend: String,
+    server: String,
+    body: StateBody,
+) -> Response<Body> {
     if let Err(m) = node.check_server(&backend, &server) {
         return error(StatusCode::NOT_FOUND, &m);
     }
@@ -120,13 +136,26 @@ async fn set_state(node: &Node, backend: String, server: String, body: StateBody
             );
         }
     };
-    let command = Command::SetServerState { backend, server, state };
+    let command = Command::SetServerState {
+        backend,
+        server,
+        state,
+    };
     match node.writer().write(command).await {
         Ok(TableResponse::ServerState(s)) => json(
             StatusCode::OK,
-            &Accepted { ok: true, admin_state: Some(s.name()) },
+            &Accepted {
+                ok: true,
+                admin_state: Some(s.name()),
+            },
         ),
-        Ok(_) => json(StatusCode::OK, &Accepted { ok: true, admin_state: None }),
+        Ok(_) => json(
+            StatusCode::OK,
+            &Accepted {
+                ok: true,
+                admin_state: None,
+            },
+        ),
         Err(e) => write_error(e),
     }
 }
@@ -143,16 +172,33 @@ async fn pin(node: &Node, backend: String, body: BindBody) -> Response<Body> {
         ttl,
     };
     // Watermark 0: an operator's pin says nothing about requests this node served.
-    let batch = NodeBatch { node: node.id(), binds: vec![bind], touches: vec![], watermark: 0 };
+    let batch = NodeBatch {
+        node: node.id(),
+        binds: vec![bind],
+        touches: vec![],
+        watermark: 0,
+    };
     match node.writer().write(Command::Batch(batch)).await {
-        Ok(_) => json(StatusCode::OK, &Accepted { ok: true, admin_state: None }),
+        Ok(_) => json(
+            StatusCode::OK,
+            &Accepted {
+                ok: true,
+                admin_state: None,
+            },
+        ),
         Err(e) => write_error(e),
     }
 }
 
 async fn cluster_op(node: &Node, op: ClusterOp) -> Response<Body> {
     match node.cluster_op(op).await {
-        Ok(()) => json(StatusCode::OK, &Accepted { ok: true, admin_state: None }),
+        Ok(()) => json(
+            StatusCode::OK,
+            &Accepted {
+                ok: true,
+                admin_state: None,
+            },
+        ),
         Err(e) => write_error(e),
     }
 }

@@ -95,7 +95,12 @@ struct Api {
 }
 
 impl Api {
-    async fn call(&self, method: http::Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+    async fn call(
+        &self,
+        method: http::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
         let uri = format!("{}{}", self.base.trim_end_matches('/'), path);
         let mut req = http::Request::builder().method(method).uri(&uri);
         if let Some(t) = &self.token {
@@ -105,7 +110,11 @@ impl Api {
         let req = req
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(Full::new(Bytes::from(body)))?;
-        let resp = self.client.request(req).await.with_context(|| format!("cannot reach {uri}"))?;
+        let resp = self
+            .client
+            .request(req)
+            .await
+            .with_context(|| format!("cannot reach {uri}"))?;
         let status = resp.status();
         let bytes = resp.into_body().collect().await?.to_bytes();
         let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
@@ -126,7 +135,9 @@ fn split_target(target: &str) -> anyhow::Result<(&str, &str)> {
 
 /// Runs `holdfast ctl`; returns the exit code.
 pub fn ctl(args: CtlArgs) -> anyhow::Result<i32> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(run(args))
 }
 
@@ -141,19 +152,41 @@ async fn run(args: CtlArgs) -> anyhow::Result<i32> {
         CtlCommand::Status => api.call(Method::GET, "/v1/backends", None).await?,
         CtlCommand::Cluster => api.call(Method::GET, "/v1/cluster", None).await?,
         CtlCommand::Table { backend, limit } => {
-            api.call(Method::GET, &format!("/v1/table/{backend}?limit={limit}"), None).await?
+            api.call(
+                Method::GET,
+                &format!("/v1/table/{backend}?limit={limit}"),
+                None,
+            )
+            .await?
         }
         CtlCommand::Ready { target } | CtlCommand::Maint { target } => {
             let (b, s) = split_target(target)?;
-            let state = if matches!(args.command, CtlCommand::Ready { .. }) { "ready" } else { "maint" };
+            let state = if matches!(args.command, CtlCommand::Ready { .. }) {
+                "ready"
+            } else {
+                "maint"
+            };
             let body = serde_json::json!({ "state": state });
-            api.call(Method::POST, &format!("/v1/backends/{b}/servers/{s}/state"), Some(body)).await?
+            api.call(
+                Method::POST,
+                &format!("/v1/backends/{b}/servers/{s}/state"),
+                Some(body),
+            )
+            .await?
         }
-        CtlCommand::Drain { target, wait, deadline } => {
+        CtlCommand::Drain {
+            target,
+            wait,
+            deadline,
+        } => {
             let (b, s) = split_target(target)?;
             let body = serde_json::json!({ "state": "drain", "deadline": deadline });
             let v = api
-                .call(Method::POST, &format!("/v1/backends/{b}/servers/{s}/state"), Some(body))
+                .call(
+                    Method::POST,
+                    &format!("/v1/backends/{b}/servers/{s}/state"),
+                    Some(body),
+                )
                 .await?;
             if *wait {
                 return wait_released(&api, b, s).await;
@@ -165,7 +198,10 @@ async fn run(args: CtlArgs) -> anyhow::Result<i32> {
                 let body = serde_json::json!({ "id": id, "addr": addr });
                 api.call(Method::POST, "/v1/members", Some(body)).await?
             }
-            MembersOp::Remove { id } => api.call(Method::DELETE, &format!("/v1/members/{id}"), None).await?,
+            MembersOp::Remove { id } => {
+                api.call(Method::DELETE, &format!("/v1/members/{id}"), None)
+                    .await?
+            }
         },
     };
     println!("{}", serde_json::to_string_pretty(&value)?);

@@ -45,7 +45,9 @@ async fn wait_caught_up(raft: &Raft, id: u64, target: Option<u64>) -> Result<(),
         )
         .await
         .map(|_| ())
-        .map_err(|e| format!("node {id} did not catch up within {CATCH_UP:?} (unreachable or refused?): {e}"))
+        .map_err(|e| {
+            format!("node {id} did not catch up within {CATCH_UP:?} (unreachable or refused?): {e}")
+        })
 }
 
 /// Carries `op` out on this node, which must be the leader.

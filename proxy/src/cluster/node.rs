@@ -20,7 +20,9 @@ use super::flusher::{self, FlushStats};
 use super::handler::Handler;
 use super::membership::{self, ClusterOp};
 use super::queue::BindQueue;
-use super::status::{BackendStatus, ClusterStatus, MemberStatus, ServerView, TableEntry, TableStatus};
+use super::status::{
+    BackendStatus, ClusterStatus, MemberStatus, ServerView, TableEntry, TableStatus,
+};
 use super::writer::{self, WriteError, Writer};
 use crate::config::Config;
 
@@ -41,8 +43,13 @@ fn peer_config(config: &Config) -> anyhow::Result<PeerConfig> {
     let cluster = &config.cluster;
     let peer = match &cluster.tls {
         Some(tls) => {
-            let material = TlsMaterial::from_pem_files(&tls.ca, &tls.cert, &tls.key, &tls.server_name)?;
-            PeerConfig::new(cluster.name.clone(), config.node.id, PeerAuth::Tls(material))?
+            let material =
+                TlsMaterial::from_pem_files(&tls.ca, &tls.cert, &tls.key, &tls.server_name)?;
+            PeerConfig::new(
+                cluster.name.clone(),
+                config.node.id,
+                PeerAuth::Tls(material),
+            )?
         }
         None => PeerConfig::with_secret(
             cluster.name.clone(),
@@ -95,7 +102,9 @@ impl Node {
 
         let listener = TcpListener::bind(config.cluster.peer_listen)
             .await
-            .with_context(|| format!("cannot listen for peers on {}", config.cluster.peer_listen))?;
+            .with_context(|| {
+                format!("cannot listen for peers on {}", config.cluster.peer_listen)
+            })?;
         let handler = Arc::new(Handler {
             raft: raft.clone(),
             writer: writer.clone(),
@@ -150,20 +159,38 @@ impl Node {
         }
         let cluster = &self.config.cluster;
         if cluster.join {
-            tracing::info!(id = self.id, "join mode: waiting to be added by `ctl members add`");
+            tracing::info!(
+                id = self.id,
+                "join mode: waiting to be added by `ctl members add`"
+            );
             return Ok(());
         }
         let members: BTreeMap<NodeId, BasicNode> = if cluster.members.is_empty() {
-            BTreeMap::from([(self.id, BasicNode { addr: cluster.peer_listen.to_string() })])
+            BTreeMap::from([(
+                self.id,
+                BasicNode {
+                    addr: cluster.peer_listen.to_string(),
+                },
+            )])
         } else {
             cluster
                 .members
                 .iter()
-                .map(|m| (m.id, BasicNode { addr: m.addr.clone() }))
+                .map(|m| {
+                    (
+                        m.id,
+                        BasicNode {
+                            addr: m.addr.clone(),
+                        },
+                    )
+                })
                 .collect()
         };
         if !members.contains_key(&self.id) {
-            tracing::info!(id = self.id, "not in the static member list: waiting to be added");
+            tracing::info!(
+                id = self.id,
+                "not in the static member list: waiting to be added"
+            );
             return Ok(());
         }
         if let Err(e) = self.raft.initialize(members).await {
@@ -175,7 +202,14 @@ impl Node {
         let node = self.clone();
         tokio::spawn(async move {
             // Retry until some node commits it; the lowest id does it to avoid a crowd.
-            let lowest = node.raft.metrics().borrow().membership_config.membership().voter_ids().min();
+            let lowest = node
+                .raft
+                .metrics()
+                .borrow()
+                .membership_config
+                .membership()
+                .voter_ids()
+                .min();
             if lowest.is_some() && lowest != Some(node.id) {
                 return;
             }
@@ -249,13 +283,17 @@ impl Node {
 
     /// Carries out a membership change on the leader, forwarding it if need be.
     pub async fn cluster_op(&self, op: ClusterOp) -> Result<(), WriteError> {
-        let deadline = self.config.cluster.write_timeout.max(std::time::Duration::from_secs(30));
+        let deadline = self
+            .config
+            .cluster
+            .write_timeout
+            .max(std::time::Duration::from_secs(30));
         let run = async {
             let metrics = self.raft.metrics().borrow().clone();
             match metrics.current_leader {
-                Some(l) if l == self.id => {
-                    membership::execute(&self.raft, &op).await.map_err(WriteError::Rejected)
-                }
+                Some(l) if l == self.id => membership::execute(&self.raft, &op)
+                    .await
+                    .map_err(WriteError::Rejected),
                 Some(l) => {
                     let addr = metrics
                         .membership_config
@@ -263,18 +301,27 @@ impl Node {
                         .get_node(&l)
                         .map(|n| n.addr.clone())
                         .ok_or_else(|| WriteError::NoQuorum("leader address unknown".into()))?;
-                    let q = serde_json::to_vec(&op).map_err(|e| WriteError::Rejected(e.to_string()))?;
-                    self.peers.query(&addr, q).await.map(|_| ()).map_err(|e| match e {
-                        CallError::Remote(ForwardError::Rejected(m)) => WriteError::Rejected(m),
-                        other => WriteError::NoQuorum(other.to_string()),
-                    })
+                    let q =
+                        serde_json::to_vec(&op).map_err(|e| WriteError::Rejected(e.to_string()))?;
+                    self.peers
+                        .query(&addr, q)
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| match e {
+                            CallError::Remote(ForwardError::Rejected(m)) => WriteError::Rejected(m),
+                            other => WriteError::NoQuorum(other.to_string()),
+                        })
                 }
                 None => Err(WriteError::NoQuorum("no leader elected".into())),
             }
         };
         tokio::time::timeout(deadline, run)
             .await
-            .unwrap_or_else(|_| Err(WriteError::NoQuorum(format!("not done within {deadline:?}"))))
+            .unwrap_or_else(|_| {
+                Err(WriteError::NoQuorum(format!(
+                    "not done within {deadline:?}"
+                )))
+            })
     }
 
     /// `GET /v1/cluster`.

@@ -73,7 +73,9 @@ impl Writer {
             };
             match attempt {
                 Ok(Ok(response)) => return Ok(response),
-                Ok(Err(ForwardError::Rejected(reason))) => return Err(WriteError::Rejected(reason)),
+                Ok(Err(ForwardError::Rejected(reason))) => {
+                    return Err(WriteError::Rejected(reason));
+                }
                 Ok(Err(e)) => last_error = e.to_string(),
                 Err(_) => {
                     return Err(WriteError::NoQuorum(format!(

@@ -115,20 +115,34 @@ fn check(text: &str, config: &Config) -> Vec<Problem> {
     for m in &cluster.members {
         if !ids.insert(m.id) {
             let line = find_line(text, &format!("id = {}", m.id), 1);
-            problem("cluster.members.id", line, format!("duplicate member id {}", m.id));
+            problem(
+                "cluster.members.id",
+                line,
+                format!("duplicate member id {}", m.id),
+            );
         }
     }
     if !cluster.members.is_empty() && !ids.contains(&config.node.id) {
         problem(
             "cluster.members",
             find_line(text, "members", 0),
-            format!("this node (node.id = {}) is not among the members", config.node.id),
+            format!(
+                "this node (node.id = {}) is not among the members",
+                config.node.id
+            ),
         );
     }
-    for (key, value) in [("cluster.tick", cluster.tick), ("cluster.flush", cluster.flush)] {
+    for (key, value) in [
+        ("cluster.tick", cluster.tick),
+        ("cluster.flush", cluster.flush),
+    ] {
         if value.is_zero() {
             let leaf = key.rsplit('.').next().unwrap_or(key);
-            problem(key, find_line(text, leaf, 0), "must be greater than zero".into());
+            problem(
+                key,
+                find_line(text, leaf, 0),
+                "must be greater than zero".into(),
+            );
         }
     }
     if cluster.secret.len() < 16 && cluster.tls.is_none() {
@@ -142,10 +156,18 @@ fn check(text: &str, config: &Config) -> Vec<Problem> {
     for b in &config.backends {
         let name_line = |nth| find_line(text, &format!("name = \"{}\"", b.name), nth);
         if !backends.insert(b.name.as_str()) {
-            problem("backend.name", name_line(1), format!("duplicate backend {:?}", b.name));
+            problem(
+                "backend.name",
+                name_line(1),
+                format!("duplicate backend {:?}", b.name),
+            );
         }
         if b.ttl.is_zero() {
-            problem("backend.ttl", name_line(0), format!("backend {:?}: ttl must be > 0", b.name));
+            problem(
+                "backend.ttl",
+                name_line(0),
+                format!("backend {:?}: ttl must be > 0", b.name),
+            );
         }
         let mut servers = BTreeSet::new();
         for s in &b.servers {
