@@ -63,7 +63,10 @@ mod tests {
         let back: (u64, String) = decode(&bytes).unwrap();
         assert_eq!(back, (7, "x".to_string()));
         assert!(matches!(decode::<u64>(&[]), Err(CodecError::Empty)));
-        assert!(matches!(decode::<u64>(&[9, 1]), Err(CodecError::Version(9))));
+        assert!(matches!(
+            decode::<u64>(&[9, 1]),
+            Err(CodecError::Version(9))
+        ));
         let mut long = bytes.clone();
         long.push(0);
         assert!(matches!(

@@ -93,16 +93,20 @@ impl StateMachineStore {
                 }
             })?),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(source) => return Err(RestoreError::Read { path: shown, source }),
+            Err(source) => {
+                return Err(RestoreError::Read {
+                    path: shown,
+                    source,
+                });
+            }
         };
         let (table, applied) = match &stored {
             Some(s) => {
-                let table = StickTable::decode_snapshot(&s.table).map_err(|e| {
-                    RestoreError::Corrupt {
+                let table =
+                    StickTable::decode_snapshot(&s.table).map_err(|e| RestoreError::Corrupt {
                         path: shown.clone(),
                         reason: e.to_string(),
-                    }
-                })?;
+                    })?;
                 (table, (s.meta.last_log_id, s.meta.last_membership.clone()))
             }
             None => (StickTable::new(), (None, StoredMembership::default())),
