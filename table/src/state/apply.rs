@@ -1,0 +1,225 @@
+//! Applying log entries and membership changes: the clock, binds, touches, watermarks,
+//! admin states, parameters and expiry. Release is evaluated last (see `release.rs`).
+
+use std::collections::BTreeSet;
+
+use super::StickTable;
+use super::change::Change;
+use super::store::SlotId;
+use crate::model::{
+    AdminState, Bind, Command, Millis, NodeBatch, NodeId, Proposal, RequestedState, Response, Touch,
+};
+
+/// What one bind or touch came to.
+enum Outcome {
+    Bound,
+    Conflict,
+    Touched,
+    Revived,
+    Refused,
+}
+
+impl StickTable {
+    /// Applies one log entry's proposal.
+    ///
+    /// Advances the clock to `max(clock, p.now)`, expires bindings whose `expires_at` is
+    /// before the clock, applies the command, then evaluates the release rule and drain
+    /// deadlines. (Expiry runs before the command rather than after: a command never makes
+    /// anything expire, and this way a bind or touch never sees a dead binding as live.)
+    pub fn apply(&mut self, p: &Proposal) -> Response {
+        self.now = self.now.max(p.now);
+        self.expire();
+        let response = match &p.command {
+            Command::Tick => Response::Empty,
+            Command::Batch(batch) => self.apply_batch(batch),
+            Command::SetServerState {
+                backend,
+                server,
+                state,
+            } => {
+                let id = self.set_state(backend, server, *state);
+                self.evaluate_release();
+                return Response::ServerState(self.registry.server(id).state);
+            }
+            Command::SetParams(params) => {
+                self.params = *params;
+                Response::Params
+            }
+        };
+        self.evaluate_release();
+        response
+    }
+
+    /// Membership changed (at the position of a Raft membership entry).
+    ///
+    /// New members start with watermark 0 and block release until they report; removed
+    /// members' watermarks are dropped and stop counting. Re-evaluates release.
+    pub fn set_members(&mut self, members: &BTreeSet<NodeId>) {
+        self.watermarks.retain(|node, _| members.contains(node));
+        for &m in members {
+            self.watermarks.entry(m).or_insert(0);
+        }
+        self.members = members.clone();
+        self.evaluate_release();
+    }
+
+    fn apply_batch(&mut self, batch: &NodeBatch) -> Response {
+        let (mut bound, mut conflicts, mut refused) = (0u32, 0u32, 0u32);
+        for b in &batch.binds {
+            match self.bind(b) {
+                Outcome::Bound => bound = bound.saturating_add(1),
+                Outcome::Conflict => conflicts = conflicts.saturating_add(1),
+                Outcome::Refused => refused = refused.saturating_add(1),
+                Outcome::Touched | Outcome::Revived => {}
+            }
+        }
+        for t in &batch.touches {
+            self.touch(t);
+        }
+        if let Some(w) = self.watermarks.get_mut(&batch.node) {
+            *w = (*w).max(batch.watermark);
+        }
+        Response::Batch {
+            bound,
+            conflicts,
+            refused,
+        }
+    }
+
+    /// Expiry for a binding refreshed now with `ttl`.
+    fn expiry_for(&self, ttl: Millis) -> Millis {
+        self.now
+            .saturating_add(ttl)
+            .saturating_add(self.params.max_skew)
+    }
+
+    /// Registers a server on first mention; returns (backend id, server id).
+    fn mention(&mut self, backend: &str, server: &str) -> (u32, u32) {
+        let (id, new) = self.registry.register(backend, server);
+        if new {
+            self.changes.servers_changed();
+        }
+        (self.registry.server(id).backend, id)
+    }
+
+    fn bind(&mut self, b: &Bind) -> Outcome {
+        let (backend, server) = self.mention(&b.backend, &b.server);
+        if self.registry.server(server).state == AdminState::Maint {
+            self.counters.refused += 1;
+            return Outcome::Refused;
+        }
+        let expires_at = self.expiry_for(b.ttl);
+        if let Some(slot) = self.store.find(backend, &b.key) {
+            // The first committed bind wins: this one is a touch of the winner.
+            self.extend(slot, expires_at);
+            self.counters.conflicts += 1;
+            self.counters.touched += 1;
+            return Outcome::Conflict;
+        }
+        self.create(backend, &b.key, server, expires_at);
+        self.counters.bound += 1;
+        Outcome::Bound
+    }
+
+    fn touch(&mut self, t: &Touch) -> Outcome {
+        let (backend, server) = self.mention(&t.backend, &t.server);
+        let expires_at = self.expiry_for(t.ttl);
+        if let Some(slot) = self.store.find(backend, &t.key) {
+            self.extend(slot, expires_at);
+            self.counters.touched += 1;
+            return Outcome::Touched;
+        }
+        if self.registry.server(server).state == AdminState::Maint {
+            self.counters.refused += 1;
+            return Outcome::Refused;
+        }
+        self.create(backend, &t.key, server, expires_at);
+        self.counters.revived += 1;
+        Outcome::Revived
+    }
+
+    fn create(&mut self, backend: u32, key: &[u8], server: u32, expires_at: Millis) {
+        let slot = self.store.insert(backend, key, server, expires_at);
+        self.expiry.file(slot, expires_at);
+        self.registry.server_mut(server).count += 1;
+        self.record_upsert(slot);
+    }
+
+    /// Moves a live binding's expiry to `expires_at` if that is later.
+    fn extend(&mut self, slot: SlotId, expires_at: Millis) {
+        let Some(s) = self.store.get(slot) else {
+            return;
+        };
+        if expires_at > s.expires_at() {
+            // Stays filed under its old bucket; the sweep re-files it when it gets there.
+            self.store.set_expires_at(slot, expires_at);
+            self.record_upsert(slot);
+        }
+    }
+
+    fn record_upsert(&mut self, slot: SlotId) {
+        if !self.changes.enabled() {
+            return;
+        }
+        let Some(s) = self.store.get(slot) else {
+            return;
+        };
+        let server = self.registry.server(s.server());
+        let change = Change::Upsert {
+            backend: self.registry.backend(server.backend).name.clone(),
+            key: s.key().to_vec(),
+            server: server.name.clone(),
+            expires_at: s.expires_at(),
+        };
+        self.changes.push(change);
+    }
+
+    /// Removes every binding whose `expires_at` is before the clock.
+    fn expire(&mut self) {
+        let mut due = Vec::new();
+        let store = &self.store;
+        self.expiry
+            .sweep(self.now, |s| store.get(s).map(|s| s.expires_at()), &mut due);
+        for slot in due {
+            let Some(r) = self.store.remove(slot) else {
+                continue;
+            };
+            let server = self.registry.server_mut(r.server);
+            server.count = server.count.saturating_sub(1);
+            server.last_expiry = server.last_expiry.max(r.expires_at);
+            self.counters.expired += 1;
+            if self.changes.enabled() {
+                let backend = self.registry.backend(r.backend).name.clone();
+                self.changes.push(Change::Remove {
+                    backend,
+                    key: r.key.into_vec(),
+                });
+            }
+        }
+    }
+
+    /// Applies an operator's admin state change; returns the server id.
+    fn set_state(&mut self, backend: &str, server: &str, requested: RequestedState) -> u32 {
+        let (_, id) = self.mention(backend, server);
+        let old = self.registry.server(id).state;
+        let new = match requested {
+            RequestedState::Ready => AdminState::Ready,
+            RequestedState::Maint => AdminState::Maint,
+            RequestedState::Drain { deadline_after } => {
+                let since = match old {
+                    AdminState::Drain { since, .. } => since,
+                    _ => self.now,
+                };
+                AdminState::Drain {
+                    since,
+                    deadline: deadline_after.map(|d| self.now.saturating_add(d)),
+                }
+            }
+        };
+        if new != old {
+            self.registry.set_state(id, new);
+            self.changes.servers_changed();
+        }
+        id
+    }
+}

@@ -1,0 +1,139 @@
+//! The expiry index: time buckets of slot ids, swept from the oldest, so the cost of expiry
+//! per tick is the number of bindings due (plus one partly due bucket), never the table size.
+
+use std::collections::BTreeMap;
+
+use super::store::SlotId;
+use crate::model::Millis;
+
+/// Bucket width is `2^BUCKET_SHIFT` ms (256 ms, about half a leader tick).
+const BUCKET_SHIFT: u32 = 8;
+
+fn bucket_of(t: Millis) -> u64 {
+    t >> BUCKET_SHIFT
+}
+
+fn bucket_start(b: u64) -> Millis {
+    b << BUCKET_SHIFT
+}
+
+/// Slot ids filed by the bucket of their expiry, lazily.
+///
+/// Invariant: every live slot has exactly one entry, in a bucket no later than the bucket
+/// of its current `expires_at` (a touch moves expiry later without re-filing). Slots are
+/// only freed by a sweep consuming their entry, so entries never go stale.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ExpiryIndex {
+    buckets: BTreeMap<u64, Vec<SlotId>>,
+    /// Clock of the last sweep: nothing can come due again until the clock moves.
+    swept_at: Millis,
+}
+
+impl ExpiryIndex {
+    /// Files a new binding under its expiry.
+    pub(crate) fn file(&mut self, slot: SlotId, expires_at: Millis) {
+        self.buckets
+            .entry(bucket_of(expires_at))
+            .or_default()
+            .push(slot);
+    }
+
+    /// Appends to `due` every slot whose expiry is before `now`, re-filing slots whose expiry
+    /// moved to a later bucket. `expires_at` gives a slot's current expiry (`None` if free).
+    /// The caller must remove the returned slots from the store.
+    pub(crate) fn sweep(
+        &mut self,
+        now: Millis,
+        expires_at: impl Fn(SlotId) -> Option<Millis>,
+        due: &mut Vec<SlotId>,
+    ) {
+        if now <= self.swept_at {
+            return;
+        }
+        self.swept_at = now;
+        while let Some(entry) = self.buckets.first_entry() {
+            let b = *entry.key();
+            if bucket_start(b) >= now {
+                break;
+            }
+            let slots = entry.remove();
+            let mut kept = Vec::new();
+            for slot in slots {
+                let Some(e) = expires_at(slot) else {
+                    debug_assert!(false, "expiry entry for a free slot");
+                    continue;
+                };
+                if e < now {
+                    due.push(slot);
+                } else if bucket_of(e) > b {
+                    self.file(slot, e);
+                } else {
+                    kept.push(slot);
+                }
+            }
+            if !kept.is_empty() {
+                // The bucket straddles `now`: everything after it is later still.
+                self.buckets.insert(b, kept);
+                break;
+            }
+        }
+    }
+
+    /// Every (bucket start, slot) entry, for invariant checks.
+    pub(crate) fn entries(&self) -> impl Iterator<Item = (Millis, SlotId)> + '_ {
+        self.buckets
+            .iter()
+            .flat_map(|(&b, v)| v.iter().map(move |&s| (bucket_start(b), s)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sweep(ix: &mut ExpiryIndex, now: Millis, exp: &[Option<Millis>]) -> Vec<SlotId> {
+        let mut due = Vec::new();
+        ix.sweep(now, |s| exp[s as usize], &mut due);
+        due.sort_unstable();
+        due
+    }
+
+    #[test]
+    fn expires_strictly_after_expiry_time() {
+        let mut ix = ExpiryIndex::default();
+        let exp = [Some(1000), Some(1001), Some(5000)];
+        for (i, e) in exp.iter().enumerate() {
+            ix.file(i as SlotId, e.unwrap());
+        }
+        assert_eq!(sweep(&mut ix, 1000, &exp), Vec::<SlotId>::new());
+        assert_eq!(sweep(&mut ix, 1001, &exp), vec![0]);
+        assert_eq!(
+            sweep(&mut ix, 1002, &[None, Some(1001), Some(5000)]),
+            vec![1]
+        );
+        assert_eq!(ix.entries().count(), 1);
+    }
+
+    #[test]
+    fn moved_expiry_is_refiled_not_expired() {
+        let mut ix = ExpiryIndex::default();
+        ix.file(0, 1000);
+        let exp = [Some(9000)];
+        assert!(sweep(&mut ix, 2000, &exp).is_empty());
+        let filed: Vec<_> = ix.entries().collect();
+        assert_eq!(filed, vec![(bucket_start(bucket_of(9000)), 0)]);
+        assert_eq!(sweep(&mut ix, 9001, &exp), vec![0]);
+        assert_eq!(ix.entries().count(), 0);
+    }
+
+    #[test]
+    fn same_clock_sweeps_once() {
+        let mut ix = ExpiryIndex::default();
+        ix.file(0, 10);
+        assert_eq!(sweep(&mut ix, 11, &[Some(10)]), vec![0]);
+        ix.file(0, 5);
+        // Not re-swept at the same clock (nothing new can be due at an unchanged clock
+        // in the table, which never files an expiry before its clock).
+        assert!(sweep(&mut ix, 11, &[Some(5)]).is_empty());
+    }
+}

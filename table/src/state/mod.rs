@@ -1,0 +1,203 @@
+//! The stick table as a pure, deterministic state machine: bindings, TTL expiry, per-server
+//! counts, admin states, member watermarks and the release rule. No I/O, clocks or locks.
+
+mod apply;
+mod change;
+mod expiry;
+mod invariants;
+mod release;
+mod servers;
+mod snapshot;
+mod store;
+
+#[cfg(test)]
+mod tests_release;
+#[cfg(test)]
+mod tests_rules;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+pub use change::Change;
+pub use snapshot::SnapshotError;
+
+use change::ChangeLog;
+use expiry::ExpiryIndex;
+use servers::Registry;
+use store::Store;
+
+use crate::model::{BindingInfo, Millis, NodeId, ServerStatus, TableCounters, TableParams};
+
+/// The replicated stick table.
+///
+/// Every replica applies the same [`Proposal`](crate::model::Proposal)s and membership
+/// changes in the same order and so holds the same state, byte for byte
+/// ([`StickTable::encode_snapshot`]). Time only comes from the proposals.
+#[derive(Clone, Default)]
+pub struct StickTable {
+    now: Millis,
+    params: TableParams,
+    counters: TableCounters,
+    members: BTreeSet<NodeId>,
+    /// Watermark of every member (exactly the members).
+    watermarks: BTreeMap<NodeId, Millis>,
+    registry: Registry,
+    store: Store,
+    expiry: ExpiryIndex,
+    changes: ChangeLog,
+}
+
+impl fmt::Debug for StickTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StickTable")
+            .field("now", &self.now)
+            .field("params", &self.params)
+            .field("bindings", &self.store.len())
+            .field("servers", &self.registry.server_count())
+            .field("watermarks", &self.watermarks)
+            .field("counters", &self.counters)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StickTable {
+    /// An empty table: clock 0, default parameters, no members.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The state-machine clock: the largest proposal time applied so far.
+    pub fn now(&self) -> Millis {
+        self.now
+    }
+
+    /// The replicated parameters in force.
+    pub fn params(&self) -> TableParams {
+        self.params
+    }
+
+    /// The cluster members, as last given to [`StickTable::set_members`].
+    pub fn members(&self) -> &BTreeSet<NodeId> {
+        &self.members
+    }
+
+    /// Each member's watermark (0 until it reports). Only members appear.
+    pub fn watermarks(&self) -> &BTreeMap<NodeId, Millis> {
+        &self.watermarks
+    }
+
+    /// The live binding of `key` in `backend`, if any.
+    pub fn lookup(&self, backend: &str, key: &[u8]) -> Option<BindingInfo> {
+        let b = self.registry.backend_id(backend)?;
+        let slot = self.store.get(self.store.find(b, key)?)?;
+        (slot.expires_at() >= self.now).then(|| BindingInfo {
+            key: key.to_vec(),
+            server: self.registry.server(slot.server()).name.to_string(),
+            expires_at: slot.expires_at(),
+        })
+    }
+
+    /// A server's status, if the table knows the server.
+    pub fn server(&self, backend: &str, server: &str) -> Option<ServerStatus> {
+        Some(
+            self.registry
+                .status(self.registry.server_id(backend, server)?),
+        )
+    }
+
+    /// Every known server, ordered by (backend, server) name.
+    pub fn servers(&self) -> Vec<ServerStatus> {
+        self.registry
+            .servers_by_name()
+            .map(|id| self.registry.status(id))
+            .collect()
+    }
+
+    /// Names of the backends the table knows, sorted.
+    pub fn backends(&self) -> Vec<String> {
+        self.registry
+            .backends_by_name()
+            .map(|b| self.registry.backend(b).name.to_string())
+            .collect()
+    }
+
+    /// Live bindings to a server (0 if the server is unknown). Constant time in table size.
+    pub fn bindings_of(&self, backend: &str, server: &str) -> u64 {
+        self.registry
+            .server_id(backend, server)
+            .map_or(0, |id| self.registry.server(id).count)
+    }
+
+    /// Up to `limit` live bindings of `backend`, the smallest keys first.
+    ///
+    /// Costs a pass over the whole table (meant for the admin API, not the data plane).
+    pub fn bindings(&self, backend: &str, limit: usize) -> Vec<BindingInfo> {
+        let Some(b) = self.registry.backend_id(backend) else {
+            return Vec::new();
+        };
+        if limit == 0 {
+            return Vec::new();
+        }
+        let mut slots: Vec<_> = self
+            .store
+            .iter()
+            .map(|(_, s)| s)
+            .filter(|s| s.backend() == b && s.expires_at() >= self.now)
+            .collect();
+        if slots.len() > limit {
+            slots.select_nth_unstable_by(limit, |x, y| x.key().cmp(y.key()));
+            slots.truncate(limit);
+        }
+        slots.sort_unstable_by(|x, y| x.key().cmp(y.key()));
+        slots
+            .into_iter()
+            .map(|s| BindingInfo {
+                key: s.key().to_vec(),
+                server: self.registry.server(s.server()).name.to_string(),
+                expires_at: s.expires_at(),
+            })
+            .collect()
+    }
+
+    /// Calls `f(backend, key, server, expires_at)` for every live binding, in no particular
+    /// order. Meant for rebuilding a read view after a snapshot was installed.
+    pub fn for_each_binding(&self, mut f: impl FnMut(&str, &[u8], &str, Millis)) {
+        for (_, s) in self.store.iter() {
+            if s.expires_at() >= self.now {
+                let server = self.registry.server(s.server());
+                let backend = self.registry.backend(s.backend());
+                f(&backend.name, s.key(), &server.name, s.expires_at());
+            }
+        }
+    }
+
+    /// Live bindings in total.
+    pub fn len(&self) -> usize {
+        self.store.len()
+    }
+
+    /// Whether the table holds no binding.
+    pub fn is_empty(&self) -> bool {
+        self.store.len() == 0
+    }
+
+    /// Cumulative counters (replicated: identical on every replica).
+    pub fn counters(&self) -> TableCounters {
+        self.counters
+    }
+
+    /// Changes to bindings and servers since the last call, in apply order.
+    ///
+    /// Changes are recorded from creation on; a table obtained from
+    /// [`StickTable::decode_snapshot`] starts with none (rebuild the view with
+    /// [`StickTable::for_each_binding`] and [`StickTable::servers`]).
+    pub fn take_changes(&mut self) -> Vec<Change> {
+        self.changes.take()
+    }
+
+    /// Turns recording of [`Change`]s on (the default) or off. A table nobody takes changes
+    /// from should turn it off, or the buffer grows with every apply.
+    pub fn set_change_tracking(&mut self, on: bool) {
+        self.changes.set_enabled(on);
+    }
+}

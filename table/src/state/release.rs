@@ -1,0 +1,67 @@
+//! The release rule: when a draining server becomes `maint` by itself (no live binding and
+//! every member's watermark past its release point), and when a drain deadline forces it.
+
+use super::StickTable;
+use super::servers::Server;
+use crate::model::{AdminState, Millis, NodeId};
+
+impl StickTable {
+    /// The watermark every member must reach before draining server `s` may be released:
+    /// `max(last_expiry, since) + max_skew` (`None` if `s` is not draining).
+    ///
+    /// The `since` term covers binds a node made before it saw the drain.
+    fn release_point(&self, s: &Server) -> Option<Millis> {
+        match s.state {
+            AdminState::Drain { since, .. } => Some(
+                s.last_expiry
+                    .max(since)
+                    .saturating_add(self.params.max_skew),
+            ),
+            _ => None,
+        }
+    }
+
+    /// Evaluates the release rule for every draining server (usually very few).
+    pub(super) fn evaluate_release(&mut self) {
+        let mut released = Vec::new();
+        for &id in self.registry.draining() {
+            let s = self.registry.server(id);
+            let AdminState::Drain { deadline, .. } = s.state else {
+                continue;
+            };
+            let point = self.release_point(s).unwrap_or(Millis::MAX);
+            if s.count == 0 && self.watermarks.values().all(|&w| w >= point) {
+                released.push((id, false));
+            } else if deadline.is_some_and(|d| self.now >= d) {
+                released.push((id, true));
+            }
+        }
+        for (id, forced) in released {
+            self.registry.set_state(id, AdminState::Maint);
+            if forced {
+                self.counters.forced_releases += 1;
+            } else {
+                self.counters.released += 1;
+            }
+            self.changes.servers_changed();
+        }
+    }
+
+    /// Members whose watermark is not yet past what release of this draining server needs
+    /// (empty if the server is not draining or no member holds it back).
+    ///
+    /// Live bindings are not reported here; see [`StickTable::bindings_of`].
+    pub fn release_blockers(&self, backend: &str, server: &str) -> Vec<NodeId> {
+        let Some(id) = self.registry.server_id(backend, server) else {
+            return Vec::new();
+        };
+        let Some(point) = self.release_point(self.registry.server(id)) else {
+            return Vec::new();
+        };
+        self.watermarks
+            .iter()
+            .filter(|&(_, &w)| w < point)
+            .map(|(&node, _)| node)
+            .collect()
+    }
+}

@@ -1,0 +1,280 @@
+//! Canonical snapshots: a format version byte, then bincode 2 (serde, standard config) of
+//! the state with names and keys in sorted order, so equal states encode to equal bytes.
+
+use bincode::config;
+use serde::ser::SerializeSeq;
+use serde::{Deserialize, Serialize, Serializer};
+
+use super::StickTable;
+use super::store::{SlotId, Store};
+use crate::model::{AdminState, Millis, NodeId, TableCounters, TableParams};
+
+/// The snapshot format this build writes and reads.
+pub const SNAPSHOT_FORMAT_VERSION: u8 = 1;
+
+/// Why a snapshot could not be decoded.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// The input holds no byte at all.
+    #[error("empty snapshot")]
+    Empty,
+    /// The format version byte is not one this build reads.
+    #[error("unsupported snapshot format version {0} (this build reads version 1)")]
+    UnsupportedVersion(u8),
+    /// The bytes are not a well-formed encoding.
+    #[error("malformed snapshot: {0}")]
+    Malformed(#[from] bincode::error::DecodeError),
+    /// Bytes follow the end of the snapshot.
+    #[error("{0} trailing bytes after the snapshot")]
+    TrailingBytes(usize),
+    /// Well-formed, but not a state the table can be in (unsorted, duplicate or dangling).
+    #[error("inconsistent snapshot: {0}")]
+    Invalid(&'static str),
+}
+
+/// A byte string serialized as bytes (length + raw bytes), not as a sequence of `u8`s.
+struct Bytes<'a>(&'a [u8]);
+
+impl Serialize for Bytes<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(self.0)
+    }
+}
+
+// The `*Out` (encode) and `*In` (decode) structs must list the same fields in the same order.
+
+#[derive(Serialize)]
+struct SnapOut<'a> {
+    now: Millis,
+    params: TableParams,
+    counters: TableCounters,
+    watermarks: Vec<(NodeId, Millis)>,
+    backends: Vec<BackendOut<'a>>,
+}
+
+#[derive(Serialize)]
+struct BackendOut<'a> {
+    name: &'a str,
+    servers: Vec<ServerOut<'a>>,
+    bindings: BindingsOut<'a>,
+}
+
+#[derive(Serialize)]
+struct ServerOut<'a> {
+    name: &'a str,
+    state: AdminState,
+    last_expiry: Millis,
+}
+
+/// One backend's bindings, sorted by key; `server` is the index in the backend's servers.
+struct BindingsOut<'a> {
+    store: &'a Store,
+    slots: Vec<SlotId>,
+    server_pos: &'a [u32],
+}
+
+#[derive(Serialize)]
+struct BindingOut<'a> {
+    key: Bytes<'a>,
+    server: u32,
+    expires_at: Millis,
+}
+
+impl Serialize for BindingsOut<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // `slots` was collected from the store just before: every id holds a binding.
+        let mut seq = s.serialize_seq(Some(self.slots.len()))?;
+        for slot in self.slots.iter().filter_map(|&id| self.store.get(id)) {
+            seq.serialize_element(&BindingOut {
+                key: Bytes(slot.key()),
+                server: self.server_pos[slot.server() as usize],
+                expires_at: slot.expires_at(),
+            })?;
+        }
+        seq.end()
+    }
+}
+
+// Names and keys are borrowed from the input: the decoder checks a length against the bytes
+// left before using it, so garbage lengths cannot make it allocate more than the input.
+
+#[derive(Deserialize)]
+struct SnapIn<'a> {
+    now: Millis,
+    params: TableParams,
+    counters: TableCounters,
+    watermarks: Vec<(NodeId, Millis)>,
+    #[serde(borrow)]
+    backends: Vec<BackendIn<'a>>,
+}
+
+#[derive(Deserialize)]
+struct BackendIn<'a> {
+    name: &'a str,
+    #[serde(borrow)]
+    servers: Vec<ServerIn<'a>>,
+    #[serde(borrow)]
+    bindings: Vec<BindingIn<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ServerIn<'a> {
+    name: &'a str,
+    state: AdminState,
+    last_expiry: Millis,
+}
+
+#[derive(Deserialize)]
+struct BindingIn<'a> {
+    key: &'a [u8],
+    server: u32,
+    expires_at: Millis,
+}
+
+impl StickTable {
+    /// Canonical, deterministic encoding of the whole replicated state: a format version
+    /// byte, then bincode 2 (serde, `config::standard()`). Tables holding the same state
+    /// encode to identical bytes whatever order things happened in. The change feed is
+    /// not part of it.
+    pub fn encode_snapshot(&self) -> Vec<u8> {
+        let reg = &self.registry;
+        let mut server_pos = vec![0u32; reg.server_count()];
+        let mut per_backend: Vec<Vec<SlotId>> = vec![Vec::new(); reg.backend_count()];
+        for (id, slot) in self.store.iter() {
+            per_backend[slot.backend() as usize].push(id);
+        }
+        for slots in &mut per_backend {
+            slots.sort_unstable_by(|&a, &b| {
+                let key = |id| self.store.get(id).map(|s| s.key());
+                key(a).cmp(&key(b))
+            });
+        }
+        for b in reg.backends_by_name() {
+            for (pos, &sid) in reg.backend(b).servers.values().enumerate() {
+                server_pos[sid as usize] = pos as u32;
+            }
+        }
+        let backends = reg
+            .backends_by_name()
+            .map(|b| {
+                let backend = reg.backend(b);
+                BackendOut {
+                    name: &backend.name,
+                    servers: backend
+                        .servers
+                        .values()
+                        .map(|&sid| {
+                            let s = reg.server(sid);
+                            ServerOut {
+                                name: &s.name,
+                                state: s.state,
+                                last_expiry: s.last_expiry,
+                            }
+                        })
+                        .collect(),
+                    bindings: BindingsOut {
+                        store: &self.store,
+                        slots: std::mem::take(&mut per_backend[b as usize]),
+                        server_pos: &server_pos,
+                    },
+                }
+            })
+            .collect();
+        let snap = SnapOut {
+            now: self.now,
+            params: self.params,
+            counters: self.counters,
+            watermarks: self.watermarks.iter().map(|(&n, &w)| (n, w)).collect(),
+            backends,
+        };
+        let mut out = vec![SNAPSHOT_FORMAT_VERSION];
+        bincode::serde::encode_into_std_write(&snap, &mut out, config::standard())
+            .expect("encoding the table into memory cannot fail");
+        out
+    }
+
+    /// Decodes a snapshot made by [`StickTable::encode_snapshot`].
+    ///
+    /// Rejects anything that is not exactly a canonical encoding of a reachable state
+    /// (unsorted or duplicate names, keys or members, dangling server references, dead
+    /// bindings, trailing bytes). Never panics; allocation is bounded by the input length.
+    pub fn decode_snapshot(bytes: &[u8]) -> Result<StickTable, SnapshotError> {
+        let (&version, body) = bytes.split_first().ok_or(SnapshotError::Empty)?;
+        if version != SNAPSHOT_FORMAT_VERSION {
+            return Err(SnapshotError::UnsupportedVersion(version));
+        }
+        let (snap, read): (SnapIn<'_>, usize) =
+            bincode::serde::borrow_decode_from_slice(body, config::standard())?;
+        if read != body.len() {
+            return Err(SnapshotError::TrailingBytes(body.len() - read));
+        }
+        build(snap)
+    }
+}
+
+fn strictly_increasing<T: Ord>(items: impl IntoIterator<Item = T>) -> bool {
+    let mut prev = None;
+    for item in items {
+        if prev.as_ref().is_some_and(|p| *p >= item) {
+            return false;
+        }
+        prev = Some(item);
+    }
+    true
+}
+
+fn build(snap: SnapIn<'_>) -> Result<StickTable, SnapshotError> {
+    use SnapshotError::Invalid;
+    if !strictly_increasing(snap.watermarks.iter().map(|&(n, _)| n)) {
+        return Err(Invalid("members not sorted or repeated"));
+    }
+    if !strictly_increasing(snap.backends.iter().map(|b| b.name)) {
+        return Err(Invalid("backends not sorted or repeated"));
+    }
+    let mut total = 0usize;
+    for b in &snap.backends {
+        if b.servers.is_empty() {
+            return Err(Invalid("backend without servers"));
+        }
+        if !strictly_increasing(b.servers.iter().map(|s| s.name)) {
+            return Err(Invalid("servers not sorted or repeated"));
+        }
+        if !strictly_increasing(b.bindings.iter().map(|x| x.key)) {
+            return Err(Invalid("keys not sorted or repeated"));
+        }
+        for x in &b.bindings {
+            if x.server as usize >= b.servers.len() {
+                return Err(Invalid("binding to an unknown server"));
+            }
+            if x.expires_at < snap.now {
+                return Err(Invalid("binding already expired"));
+            }
+        }
+        total += b.bindings.len();
+    }
+
+    let mut t = StickTable {
+        now: snap.now,
+        params: snap.params,
+        counters: snap.counters,
+        members: snap.watermarks.iter().map(|&(n, _)| n).collect(),
+        watermarks: snap.watermarks.into_iter().collect(),
+        store: Store::with_capacity(total),
+        ..StickTable::default()
+    };
+    for b in snap.backends {
+        let bid = t.registry.intern_backend(b.name);
+        let ids: Vec<u32> = b
+            .servers
+            .iter()
+            .map(|s| t.registry.push_server(bid, s.name, s.state, s.last_expiry))
+            .collect();
+        for x in b.bindings {
+            let sid = ids[x.server as usize];
+            let slot = t.store.insert(bid, x.key, sid, x.expires_at);
+            t.expiry.file(slot, x.expires_at);
+            t.registry.server_mut(sid).count += 1;
+        }
+    }
+    Ok(t)
+}

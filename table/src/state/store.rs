@@ -1,0 +1,226 @@
+//! The binding store: a slab of slots (key, backend, server, expiry) with a free list, and a
+//! hash index from (backend id, key) to slot. Knows nothing of names, time or rules.
+
+use std::hash::{DefaultHasher, Hasher};
+
+use hashbrown::HashTable;
+
+use crate::model::Millis;
+
+/// Index of a slot in the slab.
+pub(crate) type SlotId = u32;
+
+/// Marks a slot that holds no binding (in the `server` field).
+const FREE: u32 = u32::MAX;
+
+/// One binding, 32 bytes inline plus its key on the heap.
+#[derive(Clone, Debug)]
+pub(crate) struct Slot {
+    key: Box<[u8]>,
+    expires_at: Millis,
+    server: u32,
+    backend: u32,
+}
+
+impl Slot {
+    /// The persistence key.
+    pub(crate) fn key(&self) -> &[u8] {
+        &self.key
+    }
+
+    /// When the binding expires.
+    pub(crate) fn expires_at(&self) -> Millis {
+        self.expires_at
+    }
+
+    /// Interned server id.
+    pub(crate) fn server(&self) -> u32 {
+        self.server
+    }
+
+    /// Interned backend id.
+    pub(crate) fn backend(&self) -> u32 {
+        self.backend
+    }
+
+    fn is_free(&self) -> bool {
+        self.server == FREE
+    }
+}
+
+/// A binding taken out of the store.
+pub(crate) struct Removed {
+    pub(crate) key: Box<[u8]>,
+    pub(crate) expires_at: Millis,
+    pub(crate) server: u32,
+    pub(crate) backend: u32,
+}
+
+/// Slab of bindings plus the (backend, key) index.
+///
+/// The hash is a fixed-key SipHash (`std::hash::DefaultHasher::new()`), so the index is
+/// deterministic; it is never iterated to produce output anyway.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Store {
+    slots: Vec<Slot>,
+    free: Vec<SlotId>,
+    index: HashTable<SlotId>,
+}
+
+fn hash_key(backend: u32, key: &[u8]) -> u64 {
+    let mut h = DefaultHasher::new();
+    h.write_u32(backend);
+    h.write(key);
+    h.finish()
+}
+
+impl Store {
+    /// An empty store with room for `n` bindings.
+    pub(crate) fn with_capacity(n: usize) -> Self {
+        Store {
+            slots: Vec::with_capacity(n),
+            free: Vec::new(),
+            index: HashTable::with_capacity(n),
+        }
+    }
+
+    /// Number of bindings held.
+    pub(crate) fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// The slot bound to `(backend, key)`, if any.
+    pub(crate) fn find(&self, backend: u32, key: &[u8]) -> Option<SlotId> {
+        let slots = &self.slots;
+        self.index
+            .find(hash_key(backend, key), |&i| {
+                let s = &slots[i as usize];
+                s.backend == backend && *s.key == *key
+            })
+            .copied()
+    }
+
+    /// The slot `id`, if it holds a binding.
+    pub(crate) fn get(&self, id: SlotId) -> Option<&Slot> {
+        self.slots.get(id as usize).filter(|s| !s.is_free())
+    }
+
+    /// Adds a binding; the caller guarantees `(backend, key)` is not bound yet.
+    pub(crate) fn insert(
+        &mut self,
+        backend: u32,
+        key: &[u8],
+        server: u32,
+        expires_at: Millis,
+    ) -> SlotId {
+        debug_assert!(self.find(backend, key).is_none());
+        debug_assert_ne!(server, FREE);
+        let slot = Slot {
+            key: Box::from(key),
+            expires_at,
+            server,
+            backend,
+        };
+        let id = match self.free.pop() {
+            Some(id) => {
+                self.slots[id as usize] = slot;
+                id
+            }
+            None => {
+                let id = SlotId::try_from(self.slots.len()).expect("more than 2^32 bindings");
+                self.slots.push(slot);
+                id
+            }
+        };
+        let slots = &self.slots;
+        self.index.insert_unique(hash_key(backend, key), id, |&i| {
+            let s = &slots[i as usize];
+            hash_key(s.backend, &s.key)
+        });
+        id
+    }
+
+    /// Moves the binding's expiry (the caller keeps the expiry index right).
+    pub(crate) fn set_expires_at(&mut self, id: SlotId, expires_at: Millis) {
+        if let Some(s) = self.slots.get_mut(id as usize).filter(|s| !s.is_free()) {
+            s.expires_at = expires_at;
+        }
+    }
+
+    /// Takes the binding out of slot `id` and frees the slot.
+    pub(crate) fn remove(&mut self, id: SlotId) -> Option<Removed> {
+        let s = self.slots.get_mut(id as usize).filter(|s| !s.is_free())?;
+        let hash = hash_key(s.backend, &s.key);
+        let removed = Removed {
+            key: std::mem::take(&mut s.key),
+            expires_at: s.expires_at,
+            server: s.server,
+            backend: s.backend,
+        };
+        s.server = FREE;
+        s.expires_at = 0;
+        if let Ok(entry) = self.index.find_entry(hash, |&i| i == id) {
+            entry.remove();
+        }
+        self.free.push(id);
+        Some(removed)
+    }
+
+    /// All bindings in slab order (deterministic only for a given history; sort for output).
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (SlotId, &Slot)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| !s.is_free())
+            .map(|(i, s)| (i as SlotId, s))
+    }
+
+    /// Checks that slab and index agree (tests and invariant checks only).
+    pub(crate) fn check(&self) -> Result<(), String> {
+        let live = self.iter().count();
+        if live != self.index.len() {
+            return Err(format!(
+                "slab holds {live} bindings, index {}",
+                self.index.len()
+            ));
+        }
+        if live + self.free.len() != self.slots.len() {
+            return Err("free list does not cover the free slots".into());
+        }
+        for (id, s) in self.iter() {
+            if self.find(s.backend, &s.key) != Some(id) {
+                return Err(format!("slot {id} not found through the index"));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn insert_find_remove_reuse() {
+        let mut st = Store::default();
+        let a = st.insert(0, b"k1", 3, 100);
+        let b = st.insert(1, b"k1", 4, 200);
+        assert_ne!(a, b);
+        assert_eq!(st.find(0, b"k1"), Some(a));
+        assert_eq!(st.find(1, b"k1"), Some(b));
+        assert_eq!(st.find(0, b"k2"), None);
+        let r = st.remove(a).unwrap();
+        assert_eq!((&*r.key, r.server, r.expires_at), (&b"k1"[..], 3, 100));
+        assert!(st.remove(a).is_none());
+        assert_eq!(st.find(0, b"k1"), None);
+        let c = st.insert(0, b"k3", 5, 300);
+        assert_eq!(c, a, "freed slot is reused");
+        assert_eq!(st.len(), 2);
+        st.check().unwrap();
+    }
+
+    #[test]
+    fn slot_is_32_bytes() {
+        assert_eq!(std::mem::size_of::<Slot>(), 32);
+    }
+}

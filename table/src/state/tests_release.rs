@@ -1,0 +1,274 @@
+//! Unit tests of admin states and the release rule: drain, release, what blocks it
+//! (live bindings, watermarks, new members, the drain's `since`), deadlines, membership.
+
+use super::StickTable;
+use super::tests_rules::{SKEW, batch, bind, set_state, tick, touch};
+use crate::model::{AdminState, RequestedState};
+
+const DRAIN: RequestedState = RequestedState::Drain {
+    deadline_after: None,
+};
+
+fn state(t: &StickTable, server: &str) -> AdminState {
+    t.server("app", server).unwrap().admin_state
+}
+
+fn report(t: &mut StickTable, now: u64, node: u64, watermark: u64) {
+    batch(t, now, node, vec![], vec![], watermark);
+}
+
+fn members(t: &mut StickTable, m: &[u64]) {
+    t.set_members(&m.iter().copied().collect());
+    t.check_invariants().unwrap();
+}
+
+#[test]
+fn drain_is_released_when_bindings_are_gone_and_every_watermark_passed() {
+    let mut t = StickTable::new();
+    members(&mut t, &[1, 2]);
+    batch(&mut t, 0, 1, vec![bind("app", "k", "s1", 100)], vec![], 0);
+    let s = set_state(&mut t, 10, "s1", DRAIN);
+    assert_eq!(
+        s,
+        AdminState::Drain {
+            since: 10,
+            deadline: None
+        }
+    );
+    tick(&mut t, 100 + SKEW + 1);
+    assert_eq!(t.bindings_of("app", "s1"), 0);
+    let point = 100 + SKEW + SKEW; // max(last_expiry, since) + skew
+    report(&mut t, 400, 1, point - 1);
+    assert_eq!(t.release_blockers("app", "s1"), vec![1, 2]);
+    report(&mut t, 400, 1, point);
+    assert_eq!(t.release_blockers("app", "s1"), vec![2]);
+    assert!(matches!(state(&t, "s1"), AdminState::Drain { .. }));
+    t.take_changes();
+    report(&mut t, 400, 2, point);
+    assert_eq!(state(&t, "s1"), AdminState::Maint);
+    assert_eq!(t.counters().released, 1);
+    assert_eq!(t.counters().forced_releases, 0);
+    assert_eq!(t.take_changes(), vec![super::Change::Servers]);
+    assert!(t.release_blockers("app", "s1").is_empty());
+}
+
+#[test]
+fn live_binding_blocks_release_whatever_the_watermarks() {
+    let mut t = StickTable::new();
+    members(&mut t, &[1]);
+    batch(&mut t, 0, 1, vec![bind("app", "k", "s1", 1000)], vec![], 0);
+    set_state(&mut t, 0, "s1", DRAIN);
+    report(&mut t, 500, 1, u64::MAX);
+    assert!(matches!(state(&t, "s1"), AdminState::Drain { .. }));
+    assert!(t.release_blockers("app", "s1").is_empty());
+    // Touches keep it alive; released only after the last expiry.
+    batch(
+        &mut t,
+        900,
+        1,
+        vec![],
+        vec![touch("app", "k", "s1", 1000)],
+        0,
+    );
+    tick(&mut t, 900 + 1000 + SKEW);
+    assert!(matches!(state(&t, "s1"), AdminState::Drain { .. }));
+    tick(&mut t, 900 + 1000 + SKEW + 1);
+    assert_eq!(state(&t, "s1"), AdminState::Maint);
+}
+
+#[test]
+fn watermark_behind_last_expiry_blocks_release() {
+    let mut t = StickTable::new();
+    members(&mut t, &[1]);
+    batch(&mut t, 0, 1, vec![bind("app", "k", "s1", 100)], vec![], 0);
+    set_state(&mut t, 0, "s1", DRAIN);
+    report(&mut t, 5000, 1, 100 + SKEW + SKEW - 1);
+    assert_eq!(t.bindings_of("app", "s1"), 0);
+    assert_eq!(t.server("app", "s1").unwrap().last_expiry, 100 + SKEW);
+    assert_eq!(t.release_blockers("app", "s1"), vec![1]);
+    assert!(matches!(state(&t, "s1"), AdminState::Drain { .. }));
+    // Watermarks only move forward.
+    report(&mut t, 5000, 1, 3);
+    assert_eq!(t.watermarks()[&1], 100 + SKEW + SKEW - 1);
+    report(&mut t, 5000, 1, 100 + SKEW + SKEW);
+    assert_eq!(state(&t, "s1"), AdminState::Maint);
+}
+
+#[test]
+fn drain_since_term_covers_binds_made_before_the_drain_was_seen() {
+    // No binding ever: the release point is since + skew.
+    let mut t = StickTable::new();
+    members(&mut t, &[1]);
+    report(&mut t, 0, 1, 10_000);
+    set_state(&mut t, 10_000, "s1", DRAIN);
+    assert!(matches!(state(&t, "s1"), AdminState::Drain { .. }));
+    report(&mut t, 10_000, 1, 10_000 + SKEW - 1);
+    assert_eq!(t.release_blockers("app", "s1"), vec![1]);
+    report(&mut t, 10_000, 1, 10_000 + SKEW);
+    assert_eq!(state(&t, "s1"), AdminState::Maint);
+}
+
+#[test]
+fn drain_with_nothing_to_wait_for_answers_maint_at_once() {
+    let mut t = StickTable::new();
+    // No member set known: nothing blocks.
+    assert_eq!(set_state(&mut t, 100, "s1", DRAIN), AdminState::Maint);
+    assert_eq!(t.counters().released, 1);
+}
+
+#[test]
+fn new_member_blocks_release_until_it_reports() {
+    let mut t = StickTable::new();
+    members(&mut t, &[1]);
+    set_state(&mut t, 0, "s1", DRAIN);
+    members(&mut t, &[1, 2]);
+    assert_eq!(t.watermarks()[&2], 0);
+    report(&mut t, 0, 1, SKEW);
+    assert_eq!(t.release_blockers("app", "s1"), vec![2]);
+    assert!(matches!(state(&t, "s1"), AdminState::Drain { .. }));
+    report(&mut t, 0, 2, SKEW);
+    assert_eq!(state(&t, "s1"), AdminState::Maint);
+}
+
+#[test]
+fn removing_a_silent_member_unblocks_release() {
+    let mut t = StickTable::new();
+    members(&mut t, &[1, 2]);
+    set_state(&mut t, 0, "s1", DRAIN);
+    report(&mut t, 0, 1, 10_000);
+    assert_eq!(t.release_blockers("app", "s1"), vec![2]);
+    members(&mut t, &[1]);
+    assert_eq!(state(&t, "s1"), AdminState::Maint);
+    assert_eq!(t.watermarks().keys().copied().collect::<Vec<_>>(), vec![1]);
+    // Existing members keep their watermark across membership changes.
+    members(&mut t, &[1, 3]);
+    assert_eq!(t.watermarks()[&1], 10_000);
+    assert_eq!(t.watermarks()[&3], 0);
+}
+
+#[test]
+fn non_member_watermarks_are_ignored_but_their_binds_applied() {
+    let mut t = StickTable::new();
+    members(&mut t, &[1]);
+    batch(
+        &mut t,
+        0,
+        9,
+        vec![bind("app", "k", "s2", 10)],
+        vec![],
+        1_000,
+    );
+    assert!(!t.watermarks().contains_key(&9));
+    assert_eq!(t.bindings_of("app", "s2"), 1);
+}
+
+#[test]
+fn deadline_forces_release_even_with_live_bindings() {
+    let mut t = StickTable::new();
+    members(&mut t, &[1]);
+    batch(
+        &mut t,
+        0,
+        1,
+        vec![bind("app", "k", "s1", 100_000)],
+        vec![],
+        0,
+    );
+    let drain = RequestedState::Drain {
+        deadline_after: Some(1000),
+    };
+    assert_eq!(
+        set_state(&mut t, 100, "s1", drain),
+        AdminState::Drain {
+            since: 100,
+            deadline: Some(1100)
+        }
+    );
+    tick(&mut t, 1099);
+    assert!(matches!(state(&t, "s1"), AdminState::Drain { .. }));
+    tick(&mut t, 1100);
+    assert_eq!(state(&t, "s1"), AdminState::Maint);
+    assert_eq!(t.counters().forced_releases, 1);
+    assert_eq!(t.counters().released, 0);
+    assert_eq!(t.bindings_of("app", "s1"), 1);
+}
+
+#[test]
+fn draining_again_keeps_since_and_replaces_the_deadline() {
+    let mut t = StickTable::new();
+    members(&mut t, &[1]);
+    set_state(&mut t, 100, "s1", DRAIN);
+    let s = set_state(
+        &mut t,
+        200,
+        "s1",
+        RequestedState::Drain {
+            deadline_after: Some(50),
+        },
+    );
+    assert_eq!(
+        s,
+        AdminState::Drain {
+            since: 100,
+            deadline: Some(250)
+        }
+    );
+    tick(&mut t, 249);
+    assert!(matches!(state(&t, "s1"), AdminState::Drain { .. }));
+    tick(&mut t, 250);
+    assert_eq!(state(&t, "s1"), AdminState::Maint);
+    assert_eq!(t.counters().forced_releases, 1);
+    // Draining again without a deadline clears it.
+    set_state(
+        &mut t,
+        300,
+        "s2",
+        RequestedState::Drain {
+            deadline_after: Some(10),
+        },
+    );
+    let s = set_state(&mut t, 305, "s2", DRAIN);
+    assert_eq!(
+        s,
+        AdminState::Drain {
+            since: 300,
+            deadline: None
+        }
+    );
+    tick(&mut t, 10_000);
+    assert!(matches!(state(&t, "s2"), AdminState::Drain { .. }));
+}
+
+#[test]
+fn ready_cancels_a_drain_and_maint_is_immediate() {
+    let mut t = StickTable::new();
+    members(&mut t, &[1]);
+    set_state(&mut t, 0, "s1", DRAIN);
+    assert_eq!(
+        set_state(&mut t, 0, "s1", RequestedState::Ready),
+        AdminState::Ready
+    );
+    report(&mut t, 0, 1, u64::MAX);
+    assert_eq!(state(&t, "s1"), AdminState::Ready);
+    assert!(t.release_blockers("app", "s1").is_empty());
+    assert_eq!(
+        set_state(&mut t, 0, "s1", RequestedState::Maint),
+        AdminState::Maint
+    );
+    assert_eq!(t.counters().released, 0);
+    assert!(t.release_blockers("app", "nope").is_empty());
+}
+
+#[test]
+fn released_state_survives_a_snapshot() {
+    let mut t = StickTable::new();
+    members(&mut t, &[1, 2]);
+    batch(&mut t, 0, 1, vec![bind("app", "k", "s1", 100)], vec![], 0);
+    set_state(&mut t, 10, "s1", DRAIN);
+    let back = StickTable::decode_snapshot(&t.encode_snapshot()).unwrap();
+    back.check_invariants().unwrap();
+    assert_eq!(back.members(), t.members());
+    assert_eq!(back.servers(), t.servers());
+    assert_eq!(back.release_blockers("app", "s1"), vec![1, 2]);
+    assert_eq!(back.encode_snapshot(), t.encode_snapshot());
+}

@@ -1,0 +1,513 @@
+//! Unit tests of the binding rules: bind, conflict, touch, revive, refuse, expiry at the
+//! millisecond boundary, per-server counts, parameters and the change feed.
+
+use std::sync::Arc;
+
+use super::{Change, StickTable};
+use crate::model::{
+    AdminState, Bind, Command, NodeBatch, Proposal, RequestedState, Response, TableParams, Touch,
+};
+
+pub(super) const SKEW: u64 = 250;
+
+pub(super) fn bind(backend: &str, key: &str, server: &str, ttl: u64) -> Bind {
+    Bind {
+        backend: backend.into(),
+        key: key.as_bytes().to_vec(),
+        server: server.into(),
+        ttl,
+    }
+}
+
+pub(super) fn touch(backend: &str, key: &str, server: &str, ttl: u64) -> Touch {
+    Touch {
+        backend: backend.into(),
+        key: key.as_bytes().to_vec(),
+        server: server.into(),
+        ttl,
+    }
+}
+
+pub(super) fn batch(
+    t: &mut StickTable,
+    now: u64,
+    node: u64,
+    binds: Vec<Bind>,
+    touches: Vec<Touch>,
+    watermark: u64,
+) -> Response {
+    let r = t.apply(&Proposal {
+        now,
+        command: Command::Batch(NodeBatch {
+            node,
+            binds,
+            touches,
+            watermark,
+        }),
+    });
+    t.check_invariants().unwrap();
+    r
+}
+
+pub(super) fn tick(t: &mut StickTable, now: u64) {
+    t.apply(&Proposal {
+        now,
+        command: Command::Tick,
+    });
+    t.check_invariants().unwrap();
+}
+
+pub(super) fn set_state(
+    t: &mut StickTable,
+    now: u64,
+    server: &str,
+    state: RequestedState,
+) -> AdminState {
+    let r = t.apply(&Proposal {
+        now,
+        command: Command::SetServerState {
+            backend: "app".into(),
+            server: server.into(),
+            state,
+        },
+    });
+    t.check_invariants().unwrap();
+    match r {
+        Response::ServerState(s) => s,
+        other => panic!("unexpected response {other:?}"),
+    }
+}
+
+fn batch_resp(bound: u32, conflicts: u32, refused: u32) -> Response {
+    Response::Batch {
+        bound,
+        conflicts,
+        refused,
+    }
+}
+
+fn server_of(t: &StickTable, key: &str) -> Option<String> {
+    t.lookup("app", key.as_bytes()).map(|b| b.server)
+}
+
+#[test]
+fn bind_creates_binding_with_ttl_plus_skew() {
+    let mut t = StickTable::new();
+    let r = batch(
+        &mut t,
+        1000,
+        1,
+        vec![bind("app", "k", "s1", 5000)],
+        vec![],
+        0,
+    );
+    assert_eq!(r, batch_resp(1, 0, 0));
+    let b = t.lookup("app", b"k").unwrap();
+    assert_eq!(
+        (b.server.as_str(), b.expires_at),
+        ("s1", 1000 + 5000 + SKEW)
+    );
+    assert_eq!(t.bindings_of("app", "s1"), 1);
+    assert_eq!(t.len(), 1);
+    assert_eq!(t.counters().bound, 1);
+    assert!(t.lookup("other", b"k").is_none());
+    assert!(t.lookup("app", b"x").is_none());
+}
+
+#[test]
+fn first_committed_bind_wins_and_later_bind_touches_winner() {
+    let mut t = StickTable::new();
+    batch(
+        &mut t,
+        1000,
+        1,
+        vec![bind("app", "k", "s1", 5000)],
+        vec![],
+        0,
+    );
+    let r = batch(
+        &mut t,
+        2000,
+        2,
+        vec![bind("app", "k", "s2", 5000)],
+        vec![],
+        0,
+    );
+    assert_eq!(r, batch_resp(0, 1, 0));
+    let b = t.lookup("app", b"k").unwrap();
+    assert_eq!(
+        (b.server.as_str(), b.expires_at),
+        ("s1", 2000 + 5000 + SKEW)
+    );
+    assert_eq!(t.bindings_of("app", "s1"), 1);
+    assert_eq!(t.bindings_of("app", "s2"), 0);
+    let c = t.counters();
+    assert_eq!((c.bound, c.conflicts, c.touched), (1, 1, 1));
+    // The loser's server is registered all the same.
+    assert!(t.server("app", "s2").is_some());
+}
+
+#[test]
+fn same_key_in_two_backends_is_two_bindings() {
+    let mut t = StickTable::new();
+    let r = batch(
+        &mut t,
+        1,
+        1,
+        vec![bind("a", "k", "s1", 10), bind("b", "k", "s1", 10)],
+        vec![],
+        0,
+    );
+    assert_eq!(r, batch_resp(2, 0, 0));
+    assert_eq!(t.len(), 2);
+    assert_eq!(t.bindings_of("a", "s1"), 1);
+    assert_eq!(t.bindings_of("b", "s1"), 1);
+}
+
+#[test]
+fn touch_extends_but_never_shortens() {
+    let mut t = StickTable::new();
+    batch(
+        &mut t,
+        1000,
+        1,
+        vec![bind("app", "k", "s1", 5000)],
+        vec![],
+        0,
+    );
+    batch(
+        &mut t,
+        3000,
+        1,
+        vec![],
+        vec![touch("app", "k", "s1", 5000)],
+        0,
+    );
+    assert_eq!(
+        t.lookup("app", b"k").unwrap().expires_at,
+        3000 + 5000 + SKEW
+    );
+    // A touch with a shorter ttl leaves the later expiry alone, but still counts.
+    batch(
+        &mut t,
+        3500,
+        1,
+        vec![],
+        vec![touch("app", "k", "s1", 10)],
+        0,
+    );
+    assert_eq!(
+        t.lookup("app", b"k").unwrap().expires_at,
+        3000 + 5000 + SKEW
+    );
+    assert_eq!(t.counters().touched, 2);
+    // A touch naming another server extends the existing binding, whatever its server.
+    batch(
+        &mut t,
+        4000,
+        2,
+        vec![],
+        vec![touch("app", "k", "s2", 5000)],
+        0,
+    );
+    assert_eq!(server_of(&t, "k").as_deref(), Some("s1"));
+    assert_eq!(
+        t.lookup("app", b"k").unwrap().expires_at,
+        4000 + 5000 + SKEW
+    );
+    assert_eq!(t.bindings_of("app", "s2"), 0);
+}
+
+#[test]
+fn touch_of_expired_binding_revives_it() {
+    let mut t = StickTable::new();
+    batch(&mut t, 0, 1, vec![bind("app", "k", "s1", 100)], vec![], 0);
+    tick(&mut t, 100 + SKEW + 1);
+    assert!(t.lookup("app", b"k").is_none());
+    assert_eq!(t.counters().expired, 1);
+    batch(
+        &mut t,
+        1000,
+        1,
+        vec![],
+        vec![touch("app", "k", "s2", 100)],
+        0,
+    );
+    let b = t.lookup("app", b"k").unwrap();
+    assert_eq!((b.server.as_str(), b.expires_at), ("s2", 1000 + 100 + SKEW));
+    assert_eq!(t.counters().revived, 1);
+    assert_eq!(t.bindings_of("app", "s2"), 1);
+}
+
+#[test]
+fn dead_binding_not_yet_swept_is_not_live_for_a_bind() {
+    // The proposal's clock passes the binding's expiry: the bind in the same entry must
+    // see no live binding (and the old one counts as expired for its server).
+    let mut t = StickTable::new();
+    batch(&mut t, 0, 1, vec![bind("app", "k", "s1", 100)], vec![], 0);
+    let r = batch(
+        &mut t,
+        10_000,
+        2,
+        vec![bind("app", "k", "s2", 100)],
+        vec![],
+        0,
+    );
+    assert_eq!(r, batch_resp(1, 0, 0));
+    assert_eq!(server_of(&t, "k").as_deref(), Some("s2"));
+    assert_eq!(t.server("app", "s1").unwrap().last_expiry, 100 + SKEW);
+    assert_eq!(t.counters().expired, 1);
+}
+
+#[test]
+fn maint_refuses_binds_and_revivals_but_not_touches_of_live_bindings() {
+    let mut t = StickTable::new();
+    batch(
+        &mut t,
+        0,
+        1,
+        vec![bind("app", "live", "s1", 1000)],
+        vec![],
+        0,
+    );
+    set_state(&mut t, 0, "s1", RequestedState::Maint);
+    let r = batch(
+        &mut t,
+        10,
+        1,
+        vec![bind("app", "new", "s1", 1000)],
+        vec![
+            touch("app", "live", "s1", 1000),
+            touch("app", "gone", "s1", 1000),
+        ],
+        0,
+    );
+    assert_eq!(r, batch_resp(0, 0, 1));
+    assert!(t.lookup("app", b"new").is_none());
+    assert!(t.lookup("app", b"gone").is_none());
+    assert_eq!(
+        t.lookup("app", b"live").unwrap().expires_at,
+        10 + 1000 + SKEW
+    );
+    let c = t.counters();
+    assert_eq!((c.refused, c.touched, c.revived), (2, 1, 0));
+}
+
+#[test]
+fn bind_to_draining_server_is_accepted() {
+    let mut t = StickTable::new();
+    t.set_members(&[1].into());
+    set_state(
+        &mut t,
+        0,
+        "s1",
+        RequestedState::Drain {
+            deadline_after: None,
+        },
+    );
+    let r = batch(&mut t, 5, 1, vec![bind("app", "k", "s1", 100)], vec![], 0);
+    assert_eq!(r, batch_resp(1, 0, 0));
+    assert_eq!(t.bindings_of("app", "s1"), 1);
+}
+
+#[test]
+fn expiry_happens_exactly_when_clock_passes_expires_at() {
+    let mut t = StickTable::new();
+    batch(
+        &mut t,
+        1000,
+        1,
+        vec![bind("app", "k", "s1", 500)],
+        vec![],
+        0,
+    );
+    let at = 1000 + 500 + SKEW;
+    tick(&mut t, at);
+    assert!(t.lookup("app", b"k").is_some(), "live at expires_at");
+    assert_eq!(t.bindings_of("app", "s1"), 1);
+    tick(&mut t, at + 1);
+    assert!(t.lookup("app", b"k").is_none(), "gone one ms later");
+    assert_eq!(t.bindings_of("app", "s1"), 0);
+    assert_eq!(t.server("app", "s1").unwrap().last_expiry, at);
+    assert_eq!(t.counters().expired, 1);
+    assert!(t.is_empty());
+}
+
+#[test]
+fn touched_binding_survives_its_original_bucket() {
+    let mut t = StickTable::new();
+    batch(&mut t, 0, 1, vec![bind("app", "k", "s1", 1000)], vec![], 0);
+    for now in (500..20_000).step_by(500) {
+        batch(
+            &mut t,
+            now,
+            1,
+            vec![],
+            vec![touch("app", "k", "s1", 1000)],
+            0,
+        );
+        assert!(t.lookup("app", b"k").is_some(), "alive at {now}");
+    }
+    tick(&mut t, 19_500 + 1000 + SKEW);
+    assert!(t.lookup("app", b"k").is_some());
+    tick(&mut t, 19_500 + 1000 + SKEW + 1);
+    assert!(t.lookup("app", b"k").is_none());
+    assert_eq!(t.counters().expired, 1);
+}
+
+#[test]
+fn clock_never_goes_back() {
+    let mut t = StickTable::new();
+    tick(&mut t, 5000);
+    tick(&mut t, 10);
+    assert_eq!(t.now(), 5000);
+    batch(&mut t, 10, 1, vec![bind("app", "k", "s1", 100)], vec![], 0);
+    assert_eq!(t.lookup("app", b"k").unwrap().expires_at, 5000 + 100 + SKEW);
+}
+
+#[test]
+fn counts_follow_binds_and_expiry() {
+    let mut t = StickTable::new();
+    let binds = (0..10)
+        .map(|i| {
+            bind(
+                "app",
+                &format!("k{i}"),
+                if i % 3 == 0 { "a" } else { "b" },
+                100 * i,
+            )
+        })
+        .collect();
+    batch(&mut t, 0, 1, binds, vec![], 0);
+    assert_eq!(
+        (t.bindings_of("app", "a"), t.bindings_of("app", "b")),
+        (4, 6)
+    );
+    tick(&mut t, 450 + SKEW);
+    // ttl 0..=400 (k0..k4) expired: k0 and k3 were on a.
+    assert_eq!(
+        (t.bindings_of("app", "a"), t.bindings_of("app", "b")),
+        (2, 3)
+    );
+    assert_eq!(t.bindings_of("app", "nope"), 0);
+    assert_eq!(t.len(), 5);
+    let listed: Vec<_> = t.bindings("app", 3).into_iter().map(|b| b.key).collect();
+    assert_eq!(listed, vec![b"k5".to_vec(), b"k6".to_vec(), b"k7".to_vec()]);
+    assert_eq!(t.bindings("app", 100).len(), 5);
+    assert!(t.bindings("app", 0).is_empty());
+}
+
+#[test]
+fn set_params_changes_future_expiries_only() {
+    let mut t = StickTable::new();
+    batch(&mut t, 0, 1, vec![bind("app", "a", "s1", 100)], vec![], 0);
+    let r = t.apply(&Proposal {
+        now: 0,
+        command: Command::SetParams(TableParams { max_skew: 7 }),
+    });
+    assert_eq!(r, Response::Params);
+    assert_eq!(t.params().max_skew, 7);
+    batch(&mut t, 0, 1, vec![bind("app", "b", "s1", 100)], vec![], 0);
+    assert_eq!(t.lookup("app", b"a").unwrap().expires_at, 100 + SKEW);
+    assert_eq!(t.lookup("app", b"b").unwrap().expires_at, 107);
+}
+
+#[test]
+fn servers_are_registered_on_first_mention_and_listed_by_name() {
+    let mut t = StickTable::new();
+    batch(&mut t, 0, 1, vec![bind("web", "k", "z", 1)], vec![], 0);
+    batch(&mut t, 0, 1, vec![], vec![touch("app", "k", "y", 1)], 0);
+    set_state(&mut t, 0, "x", RequestedState::Ready);
+    let names: Vec<_> = t
+        .servers()
+        .into_iter()
+        .map(|s| (s.backend, s.server, s.admin_state))
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            ("app".into(), "x".into(), AdminState::Ready),
+            ("app".into(), "y".into(), AdminState::Ready),
+            ("web".into(), "z".into(), AdminState::Ready),
+        ]
+    );
+    assert_eq!(t.backends(), vec!["app".to_string(), "web".to_string()]);
+}
+
+#[test]
+fn changes_report_upserts_removes_and_server_changes_in_order() {
+    let mut t = StickTable::new();
+    batch(&mut t, 0, 1, vec![bind("app", "k", "s1", 100)], vec![], 0);
+    batch(&mut t, 10, 1, vec![], vec![touch("app", "k", "s1", 100)], 0);
+    tick(&mut t, 10_000);
+    let app: Arc<str> = Arc::from("app");
+    let s1: Arc<str> = Arc::from("s1");
+    assert_eq!(
+        t.take_changes(),
+        vec![
+            Change::Servers,
+            Change::Upsert {
+                backend: app.clone(),
+                key: b"k".to_vec(),
+                server: s1.clone(),
+                expires_at: 100 + SKEW,
+            },
+            Change::Upsert {
+                backend: app.clone(),
+                key: b"k".to_vec(),
+                server: s1,
+                expires_at: 110 + SKEW,
+            },
+            Change::Remove {
+                backend: app,
+                key: b"k".to_vec(),
+            },
+        ]
+    );
+    assert!(t.take_changes().is_empty());
+    t.set_change_tracking(false);
+    batch(
+        &mut t,
+        10_000,
+        1,
+        vec![bind("app", "k", "s1", 100)],
+        vec![],
+        0,
+    );
+    assert!(t.take_changes().is_empty());
+}
+
+#[test]
+fn for_each_binding_visits_every_live_binding() {
+    let mut t = StickTable::new();
+    let binds = vec![bind("app", "a", "s1", 10), bind("web", "b", "s2", 10)];
+    batch(&mut t, 0, 1, binds, vec![], 0);
+    let mut seen = Vec::new();
+    t.for_each_binding(|b, k, s, e| seen.push((b.to_string(), k.to_vec(), s.to_string(), e)));
+    seen.sort();
+    assert_eq!(
+        seen,
+        vec![
+            ("app".into(), b"a".to_vec(), "s1".into(), 10 + SKEW),
+            ("web".into(), b"b".to_vec(), "s2".into(), 10 + SKEW),
+        ]
+    );
+}
+
+#[test]
+fn huge_ttl_saturates_instead_of_overflowing() {
+    let mut t = StickTable::new();
+    batch(
+        &mut t,
+        5,
+        1,
+        vec![bind("app", "k", "s1", u64::MAX)],
+        vec![],
+        0,
+    );
+    assert_eq!(t.lookup("app", b"k").unwrap().expires_at, u64::MAX);
+    tick(&mut t, u64::MAX);
+    assert!(t.lookup("app", b"k").is_some());
+    let back = StickTable::decode_snapshot(&t.encode_snapshot()).unwrap();
+    assert_eq!(back.encode_snapshot(), t.encode_snapshot());
+}
