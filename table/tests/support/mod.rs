@@ -1,0 +1,353 @@
+//! Shared by the state-machine property tests: random operation sequences over a small
+//! universe, their conversion to concrete proposals, and a naive reference model of the
+//! table semantics (BTreeMaps and full scans) to compare the real table against.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use holdfast_table::model::{
+    AdminState, Bind, Command, Millis, NodeBatch, NodeId, Proposal, RequestedState, Response,
+    ServerStatus, TableCounters, Touch,
+};
+use proptest::prelude::*;
+
+pub const BACKENDS: [&str; 2] = ["a", "b"];
+pub const SERVERS: [&str; 3] = ["s0", "s1", "s2"];
+pub const KEYS: usize = 6;
+
+/// One randomly generated operation; times are relative to a running leader clock.
+#[derive(Clone, Debug)]
+pub enum Op {
+    Tick {
+        dt: i64,
+    },
+    Batch {
+        dt: i64,
+        node: NodeId,
+        binds: Vec<(usize, usize, usize, Millis)>,
+        touches: Vec<(usize, usize, usize, Millis)>,
+        lag: Millis,
+    },
+    State {
+        dt: i64,
+        backend: usize,
+        server: usize,
+        state: RequestedState,
+    },
+    Params {
+        dt: i64,
+        skew: Millis,
+    },
+    Members(Vec<NodeId>),
+}
+
+/// A concrete step, applied identically to the table and the model.
+#[derive(Clone, Debug)]
+pub enum Step {
+    Apply(Proposal),
+    Members(BTreeSet<NodeId>),
+}
+
+fn dt() -> impl Strategy<Value = i64> {
+    prop_oneof![8 => 0i64..400, 1 => -600i64..0, 1 => 400i64..3000]
+}
+
+fn entry() -> impl Strategy<Value = (usize, usize, usize, Millis)> {
+    (0..BACKENDS.len(), 0..KEYS, 0..SERVERS.len(), 0u64..1500)
+}
+
+fn requested() -> impl Strategy<Value = RequestedState> {
+    prop_oneof![
+        1 => Just(RequestedState::Ready),
+        1 => Just(RequestedState::Maint),
+        3 => proptest::option::of(0u64..3000)
+            .prop_map(|deadline_after| RequestedState::Drain { deadline_after }),
+    ]
+}
+
+/// One random operation.
+pub fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        2 => dt().prop_map(|dt| Op::Tick { dt }),
+        8 => (
+            dt(),
+            1u64..=4,
+            proptest::collection::vec(entry(), 0..4),
+            proptest::collection::vec(entry(), 0..4),
+            0u64..1200,
+        )
+            .prop_map(|(dt, node, binds, touches, lag)| Op::Batch {
+                dt,
+                node,
+                binds,
+                touches,
+                lag,
+            }),
+        3 => (dt(), 0..BACKENDS.len(), 0..SERVERS.len(), requested()).prop_map(
+            |(dt, backend, server, state)| Op::State {
+                dt,
+                backend,
+                server,
+                state,
+            }
+        ),
+        1 => (dt(), 0u64..400).prop_map(|(dt, skew)| Op::Params { dt, skew }),
+        1 => proptest::sample::subsequence(vec![1u64, 2, 3, 4], 0..=4).prop_map(Op::Members),
+    ]
+}
+
+/// A random sequence of up to `max` operations.
+pub fn ops(max: usize) -> impl Strategy<Value = Vec<Op>> {
+    proptest::collection::vec(op(), 1..max)
+}
+
+fn key(k: usize) -> Vec<u8> {
+    format!("key-{k}").into_bytes()
+}
+
+/// Turns operations into concrete steps: a leader clock that mostly moves forward, with
+/// some proposals stamped in the past.
+pub fn steps(ops: &[Op]) -> Vec<Step> {
+    let mut leader: Millis = 1_000;
+    let mut stamp = |dt: i64| {
+        let now = leader.saturating_add_signed(dt);
+        leader = leader.max(now);
+        (now, leader)
+    };
+    ops.iter()
+        .map(|op| {
+            let (now, command) = match op {
+                Op::Tick { dt } => (stamp(*dt).0, Command::Tick),
+                Op::Batch {
+                    dt,
+                    node,
+                    binds,
+                    touches,
+                    lag,
+                } => {
+                    let (now, leader) = stamp(*dt);
+                    let batch = NodeBatch {
+                        node: *node,
+                        binds: binds
+                            .iter()
+                            .map(|&(b, k, s, ttl)| Bind {
+                                backend: BACKENDS[b].into(),
+                                key: key(k),
+                                server: SERVERS[s].into(),
+                                ttl,
+                            })
+                            .collect(),
+                        touches: touches
+                            .iter()
+                            .map(|&(b, k, s, ttl)| Touch {
+                                backend: BACKENDS[b].into(),
+                                key: key(k),
+                                server: SERVERS[s].into(),
+                                ttl,
+                            })
+                            .collect(),
+                        watermark: leader.saturating_sub(*lag),
+                    };
+                    (now, Command::Batch(batch))
+                }
+                Op::State {
+                    dt,
+                    backend,
+                    server,
+                    state,
+                } => (
+                    stamp(*dt).0,
+                    Command::SetServerState {
+                        backend: BACKENDS[*backend].into(),
+                        server: SERVERS[*server].into(),
+                        state: *state,
+                    },
+                ),
+                Op::Params { dt, skew } => (
+                    stamp(*dt).0,
+                    Command::SetParams(holdfast_table::model::TableParams { max_skew: *skew }),
+                ),
+                Op::Members(m) => return Step::Members(m.iter().copied().collect()),
+            };
+            Step::Apply(Proposal { now, command })
+        })
+        .collect()
+}
+
+/// The table semantics written the obvious way, for comparison.
+#[derive(Clone, Debug, Default)]
+pub struct Model {
+    pub now: Millis,
+    pub skew: Millis,
+    /// (backend, key) -> (server, expires_at)
+    pub bindings: BTreeMap<(String, Vec<u8>), (String, Millis)>,
+    /// (backend, server) -> (state, last_expiry)
+    pub servers: BTreeMap<(String, String), (AdminState, Millis)>,
+    pub watermarks: BTreeMap<NodeId, Millis>,
+    pub counters: TableCounters,
+}
+
+impl Model {
+    pub fn new() -> Self {
+        Model {
+            skew: 250,
+            ..Model::default()
+        }
+    }
+
+    fn count(&self, backend: &str, server: &str) -> u64 {
+        self.bindings
+            .iter()
+            .filter(|((b, _), (s, _))| b == backend && s == server)
+            .count() as u64
+    }
+
+    fn register(&mut self, backend: &str, server: &str) -> AdminState {
+        self.servers
+            .entry((backend.into(), server.into()))
+            .or_insert((AdminState::Ready, 0))
+            .0
+    }
+
+    fn refresh(&mut self, backend: &str, key: &[u8], server: &str, ttl: Millis, bind: bool) {
+        let state = self.register(backend, server);
+        let e = self.now.saturating_add(ttl).saturating_add(self.skew);
+        let maint = state == AdminState::Maint;
+        if bind && maint {
+            self.counters.refused += 1;
+            return;
+        }
+        if let Some((_, old)) = self.bindings.get_mut(&(backend.into(), key.to_vec())) {
+            *old = (*old).max(e);
+            self.counters.touched += 1;
+            self.counters.conflicts += u64::from(bind);
+        } else if maint {
+            self.counters.refused += 1;
+        } else {
+            self.bindings
+                .insert((backend.into(), key.to_vec()), (server.into(), e));
+            if bind {
+                self.counters.bound += 1;
+            } else {
+                self.counters.revived += 1;
+            }
+        }
+    }
+
+    /// The release point of a draining server (None if not draining).
+    pub fn release_point(&self, state: AdminState, last_expiry: Millis) -> Option<Millis> {
+        match state {
+            AdminState::Drain { since, .. } => {
+                Some(last_expiry.max(since).saturating_add(self.skew))
+            }
+            _ => None,
+        }
+    }
+
+    fn release(&mut self) {
+        let keys: Vec<_> = self.servers.keys().cloned().collect();
+        for k in keys {
+            let (state, last) = self.servers[&k];
+            let Some(point) = self.release_point(state, last) else {
+                continue;
+            };
+            let AdminState::Drain { deadline, .. } = state else {
+                continue;
+            };
+            if self.count(&k.0, &k.1) == 0 && self.watermarks.values().all(|&w| w >= point) {
+                self.counters.released += 1;
+            } else if deadline.is_some_and(|d| self.now >= d) {
+                self.counters.forced_releases += 1;
+            } else {
+                continue;
+            }
+            self.servers.get_mut(&k).unwrap().0 = AdminState::Maint;
+        }
+    }
+
+    pub fn apply(&mut self, p: &Proposal) -> Response {
+        self.now = self.now.max(p.now);
+        let now = self.now;
+        let dead: Vec<_> = self
+            .bindings
+            .iter()
+            .filter(|(_, (_, e))| *e < now)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in dead {
+            let (server, e) = self.bindings.remove(&k).unwrap();
+            let last = &mut self.servers.get_mut(&(k.0, server)).unwrap().1;
+            *last = (*last).max(e);
+            self.counters.expired += 1;
+        }
+        let response = match &p.command {
+            Command::Tick => Response::Empty,
+            Command::Batch(b) => {
+                let before = self.counters;
+                for x in &b.binds {
+                    self.refresh(&x.backend, &x.key, &x.server, x.ttl, true);
+                }
+                let mid = self.counters;
+                for x in &b.touches {
+                    self.refresh(&x.backend, &x.key, &x.server, x.ttl, false);
+                }
+                if let Some(w) = self.watermarks.get_mut(&b.node) {
+                    *w = (*w).max(b.watermark);
+                }
+                Response::Batch {
+                    bound: (mid.bound - before.bound) as u32,
+                    conflicts: (mid.conflicts - before.conflicts) as u32,
+                    refused: (mid.refused - before.refused) as u32,
+                }
+            }
+            Command::SetServerState {
+                backend,
+                server,
+                state,
+            } => {
+                let old = self.register(backend, server);
+                let new = match *state {
+                    RequestedState::Ready => AdminState::Ready,
+                    RequestedState::Maint => AdminState::Maint,
+                    RequestedState::Drain { deadline_after } => AdminState::Drain {
+                        since: match old {
+                            AdminState::Drain { since, .. } => since,
+                            _ => now,
+                        },
+                        deadline: deadline_after.map(|d| now.saturating_add(d)),
+                    },
+                };
+                let k = (backend.clone(), server.clone());
+                self.servers.get_mut(&k).unwrap().0 = new;
+                self.release();
+                return Response::ServerState(self.servers[&k].0);
+            }
+            Command::SetParams(params) => {
+                self.skew = params.max_skew;
+                Response::Params
+            }
+        };
+        self.release();
+        response
+    }
+
+    pub fn set_members(&mut self, members: &BTreeSet<NodeId>) {
+        self.watermarks.retain(|n, _| members.contains(n));
+        for &m in members {
+            self.watermarks.entry(m).or_insert(0);
+        }
+        self.release();
+    }
+
+    pub fn server_statuses(&self) -> Vec<ServerStatus> {
+        self.servers
+            .iter()
+            .map(|((b, s), &(state, last))| ServerStatus {
+                backend: b.clone(),
+                server: s.clone(),
+                admin_state: state,
+                bindings: self.count(b, s),
+                last_expiry: last,
+            })
+            .collect()
+    }
+}
