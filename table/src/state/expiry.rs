@@ -136,4 +136,31 @@ mod tests {
         // in the table, which never files an expiry before its clock).
         assert!(sweep(&mut ix, 11, &[Some(5)]).is_empty());
     }
+
+    #[test]
+    fn sweep_cost_does_not_grow_with_table_size() {
+        use std::cell::Cell;
+        let mut ix = ExpiryIndex::default();
+        for slot in 0..3 {
+            ix.file(slot, 1_000);
+        }
+        for slot in 3..100_000 {
+            ix.file(slot, 10_000_000 + u64::from(slot));
+        }
+        let looked = Cell::new(0u32);
+        let mut due = Vec::new();
+        let exp = |s: SlotId| {
+            looked.set(looked.get() + 1);
+            Some(if s < 3 {
+                1_000
+            } else {
+                10_000_000 + u64::from(s)
+            })
+        };
+        ix.sweep(2_000, exp, &mut due);
+        assert_eq!(due.len(), 3);
+        assert_eq!(looked.get(), 3, "only the due bucket is looked at");
+        ix.sweep(5_000, exp, &mut due);
+        assert_eq!(looked.get(), 3, "nothing due, nothing looked at");
+    }
 }

@@ -11,6 +11,10 @@ mod snapshot;
 mod store;
 
 #[cfg(test)]
+mod test_util;
+#[cfg(test)]
+mod tests_feed;
+#[cfg(test)]
 mod tests_release;
 #[cfg(test)]
 mod tests_rules;

@@ -2,7 +2,7 @@
 //! (live bindings, watermarks, new members, the drain's `since`), deadlines, membership.
 
 use super::StickTable;
-use super::tests_rules::{SKEW, batch, bind, set_state, tick, touch};
+use super::test_util::{SKEW, batch, bind, set_state, tick, touch};
 use crate::model::{AdminState, RequestedState};
 
 const DRAIN: RequestedState = RequestedState::Drain {
