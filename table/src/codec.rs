@@ -28,8 +28,12 @@ pub enum CodecError {
     Trailing(usize),
 }
 
+/// Largest value decoded (64 MiB): a corrupt length prefix cannot make bincode allocate
+/// more than this.
+const MAX_DECODE: usize = 64 * 1024 * 1024;
+
 fn config() -> impl bincode::config::Config {
-    bincode::config::standard()
+    bincode::config::standard().with_limit::<MAX_DECODE>()
 }
 
 /// Encodes `value` with the version byte in front.

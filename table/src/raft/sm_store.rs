@@ -161,19 +161,15 @@ impl SharedState {
         let mut table = self.table.lock();
         table.take_changes();
         self.view.clear();
-        let mut backends: Vec<String> = table.servers().into_iter().map(|s| s.backend).collect();
-        backends.dedup();
         let mut changes = Vec::new();
-        for backend in backends {
-            for b in table.bindings(&backend, usize::MAX) {
-                changes.push(crate::state::Change::Upsert {
-                    backend: backend.clone().into(),
-                    key: b.key,
-                    server: b.server.into(),
-                    expires_at: b.expires_at,
-                });
-            }
-        }
+        table.for_each_binding(|backend, key, server, expires_at| {
+            changes.push(crate::state::Change::Upsert {
+                backend: backend.into(),
+                key: key.to_vec(),
+                server: server.into(),
+                expires_at,
+            });
+        });
         self.view.apply(changes);
         self.publish(&mut table);
     }

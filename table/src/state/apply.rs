@@ -110,10 +110,15 @@ impl StickTable {
         }
         let expires_at = self.expiry_for(b.ttl);
         if let Some(slot) = self.store.find(backend, &b.key) {
-            // The first committed bind wins: this one is a touch of the winner.
+            // The first committed bind wins: this one is a touch of the winner. A repeat
+            // of the same bind (same server) is no race and is not counted as one.
+            let same = self.store.get(slot).is_some_and(|s| s.server() == server);
             self.extend(slot, expires_at);
-            self.counters.conflicts += 1;
             self.counters.touched += 1;
+            if same {
+                return Outcome::Touched;
+            }
+            self.counters.conflicts += 1;
             return Outcome::Conflict;
         }
         self.create(backend, &b.key, server, expires_at);

@@ -30,6 +30,34 @@ fn bind_creates_binding_with_ttl_plus_skew() {
 }
 
 #[test]
+fn repeated_bind_to_same_server_is_a_touch_not_a_conflict() {
+    let mut t = StickTable::new();
+    batch(
+        &mut t,
+        1000,
+        1,
+        vec![bind("app", "k", "s1", 5000)],
+        vec![],
+        0,
+    );
+    let r = batch(
+        &mut t,
+        2000,
+        1,
+        vec![bind("app", "k", "s1", 5000)],
+        vec![],
+        0,
+    );
+    assert_eq!(r, batch_resp(0, 0, 0));
+    let c = t.counters();
+    assert_eq!((c.bound, c.conflicts, c.touched), (1, 0, 1));
+    assert_eq!(
+        t.lookup("app", b"k").unwrap().expires_at,
+        2000 + 5000 + SKEW
+    );
+}
+
+#[test]
 fn first_committed_bind_wins_and_later_bind_touches_winner() {
     let mut t = StickTable::new();
     batch(

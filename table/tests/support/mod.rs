@@ -216,10 +216,10 @@ impl Model {
             self.counters.refused += 1;
             return;
         }
-        if let Some((_, old)) = self.bindings.get_mut(&(backend.into(), key.to_vec())) {
+        if let Some((bound_to, old)) = self.bindings.get_mut(&(backend.into(), key.to_vec())) {
             *old = (*old).max(e);
             self.counters.touched += 1;
-            self.counters.conflicts += u64::from(bind);
+            self.counters.conflicts += u64::from(bind && bound_to.as_str() != server);
         } else if maint {
             self.counters.refused += 1;
         } else {
