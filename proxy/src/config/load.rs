@@ -93,7 +93,7 @@ fn line_at(text: &str, offset: usize) -> usize {
 }
 
 /// The line of the `nth` (0-based) line containing `needle`, if any.
-fn find_line(text: &str, needle: &str, nth: usize) -> Option<usize> {
+pub(super) fn find_line(text: &str, needle: &str, nth: usize) -> Option<usize> {
     text.lines()
         .enumerate()
         .filter(|(_, l)| l.contains(needle))
@@ -181,6 +181,7 @@ fn check(text: &str, config: &Config) -> Vec<Problem> {
             }
         }
     }
+    problems.extend(super::proxy_check::check(text, config));
     problems
 }
 

@@ -3,6 +3,8 @@
 
 mod duration;
 mod load;
+mod proxy;
+mod proxy_check;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -12,6 +14,10 @@ use serde::Deserialize;
 
 pub use duration::parse_duration;
 pub use load::{ConfigError, Problem, load, parse};
+pub use proxy::{
+    Balance, CertSection, CheckSection, CheckType, Cidr, FrontendSection, LimitsSection,
+    Persistence, RouteSection, SameSite, StatusRange, TimeoutsSection, TlsSection,
+};
 
 /// A whole node configuration.
 #[derive(Clone, Debug, Deserialize)]
@@ -28,6 +34,15 @@ pub struct Config {
     /// Backends and their servers.
     #[serde(default, rename = "backend")]
     pub backends: Vec<BackendSection>,
+    /// HTTP(S) listeners and their routes.
+    #[serde(default, rename = "frontend")]
+    pub frontends: Vec<FrontendSection>,
+    /// Data-plane sizes and counts.
+    #[serde(default)]
+    pub limits: LimitsSection,
+    /// Data-plane timeouts.
+    #[serde(default)]
+    pub timeouts: TimeoutsSection,
 }
 
 /// `[node]`: who this node is and where it keeps its data.
@@ -137,6 +152,41 @@ pub struct BackendSection {
     /// Servers of the backend.
     #[serde(default, rename = "server")]
     pub servers: Vec<ServerSection>,
+    /// Persistence mode: `insert` (default), `learn`, `source` or `none`.
+    #[serde(default)]
+    pub persistence: Persistence,
+    /// Cookie name: holdfast's own (insert, default `HFSID`) or the application's session
+    /// cookie (learn, default `PHPSESSID`).
+    #[serde(default)]
+    pub cookie: Option<String>,
+    /// `SameSite` of the insert cookie: `lax` (default), `strict` or `none`.
+    #[serde(default)]
+    pub same_site: SameSite,
+    /// `roundrobin` (smooth weighted, default) or `leastconn`.
+    #[serde(default)]
+    pub balance: Balance,
+    /// Learn mode: how long a request with an unknown session cookie may wait for the
+    /// leader's answer before it is balanced.
+    #[serde(default = "proxy::default_learn_wait", with = "duration::serde_ms")]
+    pub learn_wait: Duration,
+    /// Peers whose `X-Forwarded-For` is believed (CIDRs), for `source` mode and the
+    /// forwarded headers.
+    #[serde(default)]
+    pub trusted_proxies: Vec<Cidr>,
+    /// Active health check; absent: servers are always considered up.
+    #[serde(default)]
+    pub check: Option<CheckSection>,
+}
+
+impl BackendSection {
+    /// The persistence cookie name in force (configured, or the mode's default).
+    pub fn cookie_name(&self) -> &str {
+        match (&self.cookie, self.persistence) {
+            (Some(c), _) => c,
+            (None, Persistence::Learn) => "PHPSESSID",
+            (None, _) => "HFSID",
+        }
+    }
 }
 
 /// `[[backend.server]]`: one server.
@@ -147,6 +197,9 @@ pub struct ServerSection {
     pub name: String,
     /// Address (`host:port`).
     pub addr: String,
+    /// Share of new clients relative to the other servers (0: none, default 1).
+    #[serde(default = "proxy::default_weight")]
+    pub weight: u32,
 }
 
 fn default_cluster_name() -> String {

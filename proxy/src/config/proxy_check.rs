@@ -1,0 +1,314 @@
+//! The checks of the data-plane sections serde cannot make: routes naming unknown backends,
+//! unreadable certificates, bad cookie names, zero limits; each problem names its key and line.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use super::load::find_line;
+use super::{Config, Persistence, Problem, TlsSection};
+
+impl TlsSection {
+    /// Every (certificate, key) file pair, `certs` first then the directory in name order.
+    pub fn cert_files(&self) -> Result<Vec<(PathBuf, PathBuf)>, String> {
+        let mut out: Vec<(PathBuf, PathBuf)> = self
+            .certs
+            .iter()
+            .map(|c| (c.cert.clone(), c.key.clone()))
+            .collect();
+        if let Some(dir) = &self.dir {
+            let entries = std::fs::read_dir(dir)
+                .map_err(|e| format!("cannot read directory {}: {e}", dir.display()))?;
+            let mut found: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    matches!(
+                        p.extension().and_then(|e| e.to_str()),
+                        Some("pem") | Some("crt")
+                    )
+                })
+                .collect();
+            found.sort();
+            for cert in found {
+                let key = cert.with_extension("key");
+                let key = if key.exists() { key } else { cert.clone() };
+                out.push((cert, key));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Reads a PEM certificate chain; an error names the file.
+pub fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let bytes =
+        std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let chain: Vec<_> = CertificateDer::pem_slice_iter(&bytes)
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("bad certificate PEM in {}: {e}", path.display()))?;
+    if chain.is_empty() {
+        return Err(format!("no certificate in {}", path.display()));
+    }
+    Ok(chain)
+}
+
+/// Reads a PEM private key; an error names the file.
+pub fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
+    let bytes =
+        std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    PrivateKeyDer::from_pem_slice(&bytes)
+        .map_err(|e| format!("no usable private key in {}: {e}", path.display()))
+}
+
+fn is_token(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+pub(super) fn check(text: &str, config: &Config) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let mut problem = |key: &str, line: Option<usize>, message: String| {
+        problems.push(Problem {
+            key: key.to_string(),
+            line,
+            message,
+        })
+    };
+    let backends: BTreeSet<&str> = config.backends.iter().map(|b| b.name.as_str()).collect();
+    let mut names = BTreeSet::new();
+    let mut listens = BTreeSet::new();
+    for f in &config.frontends {
+        let name_line = find_line(text, &format!("name = \"{}\"", f.name), 0);
+        if !names.insert(f.name.as_str()) {
+            let line = find_line(text, &format!("name = \"{}\"", f.name), 1);
+            problem("frontend.name", line, format!("duplicate frontend {:?}", f.name));
+        }
+        if !listens.insert(f.listen) {
+            problem(
+                "frontend.listen",
+                find_line(text, &f.listen.to_string(), 1),
+                format!("address {} is used by two frontends", f.listen),
+            );
+        }
+        let mut wanted: Vec<(&str, &str)> = f
+            .routes
+            .iter()
+            .map(|r| ("frontend.routes.backend", r.backend.as_str()))
+            .collect();
+        if let Some(d) = &f.default_backend {
+            wanted.push(("frontend.default_backend", d));
+        }
+        if wanted.is_empty() && !f.redirect_https {
+            problem(
+                "frontend.default_backend",
+                name_line,
+                format!("frontend {:?} has neither routes nor a default_backend", f.name),
+            );
+        }
+        for (key, b) in wanted {
+            if !backends.contains(b) {
+                problem(
+                    key,
+                    find_line(text, &format!("\"{b}\""), 0),
+                    format!("frontend {:?}: no backend named {b:?}", f.name),
+                );
+            }
+        }
+        for r in &f.routes {
+            if let Some(host) = &r.host {
+                let rest = host.strip_prefix("*.").unwrap_or(host);
+                if rest.is_empty() || rest.contains('*') || rest.contains('/') {
+                    problem(
+                        "frontend.routes.host",
+                        find_line(text, host, 0),
+                        format!("bad host {host:?}: use an exact name or *.example.com"),
+                    );
+                }
+            }
+            if let Some(p) = &r.path_prefix
+                && !p.starts_with('/')
+            {
+                problem(
+                    "frontend.routes.path_prefix",
+                    find_line(text, p, 0),
+                    format!("path prefix {p:?} must start with /"),
+                );
+            }
+        }
+        if let Some(tls) = &f.tls {
+            let line = find_line(text, "tls", 0).or(name_line);
+            match tls.cert_files() {
+                Err(e) => problem("frontend.tls.dir", line, e),
+                Ok(files) if files.is_empty() => problem(
+                    "frontend.tls.certs",
+                    line,
+                    format!("frontend {:?}: no certificate configured", f.name),
+                ),
+                Ok(files) => {
+                    for (cert, key) in files {
+                        let at = |p: &Path| {
+                            find_line(text, &p.display().to_string(), 0).or(line)
+                        };
+                        if let Err(e) = read_chain(&cert) {
+                            problem("frontend.tls.certs.cert", at(&cert), e);
+                        }
+                        if let Err(e) = read_key(&key) {
+                            problem("frontend.tls.certs.key", at(&key), e);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for b in &config.backends {
+        let line = find_line(text, &format!("name = \"{}\"", b.name), 0);
+        if !is_token(b.cookie_name()) {
+            problem(
+                "backend.cookie",
+                find_line(text, "cookie", 0).or(line),
+                format!("backend {:?}: bad cookie name {:?}", b.name, b.cookie_name()),
+            );
+        }
+        if b.persistence == Persistence::Learn && b.learn_wait.as_secs() > 10 {
+            problem(
+                "backend.learn_wait",
+                find_line(text, "learn_wait", 0),
+                "must be at most 10s".into(),
+            );
+        }
+        if let Some(c) = &b.check {
+            for (key, zero) in [
+                ("backend.check.interval", c.interval.is_zero()),
+                ("backend.check.timeout", c.timeout.is_zero()),
+                ("backend.check.rise", c.rise == 0),
+                ("backend.check.fall", c.fall == 0),
+            ] {
+                if zero {
+                    let leaf = key.rsplit('.').next().unwrap_or(key);
+                    problem(key, find_line(text, leaf, 0), "must be greater than zero".into());
+                }
+            }
+            if http::Method::from_bytes(c.method.as_bytes()).is_err() {
+                problem(
+                    "backend.check.method",
+                    find_line(text, "method", 0),
+                    format!("bad HTTP method {:?}", c.method),
+                );
+            }
+            if !c.path.starts_with('/') || http::Uri::try_from(c.path.as_str()).is_err() {
+                problem(
+                    "backend.check.path",
+                    find_line(text, "path", 0),
+                    format!("bad check path {:?}", c.path),
+                );
+            }
+        }
+        for s in &b.servers {
+            if s.weight > 256 {
+                problem(
+                    "backend.server.weight",
+                    find_line(text, &format!("name = \"{}\"", s.name), 0),
+                    format!("server {:?}: weight must be 0..=256", s.name),
+                );
+            }
+        }
+    }
+    let limits = &config.limits;
+    for (key, zero) in [
+        ("limits.max_connections", limits.max_connections == 0),
+        ("limits.max_headers", limits.max_headers == 0),
+    ] {
+        if zero {
+            let leaf = key.rsplit('.').next().unwrap_or(key);
+            problem(key, find_line(text, leaf, 0), "must be greater than zero".into());
+        }
+    }
+    if limits.max_header_size < 8192 {
+        problem(
+            "limits.max_header_size",
+            find_line(text, "max_header_size", 0),
+            "must be at least 8192 bytes".into(),
+        );
+    }
+    let t = &config.timeouts;
+    for (key, zero) in [
+        ("timeouts.client_header", t.client_header.is_zero()),
+        ("timeouts.keep_alive", t.keep_alive.is_zero()),
+        ("timeouts.tls_handshake", t.tls_handshake.is_zero()),
+        ("timeouts.connect", t.connect.is_zero()),
+        ("timeouts.server", t.server.is_zero()),
+    ] {
+        if zero {
+            let leaf = key.rsplit('.').next().unwrap_or(key);
+            problem(key, find_line(text, leaf, 0), "must be greater than zero".into());
+        }
+    }
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::parse;
+
+    const BASE: &str = r#"
+[node]
+id = 1
+
+[[backend]]
+name = "app"
+persistence = "learn"
+cookie = "PHPSESSID"
+server = [{ name = "s1", addr = "127.0.0.1:9001", weight = 2 }]
+check = { type = "http", path = "/health", expect = "200-299", interval = "1s" }
+
+[[frontend]]
+name = "web"
+listen = "127.0.0.1:8080"
+default_backend = "app"
+routes = [{ host = "*.example.com", path_prefix = "/api", backend = "app" }]
+
+[timeouts]
+client_header = "5s"
+"#;
+
+    #[test]
+    fn proxy_sections_parse() {
+        let c = parse(BASE).unwrap();
+        assert_eq!(c.frontends.len(), 1);
+        let b = c.backend("app").unwrap();
+        assert_eq!(b.cookie_name(), "PHPSESSID");
+        assert_eq!(b.servers[0].weight, 2);
+        assert_eq!(b.check.as_ref().unwrap().expect.high, 299);
+        assert_eq!(c.timeouts.client_header.as_secs(), 5);
+        assert_eq!(c.limits.max_header_size, 16 * 1024);
+    }
+
+    #[test]
+    fn problems_name_key_and_line() {
+        let bad = BASE.replace("backend = \"app\" }]", "backend = \"nope\" }]");
+        let p = parse(&bad).unwrap_err();
+        assert_eq!(p[0].key, "frontend.routes.backend", "{p:?}");
+        assert_eq!(p[0].line, Some(16), "{p:?}");
+
+        let bad = BASE.replace("client_header = \"5s\"", "client_header = \"5 fortnights\"");
+        let p = parse(&bad).unwrap_err();
+        assert_eq!(p[0].line, Some(19), "{p:?}");
+
+        let bad = BASE.replace(
+            "routes = [",
+            "tls = { certs = [{ cert = \"/nonexistent.pem\", key = \"/nonexistent.key\" }] }\nroutes = [",
+        );
+        let p = parse(&bad).unwrap_err();
+        assert_eq!(p[0].key, "frontend.tls.certs.cert", "{p:?}");
+        assert!(p[0].message.contains("cannot read"), "{p:?}");
+        assert_eq!(p[0].line, Some(16), "{p:?}");
+
+        let bad = BASE.replace("persistence = \"learn\"", "persistence = \"magic\"");
+        let p = parse(&bad).unwrap_err();
+        assert_eq!(p[0].line, Some(7), "{p:?}");
+    }
+}
