@@ -32,4 +32,5 @@ pub use message::{PeerRequest, PeerResponse};
 pub use network::{PeerAddress, PeerNetwork, PeerNetworkConnection};
 pub use peer_client::{CallError, PeerClient};
 pub use server::{PeerHandler, ServerHandle, serve, spawn_server};
+pub use stream::{BoxedStream, PeerIo, connect_stream};
 pub use tls::TlsMaterial;

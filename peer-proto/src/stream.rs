@@ -13,11 +13,28 @@ use crate::error::PeerError;
 use crate::handshake::{self, PeerInfo};
 
 /// Any bidirectional byte stream a peer connection can run on.
-pub(crate) trait PeerIo: AsyncRead + AsyncWrite + Send + Sync + Unpin {}
+pub trait PeerIo: AsyncRead + AsyncWrite + Send + Sync + Unpin {}
 impl<T: AsyncRead + AsyncWrite + Send + Sync + Unpin> PeerIo for T {}
 
 /// An authenticated stream (plain TCP or TLS).
-pub(crate) type BoxedStream = Box<dyn PeerIo>;
+pub type BoxedStream = Box<dyn PeerIo>;
+
+/// Opens an authenticated stream to `addr` (TCP, TLS if configured, handshake) and returns
+/// it raw, positioned where the first request frame goes. For tools and tests; the
+/// application normally uses [`crate::PeerClient`] or [`crate::PeerNetwork`].
+pub async fn connect_stream(
+    addr: &str,
+    cfg: &PeerConfig,
+    expected: Option<u64>,
+) -> Result<(BoxedStream, PeerInfo), PeerError> {
+    connect(
+        addr,
+        cfg,
+        expected,
+        cfg.connect_timeout + cfg.handshake_timeout,
+    )
+    .await
+}
 
 /// Connects to `addr` and runs TLS + handshake; `expected` is the node id we want to reach.
 ///
