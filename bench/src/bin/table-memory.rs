@@ -36,19 +36,11 @@ fn live() -> isize {
     LIVE.load(Ordering::Relaxed)
 }
 
-fn main() {
-    let n: usize = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(1_000_000);
+/// `n` binds of 20-byte session ids over three servers, in proposals of 1000.
+fn proposals(n: usize) -> impl Iterator<Item = Proposal> {
     let servers = ["s1", "s2", "s3"];
-    let before = live();
-    let mut table = StickTable::new();
-    let view = ReadView::new();
-    let mut view_bytes = 0isize;
-    let mut i = 0usize;
-    while i < n {
-        let binds: Vec<Bind> = (i..(i + 1000).min(n))
+    (0..n).step_by(1000).map(move |start| {
+        let binds: Vec<Bind> = (start..(start + 1000).min(n))
             .map(|k| Bind {
                 backend: "app".into(),
                 // A 20-byte session id, like a PHPSESSID or holdfast's own cookie id.
@@ -57,41 +49,59 @@ fn main() {
                 ttl: 3_600_000,
             })
             .collect();
-        i += binds.len();
-        let proposal = Proposal {
-            now: 1_000 + i as u64,
+        Proposal {
+            now: 1_000 + start as u64,
             command: Command::Batch(NodeBatch {
                 node: 1,
                 binds,
                 touches: vec![],
                 watermark: 0,
             }),
-        };
-        table.apply(&proposal);
-        drop(proposal);
-        let changes = table.take_changes();
-        let v0 = live();
-        view.apply(changes);
-        view_bytes += live() - v0;
-    }
-    let total = live() - before;
-    let table_bytes = total - view_bytes;
-    assert_eq!(table.len(), n);
+        }
+    })
+}
+
+fn per_binding(label: &str, bytes: isize, n: usize) {
+    println!(
+        "{label}: {bytes} bytes, {:.1} bytes per binding",
+        bytes as f64 / n as f64
+    );
+}
+
+fn main() {
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
     println!("bindings: {n}");
-    println!(
-        "state machine: {} bytes total, {:.1} bytes per binding",
-        table_bytes,
-        table_bytes as f64 / n as f64
-    );
-    println!(
-        "read view:     {} bytes total, {:.1} bytes per binding",
-        view_bytes,
-        view_bytes as f64 / n as f64
-    );
+
+    // The replicated state machine alone (no change feed).
+    let baseline = live();
+    let mut table = StickTable::new();
+    table.set_change_tracking(false);
+    for p in proposals(n) {
+        table.apply(&p);
+    }
+    assert_eq!(table.len(), n);
+    per_binding("state machine", live() - baseline, n);
     let snapshot = table.encode_snapshot();
     println!(
         "snapshot:      {} bytes, {:.1} bytes per binding",
         snapshot.len(),
         snapshot.len() as f64 / n as f64
     );
+    drop(snapshot);
+    drop(table);
+
+    // The node-local read view the data plane reads, fed by the change stream.
+    let baseline = live();
+    let view = ReadView::new();
+    let mut table = StickTable::new();
+    for p in proposals(n) {
+        table.apply(&p);
+        view.apply(table.take_changes());
+    }
+    drop(table);
+    assert_eq!(view.len(), n);
+    per_binding("read view", live() - baseline, n);
 }

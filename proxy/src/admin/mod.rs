@@ -3,6 +3,7 @@
 mod http;
 mod metrics;
 mod routes;
+mod stats;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -49,8 +49,14 @@ struct Accepted {
 pub async fn handle(node: Arc<Node>, req: Request<Incoming>) -> Response<Body> {
     let path = req.uri().path().to_string();
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    if req.method() == Method::GET && path == "/metrics" {
-        return super::metrics::render(&node);
+    if req.method() == Method::GET {
+        // Read-only pages need no token, like HAProxy's stats page and /metrics.
+        match path.as_str() {
+            "/metrics" => return super::metrics::render(&node),
+            "/" => return super::stats::page(),
+            "/stats.json" => return super::stats::stats_json(&node),
+            _ => {}
+        }
     }
     if !authorized(req.headers(), node.config().admin.token.as_deref()) {
         return error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");

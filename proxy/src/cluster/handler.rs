@@ -8,13 +8,16 @@ use holdfast_peer_proto::{ForwardError, PeerHandler};
 use holdfast_table::model::{Proposal, Response};
 use holdfast_table::raft::{Raft, TypeConfig};
 
-use super::membership::{self, ClusterOp};
+use holdfast_table::raft::SharedState;
+
+use super::membership::{self, PeerQuery};
 use super::writer::Writer;
 
 /// The peer-protocol handler of one node.
 pub struct Handler {
     pub(super) raft: Raft,
     pub(super) writer: Arc<Writer>,
+    pub(super) shared: Arc<SharedState>,
 }
 
 impl PeerHandler<TypeConfig> for Handler {
@@ -27,16 +30,35 @@ impl PeerHandler<TypeConfig> for Handler {
     }
 
     async fn query(&self, from: u64, q: Vec<u8>) -> Result<Vec<u8>, ForwardError> {
-        let op: ClusterOp = serde_json::from_slice(&q)
-            .map_err(|e| ForwardError::Rejected(format!("bad cluster operation: {e}")))?;
-        let leader = self.raft.metrics().borrow().current_leader;
-        if leader != Some(self.raft.metrics().borrow().id) {
+        let query: PeerQuery = serde_json::from_slice(&q)
+            .map_err(|e| ForwardError::Rejected(format!("bad query: {e}")))?;
+        let (id, leader) = {
+            let m = self.raft.metrics();
+            let m = m.borrow();
+            (m.id, m.current_leader)
+        };
+        if leader != Some(id) {
             return Err(ForwardError::NotLeader { leader });
         }
-        tracing::info!(from, ?op, "membership change forwarded by a peer");
-        membership::execute(&self.raft, &op)
-            .await
-            .map_err(ForwardError::Rejected)?;
-        Ok(Vec::new())
+        match query {
+            PeerQuery::Cluster(op) => {
+                tracing::info!(from, ?op, "membership change forwarded by a peer");
+                membership::execute(&self.raft, &op)
+                    .await
+                    .map_err(ForwardError::Rejected)?;
+                Ok(Vec::new())
+            }
+            PeerQuery::Lookup { backend, key } => {
+                // Read index: everything committed before the query is applied here first.
+                self.raft
+                    .ensure_linearizable()
+                    .await
+                    .map_err(|e| ForwardError::NoQuorum(e.to_string()))?;
+                let server = self
+                    .shared
+                    .with_table(|t| t.lookup(&backend, &key).map(|b| b.server));
+                serde_json::to_vec(&server).map_err(|e| ForwardError::Rejected(e.to_string()))
+            }
+        }
     }
 }

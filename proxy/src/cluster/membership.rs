@@ -25,6 +25,20 @@ pub enum ClusterOp {
     },
 }
 
+/// What a node asks the leader over the peer protocol's application query.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PeerQuery {
+    /// Carry out a membership change.
+    Cluster(ClusterOp),
+    /// Where is `key` bound in `backend`, as of the leader's latest commit?
+    Lookup {
+        /// Backend name.
+        backend: String,
+        /// The persistence key.
+        key: Vec<u8>,
+    },
+}
+
 /// How long a new member may take to catch up before the add is abandoned.
 const CATCH_UP: Duration = Duration::from_secs(15);
 

@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 
 use super::flusher::{self, FlushStats};
 use super::handler::Handler;
-use super::membership::{self, ClusterOp};
+use super::membership::{self, ClusterOp, PeerQuery};
 use super::queue::BindQueue;
 use super::status::{
     BackendStatus, ClusterStatus, MemberStatus, ServerView, TableEntry, TableStatus,
@@ -108,6 +108,7 @@ impl Node {
         let handler = Arc::new(Handler {
             raft: raft.clone(),
             writer: writer.clone(),
+            shared: shared.clone(),
         });
         let mut tasks = Vec::new();
         tasks.push(tokio::spawn(holdfast_peer_proto::serve(
@@ -289,31 +290,12 @@ impl Node {
             .write_timeout
             .max(std::time::Duration::from_secs(30));
         let run = async {
-            let metrics = self.raft.metrics().borrow().clone();
-            match metrics.current_leader {
-                Some(l) if l == self.id => membership::execute(&self.raft, &op)
+            if self.is_leader() {
+                return membership::execute(&self.raft, &op)
                     .await
-                    .map_err(WriteError::Rejected),
-                Some(l) => {
-                    let addr = metrics
-                        .membership_config
-                        .membership()
-                        .get_node(&l)
-                        .map(|n| n.addr.clone())
-                        .ok_or_else(|| WriteError::NoQuorum("leader address unknown".into()))?;
-                    let q =
-                        serde_json::to_vec(&op).map_err(|e| WriteError::Rejected(e.to_string()))?;
-                    self.peers
-                        .query(&addr, q)
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| match e {
-                            CallError::Remote(ForwardError::Rejected(m)) => WriteError::Rejected(m),
-                            other => WriteError::NoQuorum(other.to_string()),
-                        })
-                }
-                None => Err(WriteError::NoQuorum("no leader elected".into())),
+                    .map_err(WriteError::Rejected);
             }
+            self.ask_leader(&PeerQuery::Cluster(op)).await.map(|_| ())
         };
         tokio::time::timeout(deadline, run)
             .await
@@ -322,6 +304,65 @@ impl Node {
                     "not done within {deadline:?}"
                 )))
             })
+    }
+
+    /// Asks the leader where `key` is bound in `backend`, waiting at most `wait`. For the
+    /// `learn` persistence mode: a session cookie unknown here may have been bound a moment
+    /// ago on another node. `None` on timeout, without leader, or when the key is unbound.
+    pub async fn leader_lookup(
+        &self,
+        backend: &str,
+        key: &[u8],
+        wait: std::time::Duration,
+    ) -> Option<String> {
+        let query = PeerQuery::Lookup {
+            backend: backend.to_string(),
+            key: key.to_vec(),
+        };
+        let ask = async {
+            if self.is_leader() {
+                self.raft.ensure_linearizable().await.ok()?;
+                return self
+                    .shared
+                    .with_table(|t| t.lookup(backend, key).map(|b| b.server));
+            }
+            let bytes = self.ask_leader(&query).await.ok()?;
+            serde_json::from_slice::<Option<String>>(&bytes)
+                .ok()
+                .flatten()
+        };
+        tokio::time::timeout(wait, ask).await.ok().flatten()
+    }
+
+    fn is_leader(&self) -> bool {
+        self.raft.metrics().borrow().current_leader == Some(self.id)
+    }
+
+    /// Sends `query` to the current leader over the peer protocol.
+    async fn ask_leader(&self, query: &PeerQuery) -> Result<Vec<u8>, WriteError> {
+        let (leader, addr) = {
+            let m = self.raft.metrics();
+            let m = m.borrow();
+            let leader = m.current_leader;
+            let addr = leader.and_then(|l| {
+                m.membership_config
+                    .membership()
+                    .get_node(&l)
+                    .map(|n| n.addr.clone())
+            });
+            (leader, addr)
+        };
+        let Some(addr) = addr else {
+            return Err(WriteError::NoQuorum(match leader {
+                Some(l) => format!("address of leader {l} unknown"),
+                None => "no leader elected".into(),
+            }));
+        };
+        let q = serde_json::to_vec(query).map_err(|e| WriteError::Rejected(e.to_string()))?;
+        self.peers.query(&addr, q).await.map_err(|e| match e {
+            CallError::Remote(ForwardError::Rejected(m)) => WriteError::Rejected(m),
+            other => WriteError::NoQuorum(other.to_string()),
+        })
     }
 
     /// `GET /v1/cluster`.
