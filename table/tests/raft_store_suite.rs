@@ -23,8 +23,9 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, tempfile::TempDir> fo
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redb_store_passes_openraft_suite() -> Result<(), StorageError<u64>> {
+/// `Suite::test_all` starts its own runtime, so this test is a plain one.
+#[test]
+fn redb_store_passes_openraft_suite() -> Result<(), StorageError<u64>> {
     Suite::test_all(Builder)?;
     Ok(())
 }
