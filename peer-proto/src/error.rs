@@ -86,7 +86,7 @@ pub enum PeerError {
         timeout: Duration,
     },
     /// The TLS handshake failed (unknown CA, bad certificate, name mismatch, alert...).
-    #[error("TLS handshake with peer failed: {0}")]
+    #[error("TLS handshake with peer failed: {0}{hint}", hint = tls_hint(.0))]
     Tls(#[source] std::io::Error),
     /// The remote node refused our handshake and said why.
     #[error("peer refused the handshake: {0}")]
@@ -138,6 +138,25 @@ impl PeerError {
                 | PeerError::WrongNode { .. }
                 | PeerError::HandshakeTimeout(_)
         )
+    }
+}
+
+/// Plain-words explanation of the common TLS failures between nodes.
+fn tls_hint(e: &std::io::Error) -> &'static str {
+    let text = e.to_string();
+    if text.contains("UnknownCA")
+        || text.contains("BadCertificate")
+        || text.contains("CertificateUnknown")
+    {
+        " (the peer rejected this node's certificate: is it signed by the cluster CA?)"
+    } else if text.contains("UnknownIssuer") {
+        " (the peer's certificate is not signed by the cluster CA)"
+    } else if text.contains("NotValidForName") {
+        " (the peer's certificate lacks the configured peer server name)"
+    } else if text.contains("CertificateRequired") {
+        " (the peer requires a client certificate)"
+    } else {
+        ""
     }
 }
 

@@ -1,6 +1,6 @@
 //! A real 3-node openraft cluster over the peer protocol (in-memory stores): leader
-//! election, replicated writes, forwarding from a follower, snapshot install for a lagging
-//! node, and re-election after the leader stops.
+//! election, replicated writes, forwarding from a follower, snapshot install for a new
+//! learner after a log purge, and re-election after the leader stops.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -85,7 +85,8 @@ async fn three_nodes_elect_replicate_forward_and_fail_over() {
         .expect("forwarded write");
     wait_applied(&nodes, forwarded.index).await;
 
-    // Snapshot + purge on the leader, then a lagging follower must catch up by snapshot.
+    // Snapshot + purge on the leader, then a new learner can only catch up by
+    // InstallSnapshot (chunked over this protocol).
     leader
         .raft
         .trigger()
@@ -101,6 +102,37 @@ async fn three_nodes_elect_replicate_forward_and_fail_over() {
         )
         .await
         .expect("snapshot");
+    leader
+        .raft
+        .trigger()
+        .purge_log(forwarded.index)
+        .await
+        .expect("trigger purge");
+    leader
+        .raft
+        .wait(WAIT)
+        .metrics(
+            |m| m.purged.is_some_and(|p| p.index >= forwarded.index),
+            "log purged",
+        )
+        .await
+        .expect("purged");
+    let learner = start_node(secret_config(4, SECRET)).await;
+    leader
+        .raft
+        .add_learner(4, learner.member(), true)
+        .await
+        .expect("add learner");
+    learner
+        .raft
+        .wait(WAIT)
+        .metrics(
+            |m| m.snapshot.is_some_and(|s| s.index >= forwarded.index),
+            "snapshot installed",
+        )
+        .await
+        .expect("learner got the snapshot");
+    assert_eq!(learner.sm.data().get("b").map(String::as_str), Some("2"));
 
     // Stop the leader: the two survivors elect a new one and keep committing.
     let pos = nodes
@@ -137,6 +169,14 @@ async fn three_nodes_elect_replicate_forward_and_fail_over() {
         assert_eq!(data.len(), 3, "node {} has {data:?}", n.id);
         assert_eq!(data.get("c").map(String::as_str), Some("3"));
     }
+    learner
+        .raft
+        .wait(WAIT)
+        .applied_index_at_least(Some(after.index), "learner follows the new leader")
+        .await
+        .expect("learner applied");
+    assert_eq!(learner.sm.data().get("c").map(String::as_str), Some("3"));
+    learner.stop().await;
     for n in nodes {
         n.stop().await;
     }

@@ -56,7 +56,8 @@ async fn mutual_tls_round_trip_and_foreign_ca_refused() {
         "expected TLS error, got {err}"
     );
     assert!(
-        err.to_string().contains("TLS handshake with peer failed"),
+        err.to_string().contains("TLS handshake with peer failed")
+            && err.to_string().contains("cluster CA"),
         "{err}"
     );
     let log = logs.wait_for("peer handshake failed").await;
