@@ -48,6 +48,18 @@ pub struct ClusterOptions {
     pub extra: String,
 }
 
+impl ClusterOptions {
+    /// Options whose backend `app` (servers `s1`, `s2`) has the given binding TTL.
+    pub fn with_ttl(ttl: &str) -> ClusterOptions {
+        ClusterOptions {
+            extra: format!(
+                "[[backend]]\nname = \"app\"\nttl = \"{ttl}\"\nserver = [{{ name = \"s1\", addr = \"127.0.0.1:9\" }}, {{ name = \"s2\", addr = \"127.0.0.1:9\" }}]\n"
+            ),
+            ..ClusterOptions::default()
+        }
+    }
+}
+
 impl Default for ClusterOptions {
     fn default() -> Self {
         ClusterOptions {
@@ -87,6 +99,31 @@ impl NodeProc {
             .map(|r| r.json)
     }
 
+    /// Pins `key` to `server` in `backend` through this node (`POST /v1/table/{backend}`);
+    /// returns the HTTP status (0 when the node did not answer).
+    pub fn pin(&self, backend: &str, key: &str, server: &str) -> u16 {
+        let body = serde_json::json!({ "key": key, "server": server });
+        self.call("POST", &format!("/v1/table/{backend}"), Some(&body))
+            .map(|r| r.status)
+            .unwrap_or(0)
+    }
+
+    /// A server's entry in `GET /v1/backends` (admin_state, bindings, release_blockers…).
+    pub fn server(&self, backend: &str, server: &str) -> Option<Value> {
+        let backends = self.get("/v1/backends")?;
+        backends.as_array()?.iter().find(|b| b["name"] == backend)?["servers"]
+            .as_array()?
+            .iter()
+            .find(|s| s["name"] == server)
+            .cloned()
+    }
+
+    /// A server's admin state as this node sees it.
+    pub fn admin_state(&self, backend: &str, server: &str) -> Option<String> {
+        self.server(backend, server)
+            .and_then(|s| s["admin_state"].as_str().map(str::to_string))
+    }
+
     /// The process id, while running.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(|c| c.id())
@@ -118,6 +155,27 @@ impl NodeProc {
         if let Some(pid) = self.pid() {
             let _ = Command::new("kill").args([sig, &pid.to_string()]).status();
         }
+    }
+
+    /// Runs `holdfast ctl` against this node with the test token; returns (exit code,
+    /// stdout, stderr).
+    pub fn ctl(&self, args: &[&str]) -> (i32, String, String) {
+        let out = Command::new(holdfast_binary())
+            .args([
+                "ctl",
+                "--admin",
+                &format!("http://{}", self.admin),
+                "--token",
+                TOKEN,
+            ])
+            .args(args)
+            .output()
+            .expect("run holdfast ctl");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     }
 
     /// SIGKILL, and reap.

@@ -9,13 +9,7 @@ use serde_json::{Value, json};
 const PATIENCE: Duration = Duration::from_secs(30);
 
 fn pin(node: &NodeProc, key: &str, server: &str) -> u16 {
-    node.call(
-        "POST",
-        "/v1/table/app",
-        Some(&json!({ "key": key, "server": server })),
-    )
-    .map(|r| r.status)
-    .unwrap_or(0)
+    node.pin("app", key, server)
 }
 
 fn keys_of(node: &NodeProc) -> Option<Vec<(String, String)>> {
