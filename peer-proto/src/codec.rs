@@ -47,7 +47,7 @@ pub fn encode_into<T: Serialize>(value: &T, buf: &mut Vec<u8>) -> Result<(), Cod
 
 /// Deserializes exactly one `T` from `bytes`; trailing bytes are an error.
 ///
-/// The decode limit scales with the payload size (see [`EXPANSION`]), so the memory a
+/// The decode limit scales with the payload size (see `EXPANSION`), so the memory a
 /// payload can make the decoder reserve is bounded by a small multiple of its length.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     let budget = bytes.len().saturating_mul(EXPANSION).max(MIN_BUDGET);

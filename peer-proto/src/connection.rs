@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use openraft::RaftTypeConfig;
+use tokio::io::AsyncReadExt;
 
 use crate::config::PeerConfig;
 use crate::error::PeerError;
@@ -51,6 +52,15 @@ impl Connection {
     /// How long since the last completed call.
     pub(crate) fn idle_for(&self) -> Duration {
         self.last_used.elapsed()
+    }
+
+    /// Cheap liveness probe before reusing a pooled connection: polls one read without
+    /// waiting. EOF, an error or unsolicited bytes mean the connection must be dropped.
+    pub(crate) async fn is_alive(&mut self) -> bool {
+        let mut byte = [0u8; 1];
+        tokio::time::timeout(Duration::ZERO, self.io.read(&mut byte))
+            .await
+            .is_err()
     }
 
     /// Sends a pre-encoded request frame and reads the response. No timeout here: the

@@ -127,11 +127,9 @@ struct Transcript<'a> {
 }
 
 impl Transcript<'_> {
-    fn mac(&self, secret: &[u8], role: &[u8]) -> Hmac<Sha256> {
-        // HMAC accepts keys of any length; the error arm is unreachable in practice.
-        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret).unwrap_or_else(|_| {
-            <Hmac<Sha256> as KeyInit>::new_from_slice(&[0u8]).expect("1-byte key")
-        });
+    /// HMAC over the transcript; `None` only if the key is rejected (HMAC takes any length).
+    fn mac(&self, secret: &[u8], role: &[u8]) -> Option<Hmac<Sha256>> {
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret).ok()?;
         mac.update(&MAGIC);
         mac.update(&PROTOCOL_VERSION.to_be_bytes());
         mac.update(role);
@@ -141,16 +139,19 @@ impl Transcript<'_> {
         mac.update(&self.server_id.to_be_bytes());
         mac.update(&self.client_nonce);
         mac.update(&self.server_nonce);
-        mac
+        Some(mac)
     }
 
-    fn proof(&self, secret: &[u8], role: &[u8]) -> [u8; NONCE_LEN] {
-        self.mac(secret, role).finalize().into_bytes().into()
+    fn proof(&self, secret: &[u8], role: &[u8]) -> Option<[u8; NONCE_LEN]> {
+        Some(self.mac(secret, role)?.finalize().into_bytes().into())
     }
 
     /// Constant-time check of a proof.
     fn verify(&self, secret: &[u8], role: &[u8], proof: Option<&[u8; NONCE_LEN]>) -> bool {
-        proof.is_some_and(|p| self.mac(secret, role).verify_slice(p).is_ok())
+        match (proof, self.mac(secret, role)) {
+            (Some(p), Some(mac)) => mac.verify_slice(p).is_ok(),
+            _ => false,
+        }
     }
 }
 
@@ -205,7 +206,7 @@ where
                 send(io, &ClientFinish::Abort(RefuseReason::AuthFailed)).await?;
                 return Err(PeerError::Rejected(RefuseReason::AuthFailed));
             }
-            Some(t.proof(secret, ROLE_CLIENT))
+            t.proof(secret, ROLE_CLIENT)
         }
         None => None,
     };
@@ -234,7 +235,7 @@ where
         client_nonce: hello.nonce,
         server_nonce,
     };
-    let proof = cfg.secret().map(|s| t.proof(s, ROLE_SERVER));
+    let proof = cfg.secret().and_then(|s| t.proof(s, ROLE_SERVER));
     send(
         io,
         &ServerHello::Accept {

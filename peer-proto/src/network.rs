@@ -103,8 +103,14 @@ where
         drop(req);
         // One retry when a reused connection turns out to be dead (peer restarted).
         for attempt in 0..2 {
-            let reused = self.conn.is_some();
-            let mut conn = match self.conn.take() {
+            let mut pooled = self.conn.take();
+            if let Some(c) = pooled.as_mut()
+                && !c.is_alive().await
+            {
+                pooled = None;
+            }
+            let reused = pooled.is_some();
+            let mut conn = match pooled {
                 Some(c) => c,
                 None => {
                     let budget = deadline.saturating_duration_since(Instant::now());

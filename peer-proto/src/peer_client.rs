@@ -114,9 +114,14 @@ impl<C: RaftTypeConfig> PeerClient<C> {
         let deadline = tokio::time::Instant::now() + timeout;
         let frame = frame::encode_frame(&req, self.config.max_frame)?;
         drop(req);
-        let mut conn = match self.checkout(addr) {
-            Some(c) => c,
-            None => Connection::open(addr, &self.config, None, timeout).await?,
+        let mut conn = loop {
+            let Some(mut c) = self.checkout(addr) else {
+                break Connection::open(addr, &self.config, None, timeout).await?;
+            };
+            if c.is_alive().await {
+                break c;
+            }
+            // Closed by the peer (restart, idle timeout): drop it and try the next one.
         };
         match tokio::time::timeout_at(deadline, conn.call::<C>(&frame)).await {
             Ok(Ok(resp)) => {

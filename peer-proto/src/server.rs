@@ -225,10 +225,16 @@ where
 }
 
 fn log_handshake_failure(remote: SocketAddr, e: &PeerError) {
+    if matches!(e, PeerError::Frame(FrameError::Closed)) {
+        // Port probes and health checks connect and close without a word.
+        tracing::debug!(remote_addr = %remote, "connection closed before the peer handshake");
+        return;
+    }
     let hint = match e {
         PeerError::Frame(f) if f.looks_like_tls() => "peer speaks TLS but TLS is off on this node",
         PeerError::Tls(_) => "check that both nodes use certificates from the same cluster CA",
         _ => "",
     };
-    tracing::warn!(remote_addr = %remote, error = %e, reason = ?e.refuse_reason(), hint, "peer handshake failed; connection refused");
+    let reason = e.refuse_reason().map(tracing::field::display);
+    tracing::warn!(remote_addr = %remote, error = %e, reason, hint, "peer handshake failed; connection refused");
 }

@@ -9,7 +9,9 @@ use holdfast_peer_proto::{
 use std::sync::Arc;
 use tokio::net::TcpStream;
 
-use crate::common::{Logs, Put, PutResp, TC, secret_config, start_node, start_single};
+use crate::common::{
+    Logs, Put, PutResp, TC, secret_config, start_node, start_node_on, start_single,
+};
 
 const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
 
@@ -59,6 +61,25 @@ async fn secret_handshake_and_forwarded_write_round_trip() {
         .await
         .expect("query after remote error");
     server.stop().await;
+}
+
+#[tokio::test]
+async fn pooled_connection_is_replaced_after_peer_restart() {
+    let node = start_node(secret_config(1, SECRET)).await;
+    let addr = node.addr.clone();
+    let client = PeerClient::<TC>::new(Arc::new(secret_config(2, SECRET)));
+    client
+        .query(&addr, b"one".to_vec())
+        .await
+        .expect("first query");
+    node.stop().await; // closes the pooled connection's server side
+    let restarted = start_node_on(secret_config(1, SECRET), &addr).await;
+    let answer = client
+        .query(&addr, b"two".to_vec())
+        .await
+        .expect("query after restart");
+    assert_eq!(answer, b"node 1 answers node 2: two");
+    restarted.stop().await;
 }
 
 #[tokio::test]

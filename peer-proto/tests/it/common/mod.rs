@@ -111,8 +111,13 @@ impl Node {
 
 /// Starts node `id` with `config` on 127.0.0.1:0 (Raft not initialized).
 pub async fn start_node(config: PeerConfig) -> Node {
+    start_node_on(config, "127.0.0.1:0").await
+}
+
+/// Starts node `id` with `config` listening on `bind` (Raft not initialized).
+pub async fn start_node_on(config: PeerConfig, bind: &str) -> Node {
     let id = config.node_id;
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = TcpListener::bind(bind).await.expect("bind");
     let addr = listener.local_addr().expect("local addr").to_string();
     let config = Arc::new(config);
     let raft_config = Config {
