@@ -6,3 +6,4 @@ pub mod admin;
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod http;

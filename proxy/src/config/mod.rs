@@ -18,6 +18,7 @@ pub use proxy::{
     Balance, CertSection, CheckSection, CheckType, Cidr, FrontendSection, LimitsSection,
     Persistence, RouteSection, SameSite, StatusRange, TimeoutsSection, TlsSection,
 };
+pub use proxy_check::{read_chain, read_key};
 
 /// A whole node configuration.
 #[derive(Clone, Debug, Deserialize)]

@@ -43,8 +43,7 @@ impl TlsSection {
 
 /// Reads a PEM certificate chain; an error names the file.
 pub fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let bytes =
-        std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let chain: Vec<_> = CertificateDer::pem_slice_iter(&bytes)
         .collect::<Result<_, _>>()
         .map_err(|e| format!("bad certificate PEM in {}: {e}", path.display()))?;
@@ -56,8 +55,7 @@ pub fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
 
 /// Reads a PEM private key; an error names the file.
 pub fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
-    let bytes =
-        std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     PrivateKeyDer::from_pem_slice(&bytes)
         .map_err(|e| format!("no usable private key in {}: {e}", path.display()))
 }
@@ -85,7 +83,11 @@ pub(super) fn check(text: &str, config: &Config) -> Vec<Problem> {
         let name_line = find_line(text, &format!("name = \"{}\"", f.name), 0);
         if !names.insert(f.name.as_str()) {
             let line = find_line(text, &format!("name = \"{}\"", f.name), 1);
-            problem("frontend.name", line, format!("duplicate frontend {:?}", f.name));
+            problem(
+                "frontend.name",
+                line,
+                format!("duplicate frontend {:?}", f.name),
+            );
         }
         if !listens.insert(f.listen) {
             problem(
@@ -106,7 +108,10 @@ pub(super) fn check(text: &str, config: &Config) -> Vec<Problem> {
             problem(
                 "frontend.default_backend",
                 name_line,
-                format!("frontend {:?} has neither routes nor a default_backend", f.name),
+                format!(
+                    "frontend {:?} has neither routes nor a default_backend",
+                    f.name
+                ),
             );
         }
         for (key, b) in wanted {
@@ -150,9 +155,7 @@ pub(super) fn check(text: &str, config: &Config) -> Vec<Problem> {
                 ),
                 Ok(files) => {
                     for (cert, key) in files {
-                        let at = |p: &Path| {
-                            find_line(text, &p.display().to_string(), 0).or(line)
-                        };
+                        let at = |p: &Path| find_line(text, &p.display().to_string(), 0).or(line);
                         if let Err(e) = read_chain(&cert) {
                             problem("frontend.tls.certs.cert", at(&cert), e);
                         }
@@ -170,7 +173,11 @@ pub(super) fn check(text: &str, config: &Config) -> Vec<Problem> {
             problem(
                 "backend.cookie",
                 find_line(text, "cookie", 0).or(line),
-                format!("backend {:?}: bad cookie name {:?}", b.name, b.cookie_name()),
+                format!(
+                    "backend {:?}: bad cookie name {:?}",
+                    b.name,
+                    b.cookie_name()
+                ),
             );
         }
         if b.persistence == Persistence::Learn && b.learn_wait.as_secs() > 10 {
@@ -189,7 +196,11 @@ pub(super) fn check(text: &str, config: &Config) -> Vec<Problem> {
             ] {
                 if zero {
                     let leaf = key.rsplit('.').next().unwrap_or(key);
-                    problem(key, find_line(text, leaf, 0), "must be greater than zero".into());
+                    problem(
+                        key,
+                        find_line(text, leaf, 0),
+                        "must be greater than zero".into(),
+                    );
                 }
             }
             if http::Method::from_bytes(c.method.as_bytes()).is_err() {
@@ -224,7 +235,11 @@ pub(super) fn check(text: &str, config: &Config) -> Vec<Problem> {
     ] {
         if zero {
             let leaf = key.rsplit('.').next().unwrap_or(key);
-            problem(key, find_line(text, leaf, 0), "must be greater than zero".into());
+            problem(
+                key,
+                find_line(text, leaf, 0),
+                "must be greater than zero".into(),
+            );
         }
     }
     if limits.max_header_size < 8192 {
@@ -244,7 +259,11 @@ pub(super) fn check(text: &str, config: &Config) -> Vec<Problem> {
     ] {
         if zero {
             let leaf = key.rsplit('.').next().unwrap_or(key);
-            problem(key, find_line(text, leaf, 0), "must be greater than zero".into());
+            problem(
+                key,
+                find_line(text, leaf, 0),
+                "must be greater than zero".into(),
+            );
         }
     }
     problems

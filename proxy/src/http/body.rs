@@ -1,0 +1,88 @@
+//! Body types of the proxy: one boxed streaming body for both directions, a wrapper that
+//! keeps per-request guards alive until the response body is fully sent, and the plain
+//! error responses (400, 408, 431, 502, 503, 504) the proxy makes itself.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, HeaderValue};
+use http::{Response, StatusCode};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::{Body as HttpBody, Frame, SizeHint};
+
+/// The streaming body used for requests to servers and responses to clients.
+pub type Body = BoxBody<Bytes, hyper::Error>;
+
+/// An empty body.
+pub fn empty() -> Body {
+    Empty::<Bytes>::new()
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+/// A body holding `text`.
+pub fn full(text: impl Into<Bytes>) -> Body {
+    Full::new(text.into())
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+/// A short plain-text response made by the proxy itself.
+pub fn error_response(status: StatusCode, why: &str) -> Response<Body> {
+    let text = format!(
+        "{} {}\n{why}\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("")
+    );
+    let mut resp = Response::new(full(text));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+/// A body that holds `guard` until it is finished or dropped (in-flight counts).
+pub struct Guarded<G> {
+    inner: Body,
+    guard: Option<G>,
+}
+
+impl<G: Send + Sync + Unpin + 'static> Guarded<G> {
+    /// Wraps `inner`, boxed again as a [`Body`].
+    pub fn wrap(inner: Body, guard: G) -> Body {
+        Guarded {
+            inner,
+            guard: Some(guard),
+        }
+        .boxed()
+    }
+}
+
+impl<G: Unpin> HttpBody for Guarded<G> {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        if let Poll::Ready(None) | Poll::Ready(Some(Err(_))) = &polled {
+            this.guard = None;
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -1,0 +1,195 @@
+//! Per-connection timeouts HAProxy-style: an I/O wrapper that closes a client connection
+//! idle between requests longer than `keep_alive`, or sending a request head for longer
+//! than `client_header` (slowloris); requests in flight are never cut by it.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
+
+/// Why the connection was cut, if it was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cut {
+    /// Not cut.
+    No,
+    /// Idle between requests too long.
+    Idle,
+    /// Request head took too long.
+    Header,
+}
+
+/// What the request handler and the I/O wrapper of one connection share.
+#[derive(Debug)]
+pub struct ConnState {
+    start: Instant,
+    inflight: AtomicUsize,
+    /// ms since `start` at which the last request finished (or the connection opened).
+    last_done: AtomicU64,
+    /// ms since `start` + 1 at which the current head began arriving (0: none).
+    head_started: AtomicU64,
+    cut: AtomicU8,
+}
+
+impl ConnState {
+    /// State of a connection opened now.
+    pub fn new() -> Arc<ConnState> {
+        Arc::new(ConnState {
+            start: Instant::now(),
+            inflight: AtomicUsize::new(0),
+            last_done: AtomicU64::new(0),
+            head_started: AtomicU64::new(0),
+            cut: AtomicU8::new(0),
+        })
+    }
+
+    fn ms(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+
+    /// A request head was received: the connection is busy until the guard drops.
+    pub fn begin(self: &Arc<Self>) -> Busy {
+        self.inflight.fetch_add(1, Ordering::Relaxed);
+        self.head_started.store(0, Ordering::Relaxed);
+        Busy(self.clone())
+    }
+
+    /// Why the connection was cut.
+    pub fn cut(&self) -> Cut {
+        match self.cut.load(Ordering::Relaxed) {
+            1 => Cut::Idle,
+            2 => Cut::Header,
+            _ => Cut::No,
+        }
+    }
+}
+
+/// A request (or tunnel) in progress on the connection; ends on drop.
+#[derive(Debug)]
+pub struct Busy(Arc<ConnState>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.last_done.store(self.0.ms(), Ordering::Relaxed);
+        self.0.inflight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Client I/O with the idle and header timeouts.
+pub struct TimedIo<T> {
+    inner: T,
+    state: Arc<ConnState>,
+    keep_alive: Duration,
+    header: Duration,
+    sleep: Pin<Box<Sleep>>,
+}
+
+impl<T> TimedIo<T> {
+    /// Wraps `inner`.
+    pub fn new(inner: T, state: Arc<ConnState>, keep_alive: Duration, header: Duration) -> Self {
+        TimedIo {
+            inner,
+            state,
+            keep_alive,
+            header,
+            sleep: Box::pin(tokio::time::sleep(keep_alive)),
+        }
+    }
+
+    /// The deadline while idle or reading a head, and what it cuts.
+    fn deadline(&self) -> Option<(Instant, Cut)> {
+        let s = &self.state;
+        if s.inflight.load(Ordering::Relaxed) > 0 {
+            return None;
+        }
+        let started = s.head_started.load(Ordering::Relaxed);
+        Some(if started > 0 {
+            (
+                s.start + Duration::from_millis(started - 1) + self.header,
+                Cut::Header,
+            )
+        } else {
+            let done = s.last_done.load(Ordering::Relaxed);
+            (
+                s.start + Duration::from_millis(done) + self.keep_alive,
+                Cut::Idle,
+            )
+        })
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for TimedIo<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                let s = &this.state;
+                if buf.filled().len() > before
+                    && s.inflight.load(Ordering::Relaxed) == 0
+                    && s.head_started.load(Ordering::Relaxed) == 0
+                {
+                    s.head_started.store(s.ms() + 1, Ordering::Relaxed);
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Pending => {
+                let Some((deadline, cut)) = this.deadline() else {
+                    return Poll::Pending;
+                };
+                if this.sleep.deadline() != deadline {
+                    this.sleep.as_mut().reset(deadline);
+                }
+                if Instant::now() >= deadline || this.sleep.as_mut().poll(cx).is_ready() {
+                    this.state
+                        .cut
+                        .store(if cut == Cut::Idle { 1 } else { 2 }, Ordering::Relaxed);
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "client timeout",
+                    )));
+                }
+                Poll::Pending
+            }
+            other => other,
+        }
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for TimedIo<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}

@@ -1,0 +1,220 @@
+//! Cookies: reading a named cookie from `Cookie` headers, learning an application cookie
+//! from `Set-Cookie`, and holdfast's own insert cookie `<server>.<session id>.<MAC>`, whose
+//! HMAC-SHA256 (cluster secret) makes a forged or altered value count as no cookie.
+
+use hmac::{Hmac, KeyInit, Mac};
+use http::HeaderMap;
+use http::header::{COOKIE, HeaderValue, SET_COOKIE};
+use sha2::Sha256;
+
+use crate::config::SameSite;
+
+/// Bytes of the MAC kept in the cookie (hex: twice as many characters).
+const MAC_LEN: usize = 16;
+
+/// Largest cookie value looked at; longer ones are ignored.
+const MAX_VALUE: usize = 512;
+
+/// The value of cookie `name` in the request's `Cookie` headers (the first one).
+pub fn request_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v.trim().trim_matches('"'))
+        .filter(|v| !v.is_empty() && v.len() <= MAX_VALUE)
+}
+
+/// Removes cookie `name` from the request's `Cookie` headers (the backend never sees
+/// holdfast's own cookie), dropping headers left empty.
+pub fn strip_request_cookie(headers: &mut HeaderMap, name: &str) {
+    let values: Vec<HeaderValue> = headers.get_all(COOKIE).iter().cloned().collect();
+    if !values.iter().any(|v| {
+        v.to_str().is_ok_and(|s| {
+            s.split(';')
+                .any(|p| p.trim().split_once('=').is_some_and(|(n, _)| n == name))
+        })
+    }) {
+        return;
+    }
+    headers.remove(COOKIE);
+    for v in values {
+        let Ok(text) = v.to_str() else {
+            headers.append(COOKIE, v);
+            continue;
+        };
+        let kept: Vec<&str> = text
+            .split(';')
+            .map(str::trim)
+            .filter(|p| !p.is_empty() && p.split_once('=').is_none_or(|(n, _)| n != name))
+            .collect();
+        if !kept.is_empty()
+            && let Ok(v) = HeaderValue::from_str(&kept.join("; "))
+        {
+            headers.append(COOKIE, v);
+        }
+    }
+}
+
+/// The value the backend sets for cookie `name` in its `Set-Cookie` headers, if it sets
+/// one that is not a deletion (empty value or `Max-Age=0`).
+pub fn learned_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| {
+            let mut parts = v.split(';');
+            let (n, value) = parts.next()?.trim().split_once('=')?;
+            let deleted = parts.any(|a| {
+                a.trim()
+                    .split_once('=')
+                    .is_some_and(|(k, v)| k.eq_ignore_ascii_case("max-age") && v.trim() == "0")
+            });
+            let value = value.trim().trim_matches('"');
+            (n == name && !deleted && !value.is_empty() && value.len() <= MAX_VALUE)
+                .then(|| value.to_string())
+        })
+        .last()
+}
+
+/// Signs and checks holdfast's insert cookie with the cluster secret.
+#[derive(Clone)]
+pub struct CookieSigner {
+    key: Hmac<Sha256>,
+}
+
+/// A valid insert cookie's content.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Signed {
+    /// The server it names.
+    pub server: String,
+    /// The session id (the table key).
+    pub id: String,
+}
+
+impl CookieSigner {
+    /// A signer keyed by `secret`.
+    pub fn new(secret: &[u8]) -> CookieSigner {
+        // HMAC accepts keys of any length, so this cannot fail.
+        let key = <Hmac<Sha256> as KeyInit>::new_from_slice(secret)
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        CookieSigner { key }
+    }
+
+    fn mac(&self, server: &str, id: &str) -> Hmac<Sha256> {
+        let mut mac = self.key.clone();
+        mac.update(server.as_bytes());
+        mac.update(&[0]);
+        mac.update(id.as_bytes());
+        mac
+    }
+
+    /// A fresh random session id (128 bits, hex).
+    pub fn new_id() -> String {
+        hex(&rand::random::<[u8; 16]>())
+    }
+
+    /// The cookie value naming `server` and session `id`.
+    pub fn sign(&self, server: &str, id: &str) -> String {
+        let tag = self.mac(server, id).finalize().into_bytes();
+        format!("{server}.{id}.{}", hex(&tag[..MAC_LEN]))
+    }
+
+    /// The server and session id of a cookie value, if its MAC is right.
+    pub fn verify(&self, value: &str) -> Option<Signed> {
+        let mut parts = value.rsplitn(3, '.');
+        let (tag, id, server) = (parts.next()?, parts.next()?, parts.next()?);
+        if server.is_empty() || id.is_empty() || tag.len() != MAC_LEN * 2 {
+            return None;
+        }
+        let tag = unhex(tag)?;
+        self.mac(server, id).verify_truncated_left(&tag).ok()?;
+        Some(Signed {
+            server: server.to_string(),
+            id: id.to_string(),
+        })
+    }
+}
+
+/// The `Set-Cookie` header value for the insert cookie.
+pub fn set_cookie(name: &str, value: &str, secure: bool, same_site: SameSite) -> String {
+    let secure = if secure { "; Secure" } else { "" };
+    format!(
+        "{name}={value}; Path=/; HttpOnly; SameSite={}{secure}",
+        same_site.as_str()
+    )
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signed_cookie_round_trip_and_forgery() {
+        let s = CookieSigner::new(b"secret-secret-secret");
+        let id = CookieSigner::new_id();
+        let v = s.sign("s1.example", &id);
+        assert_eq!(
+            s.verify(&v),
+            Some(Signed {
+                server: "s1.example".into(),
+                id: id.clone()
+            })
+        );
+        // Naming another server, altering the id or the MAC, or another key: rejected.
+        assert_eq!(s.verify(&v.replacen("s1", "s2", 1)), None);
+        assert_eq!(s.verify(&v.replacen(&id[..4], "ffff", 1)), None);
+        let mut bad = v.clone();
+        bad.pop();
+        bad.push('z');
+        assert_eq!(s.verify(&bad), None);
+        assert_eq!(CookieSigner::new(b"other").verify(&v), None);
+        assert_eq!(s.verify("s1"), None);
+        assert_eq!(s.verify(".."), None);
+        assert_eq!(s.verify("é.é.é"), None);
+    }
+
+    #[test]
+    fn cookies_are_read_stripped_and_learned() {
+        let mut h = HeaderMap::new();
+        h.append(COOKIE, HeaderValue::from_static("a=1; HFSID=x.y.z; b=2"));
+        h.append(COOKIE, HeaderValue::from_static("c=3"));
+        assert_eq!(request_cookie(&h, "HFSID"), Some("x.y.z"));
+        assert_eq!(request_cookie(&h, "c"), Some("3"));
+        strip_request_cookie(&mut h, "HFSID");
+        assert_eq!(request_cookie(&h, "HFSID"), None);
+        assert_eq!(request_cookie(&h, "b"), Some("2"));
+
+        let mut r = HeaderMap::new();
+        r.append(
+            SET_COOKIE,
+            HeaderValue::from_static("PHPSESSID=abc; Path=/"),
+        );
+        r.append(SET_COOKIE, HeaderValue::from_static("other=1"));
+        assert_eq!(learned_cookie(&r, "PHPSESSID").as_deref(), Some("abc"));
+        let mut d = HeaderMap::new();
+        d.append(
+            SET_COOKIE,
+            HeaderValue::from_static("PHPSESSID=abc; Max-Age=0"),
+        );
+        assert_eq!(learned_cookie(&d, "PHPSESSID"), None);
+    }
+}

@@ -1,0 +1,140 @@
+//! A frontend's accept loop and connections: a connection slot per client (max
+//! connections), the TLS handshake under a timeout, then HTTP/1.1 or HTTP/2 (by ALPN or
+//! preface) with header size limits, the idle and header timeouts, and upgrades.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::conn::{ConnState, Cut, TimedIo};
+use super::forward::{self, Client};
+use super::metrics::ErrorKind;
+use super::{DataPlane, Frontend};
+
+/// Accepts clients on `listener` forever; waits for a free slot before each accept.
+pub async fn accept_loop(
+    listener: TcpListener,
+    plane: Arc<DataPlane>,
+    frontend: Arc<Frontend>,
+    slots: Arc<Semaphore>,
+) {
+    loop {
+        let Ok(permit) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let (stream, peer) = match listener.accept().await {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(frontend = %frontend.name, error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+        };
+        let (plane, frontend) = (plane.clone(), frontend.clone());
+        tokio::spawn(async move {
+            plane.metrics.connection(1);
+            serve(stream, peer, &plane, frontend, permit).await;
+            plane.metrics.connection(-1);
+        });
+    }
+}
+
+async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    plane: &Arc<DataPlane>,
+    frontend: Arc<Frontend>,
+    _permit: OwnedSemaphorePermit,
+) {
+    let _ = stream.set_nodelay(true);
+    match frontend.tls.clone() {
+        None => serve_io(stream, peer, false, plane, frontend).await,
+        Some(acceptor) => {
+            let shake = tokio::time::timeout(plane.timeouts.tls_handshake, acceptor.accept(stream));
+            match shake.await {
+                Ok(Ok(tls)) => serve_io(tls, peer, true, plane, frontend).await,
+                Ok(Err(e)) => {
+                    plane.metrics.error(ErrorKind::TlsHandshake);
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                }
+                Err(_) => {
+                    plane.metrics.error(ErrorKind::TlsHandshake);
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                }
+            }
+        }
+    }
+}
+
+async fn serve_io<I>(
+    io: I,
+    peer: SocketAddr,
+    tls: bool,
+    plane: &Arc<DataPlane>,
+    frontend: Arc<Frontend>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let state = ConnState::new();
+    let t = &plane.timeouts;
+    let io = TimedIo::new(io, state.clone(), t.keep_alive, t.client_header);
+    let client = Arc::new(Client {
+        peer,
+        tls,
+        conn: state.clone(),
+    });
+    let service = {
+        let plane = plane.clone();
+        service_fn(move |req| {
+            let (plane, frontend, client) = (plane.clone(), frontend.clone(), client.clone());
+            async move {
+                Ok::<_, std::convert::Infallible>(
+                    forward::handle(plane, frontend, client, req).await,
+                )
+            }
+        })
+    };
+    let limits = &plane.limits;
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .keep_alive(true)
+        .max_buf_size(limits.max_header_size.max(8192))
+        .max_headers(limits.max_headers);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(limits.max_header_size).unwrap_or(u32::MAX))
+        .keep_alive_interval(Some(t.keep_alive))
+        .keep_alive_timeout(t.client_header);
+    let result = builder
+        .serve_connection_with_upgrades(TokioIo::new(io), service)
+        .await;
+    match state.cut() {
+        Cut::Header => plane.metrics.error(ErrorKind::HeaderTimeout),
+        Cut::Idle => plane.metrics.error(ErrorKind::IdleTimeout),
+        Cut::No => {}
+    }
+    if let Err(e) = result {
+        let too_large = e
+            .downcast_ref::<hyper::Error>()
+            .is_some_and(|h| h.is_parse_too_large());
+        let parse = e
+            .downcast_ref::<hyper::Error>()
+            .is_some_and(|h| h.is_parse());
+        if too_large {
+            plane.metrics.error(ErrorKind::HeaderTooLarge);
+        } else if parse {
+            plane.metrics.error(ErrorKind::BadRequest);
+        }
+        tracing::debug!(%peer, error = %e, "client connection ended with an error");
+    }
+}

@@ -1,0 +1,210 @@
+//! The data plane's Prometheus metrics: requests by backend/server/status, latency,
+//! session breaks, server health and error counters. Updated on the request path with
+//! atomics; registered into the admin listener's registry at scrape time.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Labels of `holdfast_requests_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// Backend name (`-` when no backend was chosen).
+    pub backend: String,
+    /// Server name (`-` when no server answered).
+    pub server: String,
+    /// HTTP status sent to the client.
+    pub code: u16,
+}
+
+/// Labels naming one backend.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BackendLabels {
+    /// Backend name.
+    pub backend: String,
+}
+
+/// Labels naming one server.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ServerLabels {
+    /// Backend name.
+    pub backend: String,
+    /// Server name.
+    pub server: String,
+}
+
+/// Labels of `holdfast_http_errors_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    /// What went wrong (see [`ErrorKind`]).
+    pub kind: &'static str,
+}
+
+/// The kinds of data-plane errors, each with its own counter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Malformed or smuggling-prone request (400).
+    BadRequest,
+    /// Request head too large (431).
+    HeaderTooLarge,
+    /// Client too slow to send its request head (connection closed).
+    HeaderTimeout,
+    /// Kept-alive connection idle too long (closed; not an error to the client).
+    IdleTimeout,
+    /// TLS handshake failed or timed out.
+    TlsHandshake,
+    /// No usable server in the backend (503).
+    NoServer,
+    /// No route and no default backend (503).
+    NoRoute,
+    /// Connecting to the server failed (502/503).
+    Connect,
+    /// The server did not answer in time (504).
+    ServerTimeout,
+    /// The server broke the exchange (502).
+    Backend,
+    /// A connect failure retried on another server.
+    Redispatch,
+}
+
+impl ErrorKind {
+    /// The label value.
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorKind::BadRequest => "bad_request",
+            ErrorKind::HeaderTooLarge => "header_too_large",
+            ErrorKind::HeaderTimeout => "header_timeout",
+            ErrorKind::IdleTimeout => "idle_timeout",
+            ErrorKind::TlsHandshake => "tls_handshake",
+            ErrorKind::NoServer => "no_server",
+            ErrorKind::NoRoute => "no_route",
+            ErrorKind::Connect => "connect",
+            ErrorKind::ServerTimeout => "server_timeout",
+            ErrorKind::Backend => "backend",
+            ErrorKind::Redispatch => "redispatch",
+        }
+    }
+}
+
+/// Every data-plane metric of one node. Cheap to share (`Arc`); families are
+/// internally synchronized per label set.
+#[derive(Clone)]
+pub struct HttpMetrics {
+    requests: Family<RequestLabels, Counter>,
+    duration: Histogram,
+    session_breaks: Family<BackendLabels, Counter>,
+    health: Family<ServerLabels, Gauge>,
+    errors: Family<ErrorLabels, Counter>,
+    connections: Gauge,
+}
+
+impl Default for HttpMetrics {
+    fn default() -> Self {
+        HttpMetrics {
+            requests: Family::default(),
+            duration: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
+            session_breaks: Family::default(),
+            health: Family::default(),
+            errors: Family::default(),
+            connections: Gauge::default(),
+        }
+    }
+}
+
+impl HttpMetrics {
+    /// Counts one answered request and its duration.
+    pub fn request(&self, backend: &str, server: &str, code: u16, seconds: f64) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                backend: backend.to_string(),
+                server: server.to_string(),
+                code,
+            })
+            .inc();
+        self.duration.observe(seconds);
+    }
+
+    /// Counts a session break in `backend`: a bound client moved to another server.
+    pub fn session_break(&self, backend: &str) {
+        self.session_breaks
+            .get_or_create(&BackendLabels {
+                backend: backend.to_string(),
+            })
+            .inc();
+    }
+
+    /// Session breaks counted so far in `backend`.
+    pub fn session_breaks(&self, backend: &str) -> u64 {
+        self.session_breaks
+            .get_or_create(&BackendLabels {
+                backend: backend.to_string(),
+            })
+            .get()
+    }
+
+    /// Publishes a server's health (true: up).
+    pub fn set_health(&self, backend: &str, server: &str, up: bool) {
+        self.health
+            .get_or_create(&ServerLabels {
+                backend: backend.to_string(),
+                server: server.to_string(),
+            })
+            .set(up as i64);
+    }
+
+    /// Counts one error.
+    pub fn error(&self, kind: ErrorKind) {
+        self.errors
+            .get_or_create(&ErrorLabels { kind: kind.name() })
+            .inc();
+    }
+
+    /// Errors of `kind` counted so far.
+    pub fn errors(&self, kind: ErrorKind) -> u64 {
+        self.errors
+            .get_or_create(&ErrorLabels { kind: kind.name() })
+            .get()
+    }
+
+    /// A client connection opened (+1) or closed (-1).
+    pub fn connection(&self, delta: i64) {
+        self.connections.inc_by(delta);
+    }
+
+    /// Registers every metric (as shared handles) into `registry`.
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "holdfast_requests",
+            "Requests answered, by backend, server and status",
+            self.requests.clone(),
+        );
+        registry.register(
+            "holdfast_request_duration_seconds",
+            "Time from request head to response head",
+            self.duration.clone(),
+        );
+        registry.register(
+            "holdfast_session_breaks",
+            "Bound clients re-dispatched to another server (server down or in maint)",
+            self.session_breaks.clone(),
+        );
+        registry.register(
+            "holdfast_server_health",
+            "Health of a server as this node's checks see it (1 up, 0 down)",
+            self.health.clone(),
+        );
+        registry.register(
+            "holdfast_http_errors",
+            "Data-plane errors by kind",
+            self.errors.clone(),
+        );
+        registry.register(
+            "holdfast_client_connections",
+            "Open client connections",
+            self.connections.clone(),
+        );
+    }
+}

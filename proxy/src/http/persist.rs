@@ -1,0 +1,294 @@
+//! Persistence: which server a request goes to (a valid insert cookie, a learned session
+//! cookie or the client address bound in the read view, else the balancer), and what the
+//! table learns from the exchange (binds and touches, queued, never waited for).
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use holdfast_table::model::{Bind, Touch};
+use http::HeaderMap;
+use parking_lot::Mutex;
+
+use super::DataPlane;
+use super::cookie::{CookieSigner, learned_cookie, request_cookie, set_cookie};
+use super::pool::{Pool, Server, Usable};
+use crate::config::Persistence;
+
+/// Where a request goes and what to record once the server answered.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// The server chosen.
+    pub server: Arc<Server>,
+    /// Table key of the binding the request matched (touched on answer).
+    pub matched: Option<Vec<u8>>,
+    /// Insert mode: a new session id, bound and set as cookie on answer.
+    pub new_session: Option<String>,
+    /// Persistence key of a new client to bind on answer (source mode).
+    pub bind_key: Option<Vec<u8>>,
+    /// Learn mode: the session cookie the client sent.
+    pub sent_key: Option<Vec<u8>>,
+    /// The request was routed by a local re-dispatch of a binding (not touched).
+    pub redispatched: bool,
+}
+
+impl Plan {
+    fn new(server: Arc<Server>) -> Plan {
+        Plan {
+            server,
+            matched: None,
+            new_session: None,
+            bind_key: None,
+            sent_key: None,
+            redispatched: false,
+        }
+    }
+}
+
+/// Bindings this node re-dispatched away from a down or maint server (learn and source
+/// modes, whose key cannot be re-issued): key → replacement server, bounded, expiring.
+pub struct Overrides {
+    shards: Vec<Mutex<HashMap<(Arc<str>, Vec<u8>), (Arc<str>, Instant)>>>,
+    hasher: RandomState,
+}
+
+const OVERRIDE_SHARDS: usize = 16;
+const OVERRIDES_PER_SHARD: usize = 8_192;
+
+impl Default for Overrides {
+    fn default() -> Self {
+        Overrides {
+            shards: (0..OVERRIDE_SHARDS).map(|_| Mutex::default()).collect(),
+            hasher: RandomState::new(),
+        }
+    }
+}
+
+impl Overrides {
+    fn shard(&self, key: &[u8]) -> &Mutex<HashMap<(Arc<str>, Vec<u8>), (Arc<str>, Instant)>> {
+        &self.shards[(self.hasher.hash_one(key) as usize) % OVERRIDE_SHARDS]
+    }
+
+    fn get(&self, backend: &Arc<str>, key: &[u8]) -> Option<Arc<str>> {
+        let shard = self.shard(key).lock();
+        let (server, until) = shard.get(&(backend.clone(), key.to_vec()))?;
+        (*until > Instant::now()).then(|| server.clone())
+    }
+
+    fn set(&self, backend: &Arc<str>, key: &[u8], server: Arc<str>, ttl: Duration) {
+        let mut shard = self.shard(key).lock();
+        if shard.len() >= OVERRIDES_PER_SHARD {
+            let now = Instant::now();
+            shard.retain(|_, (_, until)| *until > now);
+            if shard.len() >= OVERRIDES_PER_SHARD {
+                shard.clear();
+            }
+        }
+        shard.insert(
+            (backend.clone(), key.to_vec()),
+            (server, Instant::now() + ttl),
+        );
+    }
+}
+
+/// Chooses the server for a request to `pool`. `None`: no usable server.
+pub async fn plan(
+    dp: &DataPlane,
+    pool: &Pool,
+    headers: &HeaderMap,
+    client: IpAddr,
+) -> Option<Plan> {
+    let states = dp.node.shared().view().states();
+    let usable = |s: &Server| pool.usable(&states, s) != Usable::No;
+    let fresh = |exclude: Option<&str>| pool.pick(&states, exclude).map(Plan::new);
+    let name = pool.config.cookie_name();
+    match pool.config.persistence {
+        Persistence::None => fresh(None),
+        Persistence::Insert => {
+            let signed = request_cookie(headers, name).and_then(|v| dp.signer.verify(v));
+            if let Some(s) = &signed {
+                if let Some(server) = pool.server(&s.server).filter(|s| usable(s)) {
+                    let mut plan = Plan::new(server.clone());
+                    plan.matched = Some(s.id.clone().into_bytes());
+                    return Some(plan);
+                }
+                dp.metrics.session_break(&pool.name);
+            }
+            let mut plan = fresh(None)?;
+            plan.new_session = Some(CookieSigner::new_id());
+            Some(plan)
+        }
+        Persistence::Learn | Persistence::Source => {
+            let key: Vec<u8> = if pool.config.persistence == Persistence::Learn {
+                match request_cookie(headers, name) {
+                    Some(v) => v.as_bytes().to_vec(),
+                    None => return fresh(None),
+                }
+            } else {
+                client.to_string().into_bytes()
+            };
+            let learn = pool.config.persistence == Persistence::Learn;
+            let mut bound = dp
+                .node
+                .shared()
+                .view()
+                .lookup(&pool.name, &key)
+                .map(|b| b.server);
+            if bound.is_none() && learn {
+                let wait = pool.config.learn_wait;
+                bound = dp
+                    .node
+                    .leader_lookup(&pool.name, &key, wait)
+                    .await
+                    .map(|s| Arc::from(s.as_str()));
+            }
+            let mut plan = match bound {
+                None => {
+                    let mut plan = fresh(None)?;
+                    if !learn {
+                        plan.bind_key = Some(key.clone());
+                    }
+                    plan
+                }
+                Some(name) => match pool.server(&name).filter(|s| usable(s)) {
+                    Some(server) => {
+                        let mut plan = Plan::new(server.clone());
+                        plan.matched = Some(key.clone());
+                        plan
+                    }
+                    None => redispatch(dp, pool, &key, None, &states)?,
+                },
+            };
+            if learn {
+                plan.sent_key = Some(key);
+            }
+            Some(plan)
+        }
+    }
+}
+
+/// Routes a bound client whose server is unusable: to the server this node already moved
+/// it to, else to a newly balanced one (a counted session break).
+fn redispatch(
+    dp: &DataPlane,
+    pool: &Pool,
+    key: &[u8],
+    exclude: Option<&str>,
+    states: &holdfast_table::view::ServerStates,
+) -> Option<Plan> {
+    let moved = dp
+        .overrides
+        .get(&pool.name, key)
+        .and_then(|n| pool.server(&n).cloned())
+        .filter(|s| pool.usable(states, s) != Usable::No && exclude.is_none_or(|e| e != &*s.name));
+    let server = match moved {
+        Some(s) => s,
+        None => {
+            let s = pool.pick(states, exclude)?;
+            dp.overrides.set(
+                &pool.name,
+                key,
+                s.name.clone(),
+                Duration::from_millis(pool.ttl),
+            );
+            dp.metrics.session_break(&pool.name);
+            s
+        }
+    };
+    let mut plan = Plan::new(server);
+    plan.redispatched = true;
+    Some(plan)
+}
+
+/// After a connect failure to `plan.server`: the same request re-planned on another
+/// server (a bound client counts a session break). `None` if there is no other server.
+pub fn retry(dp: &DataPlane, pool: &Pool, plan: Plan) -> Option<Plan> {
+    let states = dp.node.shared().view().states();
+    let failed = plan.server.name.clone();
+    let sent_key = plan.sent_key.clone();
+    let mut next = match (pool.config.persistence, &plan.matched) {
+        (Persistence::Insert, Some(_)) | (Persistence::Insert, None) => {
+            if plan.matched.is_some() {
+                dp.metrics.session_break(&pool.name);
+            }
+            let mut p = Plan::new(pool.pick(&states, Some(&failed))?);
+            p.new_session = Some(CookieSigner::new_id());
+            p
+        }
+        (Persistence::Learn | Persistence::Source, Some(key)) => {
+            redispatch(dp, pool, key, Some(&failed), &states)?
+        }
+        _ => {
+            let mut p = Plan::new(pool.pick(&states, Some(&failed))?);
+            p.bind_key = plan.bind_key;
+            p
+        }
+    };
+    next.sent_key = sent_key;
+    Some(next)
+}
+
+/// Records what the answered exchange taught: touches of the matched binding, binds of
+/// new clients and learned session cookies. Returns the insert cookie to set, if any.
+pub fn record(
+    dp: &DataPlane,
+    pool: &Pool,
+    plan: &Plan,
+    response: &HeaderMap,
+    tls: bool,
+) -> Option<String> {
+    let queue = dp.node.queue();
+    let backend = pool.name.to_string();
+    let server = plan.server.name.to_string();
+    let ttl = pool.ttl;
+    if let Some(key) = &plan.matched {
+        queue.touch(Touch {
+            backend: backend.clone(),
+            key: key.clone(),
+            server: server.clone(),
+            ttl,
+        });
+    }
+    if let Some(key) = &plan.bind_key {
+        queue.bind(Bind {
+            backend: backend.clone(),
+            key: key.clone(),
+            server: server.clone(),
+            ttl,
+        });
+    }
+    match pool.config.persistence {
+        Persistence::Insert => {
+            let id = plan.new_session.as_ref()?;
+            queue.bind(Bind {
+                backend,
+                key: id.clone().into_bytes(),
+                server: server.clone(),
+                ttl,
+            });
+            let value = dp.signer.sign(&server, id);
+            Some(set_cookie(
+                pool.config.cookie_name(),
+                &value,
+                tls,
+                pool.config.same_site,
+            ))
+        }
+        Persistence::Learn => {
+            let learned = learned_cookie(response, pool.config.cookie_name())?;
+            let same = plan.matched.as_deref() == Some(learned.as_bytes());
+            if !same {
+                queue.bind(Bind {
+                    backend,
+                    key: learned.into_bytes(),
+                    server,
+                    ttl,
+                });
+            }
+            None
+        }
+        _ => None,
+    }
+}

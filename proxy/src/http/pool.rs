@@ -1,0 +1,245 @@
+//! A backend at run time: its servers with their health and in-flight counts (atomics),
+//! and the balancer that picks a server for a new client (smooth weighted round-robin or
+//! weighted least-connections) under a lock private to the backend.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use holdfast_table::model::AdminState;
+use holdfast_table::view::ServerStates;
+use parking_lot::Mutex;
+
+use crate::config::{BackendSection, Balance};
+
+/// One server of a backend.
+#[derive(Debug)]
+pub struct Server {
+    /// Server name.
+    pub name: Arc<str>,
+    /// `host:port` to connect to.
+    pub addr: String,
+    /// Relative share of new clients (0: none).
+    pub weight: u32,
+    up: AtomicBool,
+    inflight: AtomicUsize,
+}
+
+impl Server {
+    /// True while this node's health checks see the server up.
+    pub fn is_up(&self) -> bool {
+        self.up.load(Ordering::Relaxed)
+    }
+
+    /// Records this node's health observation.
+    pub fn set_up(&self, up: bool) {
+        self.up.store(up, Ordering::Relaxed);
+    }
+
+    /// Requests in flight to the server from this node.
+    pub fn inflight(&self) -> usize {
+        self.inflight.load(Ordering::Relaxed)
+    }
+
+    /// Counts a request in flight until the guard is dropped.
+    pub fn start(self: &Arc<Self>) -> InFlight {
+        self.inflight.fetch_add(1, Ordering::Relaxed);
+        InFlight(self.clone())
+    }
+}
+
+/// A request in flight to a server (for least-connections); decrements on drop.
+#[derive(Debug)]
+pub struct InFlight(Arc<Server>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.inflight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A backend's servers and balancer.
+#[derive(Debug)]
+pub struct Pool {
+    /// Backend name.
+    pub name: Arc<str>,
+    /// Its configuration.
+    pub config: BackendSection,
+    /// Binding time-to-live in ms.
+    pub ttl: u64,
+    /// Its servers, in configuration order.
+    pub servers: Vec<Arc<Server>>,
+    /// Smooth weighted round-robin: current weight per server.
+    current: Mutex<Vec<i64>>,
+    /// Least-connections: rotating start for ties.
+    rotor: AtomicUsize,
+}
+
+/// Whether a server may take a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Usable {
+    /// Ready and up: any client.
+    Any,
+    /// Draining and up: clients bound to it only.
+    BoundOnly,
+    /// Maint, down or unknown: nobody.
+    No,
+}
+
+impl Pool {
+    /// Builds the run-time backend from its configuration.
+    pub fn new(config: &BackendSection) -> Pool {
+        let servers: Vec<Arc<Server>> = config
+            .servers
+            .iter()
+            .map(|s| {
+                Arc::new(Server {
+                    name: Arc::from(s.name.as_str()),
+                    addr: s.addr.clone(),
+                    weight: s.weight,
+                    up: AtomicBool::new(true),
+                    inflight: AtomicUsize::new(0),
+                })
+            })
+            .collect();
+        Pool {
+            name: Arc::from(config.name.as_str()),
+            ttl: config.ttl.as_millis() as u64,
+            current: Mutex::new(vec![0; servers.len()]),
+            servers,
+            rotor: AtomicUsize::new(0),
+            config: config.clone(),
+        }
+    }
+
+    /// The server named `name`.
+    pub fn server(&self, name: &str) -> Option<&Arc<Server>> {
+        self.servers.iter().find(|s| &*s.name == name)
+    }
+
+    /// Whether `server` may take a request now, from its admin state and health.
+    pub fn usable(&self, states: &ServerStates, server: &Server) -> Usable {
+        if !server.is_up() {
+            return Usable::No;
+        }
+        match states.admin_state(&self.name, &server.name) {
+            AdminState::Ready if server.weight > 0 => Usable::Any,
+            AdminState::Ready | AdminState::Drain { .. } => Usable::BoundOnly,
+            AdminState::Maint => Usable::No,
+        }
+    }
+
+    /// Picks a server for a new client among the ready, healthy, weighted servers, never
+    /// `exclude`. `None` when no server qualifies.
+    pub fn pick(&self, states: &ServerStates, exclude: Option<&str>) -> Option<Arc<Server>> {
+        let eligible: Vec<bool> = self
+            .servers
+            .iter()
+            .map(|s| self.usable(states, s) == Usable::Any && exclude.is_none_or(|e| e != &*s.name))
+            .collect();
+        let index = match self.config.balance {
+            Balance::Roundrobin => self.pick_wrr(&eligible),
+            Balance::Leastconn => self.pick_leastconn(&eligible),
+        }?;
+        self.servers.get(index).cloned()
+    }
+
+    /// Smooth weighted round-robin (nginx): each pick raises every eligible server's
+    /// current weight by its weight and lowers the winner's by the total.
+    fn pick_wrr(&self, eligible: &[bool]) -> Option<usize> {
+        let mut current = self.current.lock();
+        let mut total = 0i64;
+        let mut best: Option<usize> = None;
+        for (i, s) in self.servers.iter().enumerate() {
+            if !eligible[i] {
+                continue;
+            }
+            let w = i64::from(s.weight);
+            current[i] += w;
+            total += w;
+            if best.is_none_or(|b| current[i] > current[b]) {
+                best = Some(i);
+            }
+        }
+        let b = best?;
+        current[b] -= total;
+        Some(b)
+    }
+
+    /// Fewest in-flight requests relative to weight; ties rotate.
+    fn pick_leastconn(&self, eligible: &[bool]) -> Option<usize> {
+        let n = self.servers.len();
+        if n == 0 {
+            return None;
+        }
+        let start = self.rotor.fetch_add(1, Ordering::Relaxed) % n;
+        let mut best: Option<(usize, usize, u32)> = None;
+        for k in 0..n {
+            let i = (start + k) % n;
+            if !eligible[i] {
+                continue;
+            }
+            let s = &self.servers[i];
+            let (load, w) = (s.inflight(), s.weight.max(1));
+            // load/w < best_load/best_w  <=>  load*best_w < best_load*w
+            let better = best.is_none_or(|(_, bl, bw)| {
+                (load as u128) * u128::from(bw) < (bl as u128) * u128::from(w)
+            });
+            if better {
+                best = Some((i, load, w));
+            }
+        }
+        best.map(|(i, _, _)| i)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pool(balance: &str, weights: &[u32]) -> Pool {
+        let servers = weights
+            .iter()
+            .enumerate()
+            .map(|(i, w)| format!("{{ name = \"s{i}\", addr = \"127.0.0.1:1\", weight = {w} }}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let text = format!(
+            "[node]\nid = 1\n[[backend]]\nname = \"b\"\nbalance = \"{balance}\"\nserver = [{servers}]\n"
+        );
+        let config = crate::config::parse(&text).unwrap();
+        Pool::new(&config.backends[0])
+    }
+
+    #[test]
+    fn smooth_wrr_follows_weights_and_interleaves() {
+        let p = pool("roundrobin", &[5, 1, 1]);
+        let states = ServerStates::default();
+        let picks: Vec<String> = (0..7)
+            .map(|_| p.pick(&states, None).unwrap().name.to_string())
+            .collect();
+        assert_eq!(picks.iter().filter(|n| *n == "s0").count(), 5);
+        // Smooth: the heavy server never takes more than 3 in a row.
+        assert_eq!(picks, ["s0", "s0", "s1", "s0", "s2", "s0", "s0"]);
+    }
+
+    #[test]
+    fn down_and_zero_weight_servers_get_no_new_client() {
+        let p = pool("roundrobin", &[1, 0, 1]);
+        p.servers[2].set_up(false);
+        let states = ServerStates::default();
+        for _ in 0..5 {
+            assert_eq!(&*p.pick(&states, None).unwrap().name, "s0");
+        }
+        assert!(p.pick(&states, Some("s0")).is_none());
+    }
+
+    #[test]
+    fn leastconn_prefers_idle_servers() {
+        let p = pool("leastconn", &[1, 1]);
+        let states = ServerStates::default();
+        let _busy = p.servers[0].start();
+        for _ in 0..4 {
+            assert_eq!(&*p.pick(&states, None).unwrap().name, "s1");
+        }
+    }
+}
