@@ -12,6 +12,7 @@ use prometheus_client::registry::Registry;
 
 use super::http::{Body, text};
 use crate::cluster::Node;
+use crate::http::HttpMetrics;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ServerLabels {
@@ -40,7 +41,15 @@ fn counter(registry: &mut Registry, name: &str, help: &str, value: u64) {
 
 /// Renders the node's metrics.
 pub fn render(node: &Node) -> Response<Body> {
+    render_with(node, None)
+}
+
+/// Renders the node's metrics, and the data plane's when given.
+pub fn render_with(node: &Node, http: Option<&HttpMetrics>) -> Response<Body> {
     let mut registry = Registry::default();
+    if let Some(http) = http {
+        http.register(&mut registry);
+    }
     let m = node.raft().metrics().borrow().clone();
     gauge(
         &mut registry,

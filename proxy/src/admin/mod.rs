@@ -13,9 +13,16 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 
 use crate::cluster::Node;
+use crate::http::HttpMetrics;
 
-/// Serves the admin API on `listener` until `shutdown` completes.
-pub async fn serve(listener: TcpListener, node: Arc<Node>, shutdown: impl Future<Output = ()>) {
+/// Serves the admin API on `listener` until `shutdown` completes; `/metrics` includes the
+/// data plane's metrics when `http` is given.
+pub async fn serve(
+    listener: TcpListener,
+    node: Arc<Node>,
+    http: Option<Arc<HttpMetrics>>,
+    shutdown: impl Future<Output = ()>,
+) {
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -30,10 +37,17 @@ pub async fn serve(listener: TcpListener, node: Arc<Node>, shutdown: impl Future
             _ = &mut shutdown => return,
         };
         let node = node.clone();
+        let http = http.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |req| {
+            let service = service_fn(move |req: ::http::Request<hyper::body::Incoming>| {
                 let node = node.clone();
-                async move { Ok::<_, std::convert::Infallible>(routes::handle(node, req).await) }
+                let http = http.clone();
+                async move {
+                    if req.uri().path() == "/metrics" && req.method() == ::http::Method::GET {
+                        return Ok(metrics::render_with(&node, http.as_deref()));
+                    }
+                    Ok::<_, std::convert::Infallible>(routes::handle(node, req).await)
+                }
             });
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             if let Err(e) = builder

@@ -1,5 +1,6 @@
 //! `holdfast demo`: a three-node cluster on loopback in one process, with nothing to
-//! configure: admin on 127.0.0.1:8411-8413, peers on 127.0.0.1:8421-8423, token
+//! configure: HTTP frontends on 127.0.0.1:8401-8403, admin on 127.0.0.1:8411-8413, peers
+//! on 127.0.0.1:8421-8423, demo backends s1..s3 on 127.0.0.1:8431-8433, token
 //! `demo-token`, data in a temporary directory removed on exit.
 
 use std::sync::Arc;
@@ -31,9 +32,32 @@ members = [{members}]
 listen = "127.0.0.1:841{id}"
 token = "{TOKEN}"
 
+[[frontend]]
+name = "http"
+listen = "127.0.0.1:840{id}"
+default_backend = "app"
+routes = [
+  {{ host = "app.local", backend = "app" }},
+  {{ host = "web.local", backend = "web" }},
+]
+
 [[backend]]
 name = "app"
 ttl = "10s"
+persistence = "learn"
+cookie = "PHPSESSID"
+check = {{ type = "http", path = "/", interval = "1s", timeout = "500ms" }}
+server = [
+  {{ name = "s1", addr = "127.0.0.1:8431" }},
+  {{ name = "s2", addr = "127.0.0.1:8432" }},
+  {{ name = "s3", addr = "127.0.0.1:8433" }},
+]
+
+[[backend]]
+name = "web"
+ttl = "10s"
+persistence = "insert"
+check = {{ type = "http", path = "/", interval = "1s", timeout = "500ms" }}
 server = [
   {{ name = "s1", addr = "127.0.0.1:8431" }},
   {{ name = "s2", addr = "127.0.0.1:8432" }},
@@ -55,6 +79,17 @@ pub fn demo() -> anyhow::Result<i32> {
     runtime.block_on(async {
         let mut nodes = Vec::new();
         let mut admins = Vec::new();
+        let mut planes = Vec::new();
+        for i in 1..=3 {
+            let addr = format!("127.0.0.1:843{i}");
+            let listener = TcpListener::bind(&addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (is a demo already running?)"))?;
+            admins.push(tokio::spawn(super::backend::serve(
+                listener,
+                Arc::from(format!("s{i}").as_str()),
+            )));
+        }
         for id in 1..=3u64 {
             let config = config::parse(&node_config(id, dir.path()))
                 .map_err(|p| anyhow::anyhow!("demo config: {p:?}"))?;
@@ -62,24 +97,37 @@ pub fn demo() -> anyhow::Result<i32> {
                 .await
                 .with_context(|| format!("cannot listen on {} (is a demo already running?)", config.admin.listen))?;
             let node = Node::start(config).await?;
+            let metrics = Arc::new(crate::http::HttpMetrics::default());
+            planes.push(crate::http::start(Arc::clone(&node), metrics.clone()).await?);
             admins.push(tokio::spawn(crate::admin::serve(
                 admin,
                 Arc::clone(&node),
+                Some(metrics),
                 std::future::pending(),
             )));
             nodes.push(node);
         }
         println!(
             r#"
-holdfast demo: three nodes on loopback (admin 127.0.0.1:8411-8413, token {TOKEN}).
+holdfast demo: three nodes on loopback: HTTP on 127.0.0.1:8401-8403, admin on
+127.0.0.1:8411-8413 (token {TOKEN}), backends s1..s3 on 127.0.0.1:8431-8433.
+Backend "app" (Host app.local, the default) learns PHPSESSID; "web" (Host web.local)
+inserts holdfast's signed HFSID cookie. Bindings live 10 s after the last request.
 
 Try, from another terminal:
   export HOLDFAST_TOKEN={TOKEN}
-  holdfast ctl --admin http://127.0.0.1:8412 cluster
-  curl -s -H 'Authorization: Bearer {TOKEN}' -d '{{"key":"alice","server":"s1"}}' http://127.0.0.1:8413/v1/table/app
-  holdfast ctl --admin http://127.0.0.1:8411 table app
-  holdfast ctl --admin http://127.0.0.1:8412 drain app/s1 --wait     # released ~10 s after alice's last touch
-  curl -s http://127.0.0.1:8411/metrics
+  # stickiness across nodes: a cookie jar, then requests to each node
+  curl -s -c /tmp/jar -b /tmp/jar -H 'Host: web.local' http://127.0.0.1:8401/; echo
+  for p in 8401 8402 8403 8401 8402 8403; do curl -s -b /tmp/jar -H 'Host: web.local' http://127.0.0.1:$p/; echo; done
+  curl -s -c /tmp/app -b /tmp/app http://127.0.0.1:8402/; echo    # learn mode (PHPSESSID)
+  for p in 8401 8402 8403; do curl -s -b /tmp/app http://127.0.0.1:$p/; echo; done
+  holdfast ctl --admin http://127.0.0.1:8411 table web
+  # drain the server the jar is bound to (say s1): the jar stays, new clients go elsewhere
+  holdfast ctl --admin http://127.0.0.1:8412 drain web/s1
+  curl -s -b /tmp/jar -H 'Host: web.local' http://127.0.0.1:8403/; echo   # still s1
+  curl -s -H 'Host: web.local' http://127.0.0.1:8403/; echo               # never s1
+  holdfast ctl --admin http://127.0.0.1:8412 drain web/s1 --wait   # released ~10 s after the jar's last request
+  curl -s http://127.0.0.1:8411/metrics | grep -E 'holdfast_(requests|session_breaks|server_health)'
 
 Ctrl-C stops everything."#
         );
@@ -87,6 +135,7 @@ Ctrl-C stops everything."#
         for a in admins {
             a.abort();
         }
+        drop(planes);
         for n in &nodes {
             n.shutdown().await;
         }

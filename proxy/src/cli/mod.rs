@@ -1,5 +1,6 @@
 //! The `holdfast` command line: `run` a node, `check` a config, `ctl` a running cluster.
 
+mod backend;
 mod ctl;
 mod demo;
 mod run;
@@ -41,6 +42,15 @@ pub enum Command {
     Ctl(CtlArgs),
     /// Start a three-node cluster on loopback with no configuration (Ctrl-C stops it).
     Demo,
+    /// Run a tiny demo/test HTTP server answering its name (sets `PHPSESSID`).
+    Backend {
+        /// Listen address.
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+        /// Name it answers with.
+        #[arg(long)]
+        name: String,
+    },
 }
 
 /// Runs the command line; returns the process exit code.
@@ -51,5 +61,6 @@ pub fn main() -> anyhow::Result<i32> {
         Command::Check { config } => run::check(&config),
         Command::Ctl(args) => ctl::ctl(args),
         Command::Demo => demo::demo(),
+        Command::Backend { listen, name } => backend::backend(listen, name),
     }
 }

@@ -59,19 +59,23 @@ async fn serve(config: config::Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen for admin on {admin_addr}"))?;
     let node = Node::start(config).await?;
     tracing::info!(id = node.id(), admin = %admin_addr, peer = %node.config().cluster.peer_listen, "node started");
+    let metrics = Arc::new(crate::http::HttpMetrics::default());
+    let data_plane = crate::http::start(Arc::clone(&node), metrics.clone()).await?;
     let admin_task = tokio::spawn(crate::admin::serve(
         admin,
         Arc::clone(&node),
+        Some(metrics),
         std::future::pending(),
     ));
     shutdown_signal().await;
     tracing::info!(id = node.id(), "shutting down");
     admin_task.abort();
+    drop(data_plane);
     node.shutdown().await;
     Ok(())
 }
 
-async fn shutdown_signal() {
+pub(super) async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = match signal(SignalKind::terminate()) {
         Ok(s) => s,

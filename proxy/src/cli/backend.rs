@@ -1,0 +1,95 @@
+//! `holdfast backend`: a tiny demo and test server. It answers 200 with its name as body,
+//! sets `PHPSESSID=<random>` when the request carries none, and echoes raw bytes after
+//! accepting any `Upgrade` request on `/ws` (enough to test WebSocket pass-through).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use bytes::Bytes;
+use http::header::{CONNECTION, CONTENT_TYPE, HeaderValue, SET_COOKIE, UPGRADE};
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+
+use crate::http::cookie::request_cookie;
+
+/// Runs one backend on `listen` until Ctrl-C or SIGTERM.
+pub fn backend(listen: SocketAddr, name: String) -> anyhow::Result<i32> {
+    super::run::init_logging();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let listener = TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        tracing::info!(%listen, %name, "backend listening");
+        tokio::select! {
+            _ = serve(listener, Arc::from(name.as_str())) => {}
+            _ = super::run::shutdown_signal() => {}
+        }
+        anyhow::Ok(())
+    })?;
+    Ok(0)
+}
+
+/// Serves the demo backend on `listener` forever.
+pub async fn serve(listener: TcpListener, name: Arc<str>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let name = name.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let name = name.clone();
+                async move { Ok::<_, std::convert::Infallible>(answer(&name, req)) }
+            });
+            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+fn answer(name: &str, mut req: Request<Incoming>) -> Response<Full<Bytes>> {
+    if req.uri().path() == "/ws" && req.headers().contains_key(UPGRADE) {
+        let protocol = req
+            .headers()
+            .get(UPGRADE)
+            .cloned()
+            .unwrap_or(HeaderValue::from_static("websocket"));
+        let upgrade = hyper::upgrade::on(&mut req);
+        tokio::spawn(async move {
+            if let Ok(up) = upgrade.await {
+                let (mut r, mut w) = tokio::io::split(TokioIo::new(up));
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            }
+        });
+        let mut resp = Response::new(Full::new(Bytes::new()));
+        *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        resp.headers_mut().insert(UPGRADE, protocol);
+        resp.headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("upgrade"));
+        return resp;
+    }
+    let mut resp = Response::new(Full::new(Bytes::from(name.to_string())));
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    if request_cookie(req.headers(), "PHPSESSID").is_none() {
+        let id: [u8; 12] = rand::random();
+        let id: String = id.iter().map(|b| format!("{b:02x}")).collect();
+        if let Ok(v) = HeaderValue::from_str(&format!("PHPSESSID={id}; Path=/")) {
+            resp.headers_mut().insert(SET_COOKIE, v);
+        }
+    }
+    resp
+}
