@@ -75,30 +75,38 @@ pub fn parse(text: &str) -> Result<Config, Vec<Problem>> {
 fn syntax_problem(text: &str, e: &toml::de::Error) -> Problem {
     let line = e.span().map(|span| line_at(text, span.start));
     let message = e.message().to_string();
-    // toml names the offending key in messages like "unknown field `x`"; keep it as the key.
+    // toml names an unknown or missing key in backticks; otherwise the key is whatever
+    // stands before `=` on the offending line.
+    let names_key = ["unknown field", "missing field", "duplicate key"]
+        .iter()
+        .any(|m| message.contains(m));
     let key = message
         .split('`')
         .nth(1)
+        .filter(|_| names_key)
         .map(str::to_string)
+        .or_else(|| {
+            let l = text.lines().nth(line? - 1)?;
+            let (k, _) = l.split_once('=')?;
+            Some(k.trim().to_string()).filter(|k| !k.is_empty() && !k.contains(['{', '[']))
+        })
         .unwrap_or_else(|| "(syntax)".into());
     Problem { key, line, message }
 }
 
-fn line_at(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())]
-        .bytes()
-        .filter(|&b| b == b'\n')
+pub(super) fn line_at(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
         .count()
         + 1
 }
 
-/// The line of the `nth` (0-based) line containing `needle`, if any.
+/// The line of the `nth` (0-based) occurrence of `needle` in `text`, if any.
 pub(super) fn find_line(text: &str, needle: &str, nth: usize) -> Option<usize> {
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| l.contains(needle))
+    text.match_indices(needle)
         .nth(nth)
-        .map(|(i, _)| i + 1)
+        .map(|(offset, _)| line_at(text, offset))
 }
 
 fn check(text: &str, config: &Config) -> Vec<Problem> {

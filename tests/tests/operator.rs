@@ -1,0 +1,199 @@
+//! The operator's surface driven through the real binary: `check` names key and line for
+//! each kind of config error, a wrong token changes nothing, metrics carry their names and
+//! labels, and the stats page renders in headless Chromium.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use holdfast_tests::{Cluster, ClusterOptions, holdfast_binary, request, wait_for};
+
+fn check(text: &str) -> (i32, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("node.toml");
+    std::fs::write(&path, text).expect("write config");
+    let out = Command::new(holdfast_binary())
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .expect("run holdfast check");
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), all)
+}
+
+const GOOD: &str = r#"[node]
+id = 1
+
+[cluster]
+secret = "0123456789abcdef0123"
+members = [{ id = 1, addr = "127.0.0.1:1" }, { id = 2, addr = "127.0.0.1:2" }]
+
+[[backend]]
+name = "app"
+ttl = "10s"
+server = [{ name = "s1", addr = "127.0.0.1:9001" }, { name = "s2", addr = "127.0.0.1:9002" }]
+"#;
+
+#[test]
+fn check_accepts_a_good_config_and_names_key_and_line_of_each_error() {
+    let (code, out) = check(GOOD);
+    assert_eq!(code, 0, "{out}");
+    let cases = [
+        // (change, expected key, expected line)
+        (
+            GOOD.replace("ttl = \"10s\"", "ttl = \"10 parsecs\""),
+            "ttl: bad duration",
+            "line 10",
+        ),
+        (
+            GOOD.replace("id = 1\n\n", "id = 1\ncolour = \"red\"\n\n"),
+            "colour",
+            "line 3",
+        ),
+        (
+            GOOD.replace("name = \"s2\"", "name = \"s1\""),
+            "backend.server.name",
+            "line 11",
+        ),
+        (
+            GOOD.replace("[node]\nid = 1", "[node]\nid = 7"),
+            "cluster.members",
+            "line 6",
+        ),
+        (
+            GOOD.replace("0123456789abcdef0123", "short"),
+            "cluster.secret",
+            "line 5",
+        ),
+        (
+            format!("{GOOD}\n[[backend]]\nname = \"app\"\n"),
+            "duplicate backend",
+            "line 14",
+        ),
+        (GOOD.replace("[cluster]", "[cluster"), "(syntax)", "line 4"),
+    ];
+    for (text, key, line) in cases {
+        let (code, out) = check(&text);
+        assert_eq!(code, 1, "accepted:\n{text}\n{out}");
+        assert!(out.contains(key), "{key} missing in: {out}");
+        assert!(out.contains(line), "{line} missing in: {out}");
+    }
+}
+
+#[test]
+fn wrong_token_is_refused_and_changes_nothing() {
+    let cluster = Cluster::start(1, ClusterOptions::default());
+    let node = cluster.node(0);
+    let body = serde_json::json!({ "state": "maint" });
+    let path = "/v1/backends/app/servers/s1/state";
+    for token in [Some("wrong-token"), None] {
+        let reply = request(&node.admin, "POST", path, token, Some(&body)).expect("admin");
+        assert_eq!(reply.status, 401, "{}", reply.body);
+    }
+    let (code, _, err) = {
+        let out = Command::new(holdfast_binary())
+            .args([
+                "ctl",
+                "--admin",
+                &format!("http://{}", node.admin),
+                "--token",
+                "nope",
+            ])
+            .args(["maint", "app/s1"])
+            .output()
+            .expect("ctl");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    assert_ne!(code, Some(0));
+    assert!(err.contains("401"), "{err}");
+    assert_eq!(node.admin_state("app", "s1").as_deref(), Some("ready"));
+}
+
+#[test]
+fn metrics_carry_stable_names_and_labels() {
+    let cluster = Cluster::start(1, ClusterOptions::default());
+    let node = cluster.node(0);
+    assert_eq!(node.pin("app", "alice", "s1"), 200);
+    let metrics = wait_for("the pin in the metrics", Duration::from_secs(20), || {
+        let m = node.call("GET", "/metrics", None).ok()?.body;
+        m.contains("holdfast_table_bindings{backend=\"app\",server=\"s1\"} 1")
+            .then_some(m)
+    });
+    for needle in [
+        "holdfast_server_admin_state{backend=\"app\",server=\"s1\",state=\"ready\"} 1",
+        "holdfast_server_admin_state{backend=\"app\",server=\"s1\",state=\"drain\"} 0",
+        "holdfast_raft_term ",
+        "holdfast_raft_leader_id 1",
+        "holdfast_raft_applied_index ",
+        "holdfast_replication_batches_total ",
+        "holdfast_table_expired_total ",
+    ] {
+        assert!(metrics.contains(needle), "{needle} missing in:\n{metrics}");
+    }
+}
+
+fn chromium() -> Option<PathBuf> {
+    ["chromium", "chromium-browser", "google-chrome"]
+        .iter()
+        .map(|name| {
+            Command::new("sh")
+                .args(["-c", &format!("command -v {name}")])
+                .output()
+        })
+        .filter_map(Result::ok)
+        .find(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
+}
+
+#[test]
+fn stats_page_renders_in_headless_chromium() {
+    let Some(browser) = chromium() else {
+        // CI installs Chromium (.ci/run); there a missing browser is a failure.
+        assert!(std::env::var("CI").is_err(), "chromium is not installed");
+        eprintln!("SKIPPED: chromium not installed (apt-get install chromium)");
+        return;
+    };
+    let cluster = Cluster::start(1, ClusterOptions::default());
+    let node = cluster.node(0);
+    let (code, _, err) = node.ctl(&["drain", "app/s2"]);
+    assert_eq!(code, 0, "{err}");
+    let url = format!("http://{}/", node.admin);
+    let profile = tempfile::tempdir().expect("profile dir");
+    let run = |extra: &[&str]| {
+        Command::new(&browser)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .args(["--virtual-time-budget=4000", "--window-size=1200,800"])
+            .args(extra)
+            .arg(&url)
+            .output()
+            .expect("run chromium")
+    };
+    let dom = String::from_utf8_lossy(&run(&["--dump-dom"]).stdout).into_owned();
+    for needle in ["holdfast", "s1", "s2", "ready", "maint", "leader"] {
+        assert!(dom.contains(needle), "{needle} not on the page:\n{dom}");
+    }
+    let artifacts = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/ci-artifacts");
+    std::fs::create_dir_all(&artifacts).expect("artifact dir");
+    let shot = artifacts.join("stats-page.png");
+    let out = run(&[&format!("--screenshot={}", shot.display())]);
+    assert!(
+        shot.exists(),
+        "no screenshot: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("stats page screenshot: {}", shot.display());
+}
