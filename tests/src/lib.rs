@@ -2,10 +2,14 @@
 //! loopback with generated configs and data directories, talks to their admin API, and
 //! kills, pauses or restarts them by process id. Only processes it started are touched.
 
+mod backend;
 mod http;
+mod lab;
 mod node;
 
+pub use backend::{Answer, BackendProc, Jar, get, raw};
 pub use http::{Reply, request};
+pub use lab::{Lab, PATIENCE};
 pub use node::{Cluster, ClusterOptions, NodeProc, holdfast_binary};
 
 use std::time::{Duration, Instant};

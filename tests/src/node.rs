@@ -44,7 +44,8 @@ pub struct ClusterOptions {
     pub secret: String,
     /// Snapshot after this many entries.
     pub snapshot_every: u64,
-    /// Extra TOML appended to every node's config (backends).
+    /// Extra TOML appended to every node's config (backends, frontends); `{http}` in it
+    /// is replaced by the node's own frontend address ([`NodeProc::http`]).
     pub extra: String,
 }
 
@@ -78,6 +79,8 @@ pub struct NodeProc {
     pub peer: String,
     /// Admin address.
     pub admin: String,
+    /// Address reserved for the node's HTTP frontend (used when the config has `{http}`).
+    pub http: String,
     /// Its config file.
     pub config: PathBuf,
     /// Its log file (stdout and stderr).
@@ -231,6 +234,7 @@ impl Cluster {
     /// Writes a node's config; `member` says whether it is in the static member list.
     pub fn prepare(&self, id: u64, peer: String, member: bool, secret: Option<&str>) -> NodeProc {
         let admin = format!("127.0.0.1:{}", free_port());
+        let http = format!("127.0.0.1:{}", free_port());
         let data = self.dir.path().join(format!("node{id}"));
         let mut members = self.members.clone();
         if !member {
@@ -251,7 +255,7 @@ impl Cluster {
             data.display(),
             secret.unwrap_or(&self.options.secret),
             self.options.snapshot_every,
-            self.options.extra,
+            self.options.extra.replace("{http}", &http),
         );
         let config = self.dir.path().join(format!("node{id}.toml"));
         fs::write(&config, text).expect("write config");
@@ -259,6 +263,7 @@ impl Cluster {
             id,
             peer,
             admin,
+            http,
             config,
             log: self.dir.path().join(format!("node{id}.log")),
             child: None,

@@ -1,0 +1,288 @@
+//! Persistence through real node processes and real `holdfast backend` servers over
+//! loopback: every mode keeps a client on one server (across the nodes of a 3-node
+//! cluster), drain keeps bound clients and takes no new ones, maint and health failures
+//! re-dispatch with counted session breaks, forged insert cookies route nowhere special.
+
+use std::collections::BTreeSet;
+
+use holdfast_tests::{Jar, Lab, PATIENCE, get, wait_for};
+
+/// One backend per mode (hosts insert.local, learn.local, source.local), one frontend.
+fn config(servers: &str, check: bool) -> String {
+    let check = if check {
+        "check = { type = \"http\", path = \"/\", interval = \"100ms\", timeout = \"500ms\", rise = 1, fall = 1 }\n"
+    } else {
+        ""
+    };
+    format!(
+        r#"
+[[frontend]]
+name = "web"
+listen = "{{http}}"
+default_backend = "ins"
+routes = [
+  {{ host = "insert.local", backend = "ins" }},
+  {{ host = "learn.local", backend = "lrn" }},
+  {{ host = "source.local", backend = "src" }},
+]
+
+[[backend]]
+name = "ins"
+ttl = "60s"
+persistence = "insert"
+{check}{servers}
+
+[[backend]]
+name = "lrn"
+ttl = "60s"
+persistence = "learn"
+cookie = "PHPSESSID"
+learn_wait = "1s"
+{check}{servers}
+
+[[backend]]
+name = "src"
+ttl = "60s"
+persistence = "source"
+trusted_proxies = ["127.0.0.1/32"]
+{check}{servers}
+"#
+    )
+}
+
+const MODES: [(&str, &str); 3] = [
+    ("ins", "insert.local"),
+    ("lrn", "learn.local"),
+    ("src", "source.local"),
+];
+
+/// A simulated client: its cookie jar and, for source mode, its forwarded address.
+struct Visitor {
+    jar: Jar,
+    xff: String,
+    host: &'static str,
+}
+
+impl Visitor {
+    fn new(host: &'static str, n: usize) -> Visitor {
+        Visitor {
+            jar: Jar::default(),
+            xff: format!("10.9.{}.{}", n / 250, n % 250 + 1),
+            host,
+        }
+    }
+
+    /// One request through `addr`; the server that answered.
+    fn visit(&mut self, addr: &str) -> String {
+        let cookie = self.jar.header();
+        let mut extra = vec![("X-Forwarded-For", self.xff.as_str())];
+        if let Some(c) = &cookie {
+            extra.push(("Cookie", c.as_str()));
+        }
+        let answer = get(addr, self.host, "/", &extra).expect("request through the proxy");
+        assert_eq!(answer.status, 200, "{answer:?}");
+        self.jar.update(&answer);
+        answer.body
+    }
+}
+
+#[test]
+fn every_mode_keeps_a_client_on_one_server_across_requests_and_nodes() {
+    let lab = Lab::start(3, |s| config(s, false));
+    for (backend, host) in MODES {
+        let mut visitors: Vec<Visitor> = (0..6).map(|n| Visitor::new(host, n)).collect();
+        // First visits, all through node 1: spread over the servers by round-robin.
+        let first: Vec<String> = visitors.iter_mut().map(|v| v.visit(&lab.http(0))).collect();
+        let used: BTreeSet<&String> = first.iter().collect();
+        assert_eq!(
+            used.len(),
+            3,
+            "{backend}: new clients spread over s1..s3: {first:?}"
+        );
+        // Learn and source bindings live in the replicated table: let them reach every node.
+        if backend != "ins" {
+            lab.wait_bindings(backend, visitors.len());
+        }
+        for round in 0..10 {
+            for (v, server) in visitors.iter_mut().zip(&first) {
+                let node = round % 3;
+                assert_eq!(
+                    &v.visit(&lab.http(node)),
+                    server,
+                    "{backend}: a bound client moved (round {round}, node {})",
+                    node + 1
+                );
+            }
+        }
+    }
+    // Insert mode bound every session id in the table too (drain accounting counts them).
+    lab.wait_bindings("ins", 6);
+}
+
+#[test]
+fn drain_keeps_bound_clients_and_takes_no_new_ones_in_every_mode() {
+    let lab = Lab::start(1, |s| config(s, false));
+    let http = lab.http(0);
+    for (backend, host) in MODES {
+        let mut visitors: Vec<Visitor> = (0..6).map(|n| Visitor::new(host, 100 + n)).collect();
+        let first: Vec<String> = visitors.iter_mut().map(|v| v.visit(&http)).collect();
+        if backend != "ins" {
+            lab.wait_bindings(backend, visitors.len());
+        }
+        assert!(
+            first.iter().any(|s| s == "s1"),
+            "{backend}: someone on s1: {first:?}"
+        );
+        lab.set_state(0, backend, "s1", "drain");
+        for _ in 0..5 {
+            for (v, server) in visitors.iter_mut().zip(&first) {
+                assert_eq!(&v.visit(&http), server, "{backend}: bound client moved");
+            }
+        }
+        for n in 0..12 {
+            let mut newcomer = Visitor::new(host, 200 + n);
+            assert_ne!(
+                newcomer.visit(&http),
+                "s1",
+                "{backend}: new client on a draining server"
+            );
+        }
+        lab.set_state(0, backend, "s1", "ready");
+    }
+}
+
+#[test]
+fn maint_and_health_failures_redispatch_and_count_session_breaks() {
+    let mut lab = Lab::start(1, |s| config(s, true));
+    let http = lab.http(0);
+    let mut bound = Vec::new();
+    for (backend, host) in MODES {
+        let mut visitors: Vec<Visitor> = (0..6).map(|n| Visitor::new(host, 300 + n)).collect();
+        let first: Vec<String> = visitors.iter_mut().map(|v| v.visit(&http)).collect();
+        if backend != "ins" {
+            lab.wait_bindings(backend, visitors.len());
+        }
+        bound.push((backend, visitors, first));
+    }
+    // Maint on s1: its clients go elsewhere, and stay on their new server.
+    for (backend, visitors, first) in &mut bound {
+        lab.set_state(0, backend, "s1", "maint");
+        let series = format!("holdfast_session_breaks_total{{backend=\"{backend}\"}}");
+        for (v, server) in visitors.iter_mut().zip(first.iter_mut()) {
+            let now = v.visit(&http);
+            assert_ne!(now, "s1", "{backend}: request reached a server in maint");
+            if server == "s1" {
+                *server = now;
+            }
+            for _ in 0..3 {
+                assert_eq!(
+                    &v.visit(&http),
+                    server,
+                    "{backend}: re-dispatched client moved again"
+                );
+            }
+        }
+        let breaks = lab.metric(0, &series).unwrap_or(0.0);
+        assert!(breaks >= 2.0, "{backend}: session breaks counted: {breaks}");
+    }
+    // A health failure of s2 (its process killed): its clients go elsewhere, counted.
+    let before: Vec<f64> = MODES
+        .iter()
+        .map(|(b, _)| {
+            lab.metric(
+                0,
+                &format!("holdfast_session_breaks_total{{backend=\"{b}\"}}"),
+            )
+            .unwrap_or(0.0)
+        })
+        .collect();
+    lab.backends[1].kill();
+    wait_for("s2 to be seen down", PATIENCE, || {
+        MODES
+            .iter()
+            .all(|(b, _)| {
+                lab.metric(
+                    0,
+                    &format!("holdfast_server_health{{backend=\"{b}\",server=\"s2\"}}"),
+                ) == Some(0.0)
+            })
+            .then_some(())
+    });
+    for ((backend, visitors, first), before) in bound.iter_mut().zip(before) {
+        let mut moved = 0;
+        for (v, server) in visitors.iter_mut().zip(first.iter()) {
+            let now = v.visit(&http);
+            assert!(now != "s1" && now != "s2", "{backend}: reached {now}");
+            moved += usize::from(server == "s2");
+        }
+        assert!(moved > 0, "{backend}: nobody was on s2");
+        let series = format!("holdfast_session_breaks_total{{backend=\"{backend}\"}}");
+        let after = lab.metric(0, &series).unwrap_or(0.0);
+        assert!(
+            after > before,
+            "{backend}: health re-dispatch counted ({before} -> {after})"
+        );
+    }
+}
+
+#[test]
+fn a_forged_or_altered_insert_cookie_never_reaches_the_server_it_names() {
+    let lab = Lab::start(1, |s| config(s, false));
+    let http = lab.http(0);
+    // Collect one genuine cookie per server.
+    let mut genuine = std::collections::BTreeMap::new();
+    for n in 0..3 {
+        let mut v = Visitor::new("insert.local", n);
+        let server = v.visit(&http);
+        genuine.insert(server, v.jar.cookies["HFSID"].clone());
+    }
+    let s1 = genuine["s1"].clone();
+    let s2 = genuine["s2"].clone();
+    // s2 drains: a genuine s2 cookie still reaches it; forged ones must not.
+    lab.set_state(0, "ins", "s2", "drain");
+    let with = |cookie: &str| {
+        let answer = get(
+            &http,
+            "insert.local",
+            "/",
+            &[("Cookie", &format!("HFSID={cookie}"))],
+        )
+        .expect("request");
+        assert_eq!(answer.status, 200);
+        answer
+    };
+    assert_eq!(
+        with(&s2).body,
+        "s2",
+        "a genuine cookie of a draining server is honoured"
+    );
+    let (s1_server, rest) = s1.split_once('.').expect("server.id.mac");
+    assert_eq!(s1_server, "s1");
+    let (id, mac) = rest.split_once('.').expect("id.mac");
+    let mut flipped_mac = mac.to_string();
+    let last = if flipped_mac.ends_with('0') { "1" } else { "0" };
+    flipped_mac.pop();
+    flipped_mac.push_str(last);
+    let forged = [
+        format!("s2.{id}.{mac}"),
+        format!("s2.{id}.{flipped_mac}"),
+        format!("s2.{}.{mac}", id.replacen(&id[..2], "ff", 1)),
+        format!("s2.{id}"),
+        "s2".to_string(),
+        format!("s2.{id}.{}", "0".repeat(32)),
+        format!("s2.{id}.{mac}{mac}"),
+    ];
+    for cookie in &forged {
+        for _ in 0..4 {
+            let answer = with(cookie);
+            assert_ne!(answer.body, "s2", "forged cookie {cookie:?} reached s2");
+            assert!(
+                answer
+                    .all("set-cookie")
+                    .iter()
+                    .any(|c| c.starts_with("HFSID=")),
+                "a forged cookie is no cookie: a new one is issued"
+            );
+        }
+    }
+}
