@@ -85,6 +85,31 @@ fn check_accepts_a_good_config_and_names_key_and_line_of_each_error() {
 }
 
 #[test]
+fn shipped_example_configs_pass_check() {
+    let examples = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/examples");
+    for name in [
+        "single-node.toml",
+        "loopback/node1.toml",
+        "loopback/node2.toml",
+        "loopback/node3.toml",
+    ] {
+        let text = std::fs::read_to_string(examples.join(name)).expect("example config");
+        let (code, out) = check(&text);
+        assert_eq!(code, 0, "{name}: {out}");
+    }
+    // The HAProxy-story config names certificate files of a real deployment: on this
+    // machine only those are missing.
+    let text = std::fs::read_to_string(examples.join("haproxy-story.toml")).expect("example");
+    let (code, out) = check(&text);
+    assert_eq!(code, 1, "{out}");
+    for line in out.lines() {
+        assert!(line.contains("cannot read"), "unexpected problem: {line}");
+    }
+    assert!(out.contains("cluster.tls.ca"), "{out}");
+    assert!(out.contains("frontend.tls.dir"), "{out}");
+}
+
+#[test]
 fn wrong_token_is_refused_and_changes_nothing() {
     let cluster = Cluster::start(1, ClusterOptions::default());
     let node = cluster.node(0);

@@ -160,6 +160,21 @@ fn check(text: &str, config: &Config) -> Vec<Problem> {
             "must be at least 16 characters".into(),
         );
     }
+    if let Some(tls) = &cluster.tls {
+        for (key, path) in [
+            ("cluster.tls.ca", &tls.ca),
+            ("cluster.tls.cert", &tls.cert),
+            ("cluster.tls.key", &tls.key),
+        ] {
+            if let Err(e) = std::fs::metadata(path) {
+                problem(
+                    key,
+                    find_line(text, "tls", 0),
+                    format!("cannot read {}: {e}", path.display()),
+                );
+            }
+        }
+    }
     let mut backends = BTreeSet::new();
     for b in &config.backends {
         let name_line = |nth| find_line(text, &format!("name = \"{}\"", b.name), nth);
