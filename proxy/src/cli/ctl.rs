@@ -10,6 +10,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 
+use super::render;
+
 /// `holdfast ctl` arguments.
 #[derive(Debug, Args)]
 pub struct CtlArgs {
@@ -148,6 +150,12 @@ async fn run(args: CtlArgs) -> anyhow::Result<i32> {
         client: Client::builder(TokioExecutor::new()).build_http(),
     };
     use http::Method;
+    let render: fn(&Value) -> String = match &args.command {
+        CtlCommand::Status => render::backends,
+        CtlCommand::Cluster => render::cluster,
+        CtlCommand::Table { .. } => render::table,
+        _ => render::ack,
+    };
     let value = match &args.command {
         CtlCommand::Status => api.call(Method::GET, "/v1/backends", None).await?,
         CtlCommand::Cluster => api.call(Method::GET, "/v1/cluster", None).await?,
@@ -189,7 +197,7 @@ async fn run(args: CtlArgs) -> anyhow::Result<i32> {
                 )
                 .await?;
             if *wait {
-                return wait_released(&api, b, s).await;
+                return wait_released(&api, b, s, deadline.is_some()).await;
             }
             v
         }
@@ -204,13 +212,25 @@ async fn run(args: CtlArgs) -> anyhow::Result<i32> {
             }
         },
     };
-    println!("{}", serde_json::to_string_pretty(&value)?);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        print!("{}", render(&value));
+    }
     Ok(0)
 }
 
 /// Polls until `backend/server` is `maint`, printing bindings left and blocking members.
-async fn wait_released(api: &Api, backend: &str, server: &str) -> anyhow::Result<i32> {
+/// Exits 0 on release by the rule; 3 when a deadline forced it while bindings or
+/// watermarks still held it (sessions may break); 2 when the drain was cancelled.
+async fn wait_released(
+    api: &Api,
+    backend: &str,
+    server: &str,
+    has_deadline: bool,
+) -> anyhow::Result<i32> {
     let mut last = String::new();
+    let mut held = false;
     loop {
         let backends = api.call(http::Method::GET, "/v1/backends", None).await?;
         let found = backends
@@ -225,6 +245,13 @@ async fn wait_released(api: &Api, backend: &str, server: &str) -> anyhow::Result
         };
         let state = s["admin_state"].as_str().unwrap_or("?");
         if state == "maint" {
+            if has_deadline && held {
+                eprintln!(
+                    "{backend}/{server}: released by its deadline while still held ({last}): \
+                     sessions bound to it may break"
+                );
+                return Ok(3);
+            }
             println!("{backend}/{server}: released (maint): safe to shut down");
             return Ok(0);
         }
@@ -232,9 +259,15 @@ async fn wait_released(api: &Api, backend: &str, server: &str) -> anyhow::Result
             eprintln!("{backend}/{server}: back to ready: drain cancelled");
             return Ok(2);
         }
+        let bindings = s["bindings"].as_u64().unwrap_or(0);
+        let blockers = s["release_blockers"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        held = bindings > 0 || !blockers.is_empty();
         let line = format!(
-            "{backend}/{server}: {state}, {} bindings left, waiting on nodes {}",
-            s["bindings"], s["release_blockers"]
+            "{backend}/{server}: {state}, {bindings} bindings left, waiting on nodes {}",
+            Value::Array(blockers)
         );
         if line != last {
             println!("{line}");

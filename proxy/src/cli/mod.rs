@@ -3,6 +3,7 @@
 mod backend;
 mod ctl;
 mod demo;
+mod render;
 mod run;
 
 use std::path::PathBuf;
