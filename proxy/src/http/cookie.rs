@@ -78,7 +78,7 @@ pub fn learned_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
             (n == name && !deleted && !value.is_empty() && value.len() <= MAX_VALUE)
                 .then(|| value.to_string())
         })
-        .last()
+        .next_back()
 }
 
 /// Signs and checks holdfast's insert cookie with the cluster secret.

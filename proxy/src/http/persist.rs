@@ -50,9 +50,12 @@ impl Plan {
 /// Bindings this node re-dispatched away from a down or maint server (learn and source
 /// modes, whose key cannot be re-issued): key → replacement server, bounded, expiring.
 pub struct Overrides {
-    shards: Vec<Mutex<HashMap<(Arc<str>, Vec<u8>), (Arc<str>, Instant)>>>,
+    shards: Vec<Shard>,
     hasher: RandomState,
 }
+
+/// (backend, key) → (replacement server, valid until).
+type Shard = Mutex<HashMap<(Arc<str>, Vec<u8>), (Arc<str>, Instant)>>;
 
 const OVERRIDE_SHARDS: usize = 16;
 const OVERRIDES_PER_SHARD: usize = 8_192;
@@ -67,7 +70,7 @@ impl Default for Overrides {
 }
 
 impl Overrides {
-    fn shard(&self, key: &[u8]) -> &Mutex<HashMap<(Arc<str>, Vec<u8>), (Arc<str>, Instant)>> {
+    fn shard(&self, key: &[u8]) -> &Shard {
         &self.shards[(self.hasher.hash_one(key) as usize) % OVERRIDE_SHARDS]
     }
 

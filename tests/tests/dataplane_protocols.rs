@@ -1,0 +1,291 @@
+//! The data plane's protocols and limits through a real node process and real backends
+//! over loopback: TLS with SNI choosing among two certificates, HTTP/2 over ALPN, a
+//! WebSocket-style upgrade echo, 431 for oversized heads, smuggling-prone framing
+//! refused, and a slowloris client cut off while other clients are served.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use holdfast_tests::{Lab, get, raw};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+
+fn write_cert(dir: &std::path::Path, name: &str) -> Vec<u8> {
+    let ck = rcgen::generate_simple_self_signed(vec![name.to_string()]).expect("rcgen");
+    std::fs::write(dir.join(format!("{name}.crt")), ck.cert.pem()).expect("write cert");
+    std::fs::write(
+        dir.join(format!("{name}.key")),
+        ck.signing_key.serialize_pem(),
+    )
+    .expect("write key");
+    ck.cert.der().to_vec()
+}
+
+/// Accepts any certificate and remembers the one the server presented.
+#[derive(Debug, Default)]
+struct Recorder {
+    seen: Mutex<Option<Vec<u8>>>,
+}
+
+impl ServerCertVerifier for Recorder {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        *self.seen.lock().expect("lock") = Some(end_entity.to_vec());
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        let algs = rustls::crypto::ring::default_provider().signature_verification_algorithms;
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &algs)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        let algs = rustls::crypto::ring::default_provider().signature_verification_algorithms;
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &algs)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        rustls::crypto::ring::default_provider()
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// An HTTP/2 GET over TLS to `addr` with SNI `name`: (certificate seen, ALPN, status,
+/// version, body).
+async fn h2_get(addr: &str, name: &str) -> (Vec<u8>, Option<Vec<u8>>, u16, http::Version, String) {
+    use http_body_util::BodyExt;
+    let recorder = Arc::new(Recorder::default());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .dangerous()
+        .with_custom_certificate_verifier(recorder.clone())
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let server_name = ServerName::try_from(name.to_string()).expect("name");
+    let tls = connector
+        .connect(server_name, tcp)
+        .await
+        .expect("TLS handshake");
+    let alpn = tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
+    let seen = recorder
+        .seen
+        .lock()
+        .expect("lock")
+        .clone()
+        .expect("a certificate");
+    let io = hyper_util::rt::TokioIo::new(tls);
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
+            .await
+            .expect("h2 handshake");
+    tokio::spawn(conn);
+    let req = http::Request::get(format!("https://{name}/"))
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .expect("request");
+    let resp = sender.send_request(req).await.expect("h2 response");
+    let (status, version) = (resp.status().as_u16(), resp.version());
+    let body = resp.into_body().collect().await.expect("body").to_bytes();
+    (
+        seen,
+        alpn,
+        status,
+        version,
+        String::from_utf8_lossy(&body).into_owned(),
+    )
+}
+
+#[test]
+fn tls_sni_picks_the_right_certificate_and_http2_works_over_alpn() {
+    let certs = tempfile::tempdir().expect("tempdir");
+    let a = write_cert(certs.path(), "a.test");
+    let b = write_cert(certs.path(), "b.test");
+    let dir = certs.path().display().to_string();
+    let lab = Lab::start(1, |servers| {
+        format!(
+            r#"
+[[frontend]]
+name = "tls"
+listen = "{{http}}"
+default_backend = "app"
+tls = {{ certs = [{{ cert = "{dir}/a.test.crt", key = "{dir}/a.test.key" }}, {{ cert = "{dir}/b.test.crt", key = "{dir}/b.test.key" }}] }}
+
+[[backend]]
+name = "app"
+persistence = "none"
+{servers}
+"#
+        )
+    });
+    let http = lab.http(0);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        for (name, want) in [("a.test", &a), ("b.test", &b), ("other.test", &a)] {
+            let (seen, alpn, status, version, body) =
+                tokio::time::timeout(Duration::from_secs(30), h2_get(&http, name))
+                    .await
+                    .expect("bounded");
+            assert_eq!(&seen, want, "SNI {name} got the wrong certificate");
+            assert_eq!(alpn.as_deref(), Some(&b"h2"[..]));
+            assert_eq!((status, version), (200, http::Version::HTTP_2));
+            assert!(["s1", "s2", "s3"].contains(&body.as_str()), "{body}");
+        }
+    });
+}
+
+fn plain_lab(extra: &str) -> Lab {
+    let extra = extra.to_string();
+    Lab::start(1, move |servers| {
+        format!(
+            r#"
+[[frontend]]
+name = "web"
+listen = "{{http}}"
+default_backend = "app"
+
+[[backend]]
+name = "app"
+persistence = "none"
+{servers}
+
+{extra}
+"#
+        )
+    })
+}
+
+#[test]
+fn websocket_upgrade_echoes_through_the_proxy() {
+    let lab = plain_lab("");
+    let mut s = TcpStream::connect(lab.http(0)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    s.write_all(
+        b"GET /ws HTTP/1.1\r\nHost: ws.local\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .expect("write");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && head.len() < 8192 {
+        assert_eq!(
+            s.read(&mut byte).expect("read head"),
+            1,
+            "closed early: {head:?}"
+        );
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(head.contains("upgrade: websocket"), "{head}");
+    for message in ["hello", "through holdfast", "bye"] {
+        s.write_all(message.as_bytes()).expect("write frame");
+        let mut back = vec![0u8; message.len()];
+        s.read_exact(&mut back).expect("echo");
+        assert_eq!(back, message.as_bytes());
+    }
+}
+
+#[test]
+fn oversized_heads_get_431_and_ambiguous_framing_never_smuggles() {
+    let lab = plain_lab("");
+    let http = lab.http(0);
+    let big = "x".repeat(40 * 1024);
+    let answer = get(&http, "big.local", "/", &[("X-Big", &big)]).expect("answer");
+    assert_eq!(answer.status, 431);
+    // Content-Length with Transfer-Encoding: chunked wins, the length is dropped and the
+    // connection closes after the answer (RFC 9112 6.3), so a request hidden in the body
+    // is never served.
+    let smuggle = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 60\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+    let mut s = TcpStream::connect(&http).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    s.write_all(smuggle).expect("write");
+    let mut all = Vec::new();
+    s.read_to_end(&mut all).expect("read until closed");
+    let all = String::from_utf8_lossy(&all);
+    assert_eq!(all.matches("HTTP/1.1 ").count(), 1, "{all}");
+    let two = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nContent-Length: 5\r\nConnection: close\r\n\r\nabcde";
+    assert_eq!(raw(&http, two).expect("answer").status, 400);
+    // The proxy is still fine afterwards, and counted the errors.
+    assert_eq!(
+        get(&http, "ok.local", "/", &[]).expect("answer").status,
+        200
+    );
+    let counted = |kind: &str| {
+        lab.metric(0, &format!("holdfast_http_errors_total{{kind=\"{kind}\"}}"))
+            .unwrap_or(0.0)
+    };
+    assert!(counted("header_too_large") >= 1.0);
+}
+
+#[test]
+fn a_slowloris_client_is_cut_off_while_others_are_served() {
+    let lab = plain_lab("[timeouts]\nclient_header = \"1s\"\n");
+    let http = lab.http(0);
+    let mut slow = TcpStream::connect(&http).expect("connect");
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: slow.local\r\n")
+        .expect("first bytes");
+    slow.set_read_timeout(Some(Duration::from_millis(100)))
+        .expect("timeout");
+    let mut cut = false;
+    let mut served = 0;
+    // One header byte at a time, at most 300 drips (~30 s); others are served meanwhile.
+    for _ in 0..300 {
+        if slow.write_all(b"X").is_err() {
+            cut = true;
+            break;
+        }
+        let mut buf = [0u8; 256];
+        match slow.read(&mut buf) {
+            Ok(_) => {
+                // Closed (0 bytes) or answered with an error before closing.
+                cut = true;
+                break;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                cut = true;
+                break;
+            }
+            Err(_) => {}
+        }
+        assert_eq!(
+            get(&http, "ok.local", "/", &[]).expect("others").status,
+            200
+        );
+        served += 1;
+    }
+    assert!(cut, "the slow client was never cut off");
+    assert!(served > 0);
+    assert!(
+        lab.metric(0, "holdfast_http_errors_total{kind=\"header_timeout\"}")
+            .unwrap_or(0.0)
+            >= 1.0
+    );
+}
