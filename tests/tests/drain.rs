@@ -62,7 +62,14 @@ fn drain_from_any_node_releases_only_after_the_last_binding_expires() {
     // Safety, not speed: release never comes before the binding's TTL has run out.
     assert!(released.duration_since(pinned) >= Duration::from_secs(3));
     for i in 0..3 {
-        assert_eq!(bindings_of_s1(&cluster, i), Some(0));
+        assert_eq!(
+            bindings_of_s1(&cluster, i),
+            Some(0),
+            "node {}: {:?} {:?}",
+            i + 1,
+            cluster.node(i).get("/v1/backends"),
+            cluster.node(i).get("/v1/table/app")
+        );
     }
     let (code, out, done) = waiter.join().expect("ctl thread");
     assert_eq!(code, Some(0), "{out}");

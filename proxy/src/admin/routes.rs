@@ -143,18 +143,23 @@ async fn set_state(
         }
     };
     let command = Command::SetServerState {
-        backend,
-        server,
+        backend: backend.clone(),
+        server: server.clone(),
         state,
     };
     match node.writer().write(command).await {
-        Ok(TableResponse::ServerState(s)) => json(
-            StatusCode::OK,
-            &Accepted {
-                ok: true,
-                admin_state: Some(s.name()),
-            },
-        ),
+        Ok(TableResponse::ServerState(s)) => {
+            // Read your writes: answer once this node has applied it too, so an operator's
+            // next read here (e.g. `drain --wait`) sees the new state.
+            node.wait_applied_state(&backend, &server, s).await;
+            json(
+                StatusCode::OK,
+                &Accepted {
+                    ok: true,
+                    admin_state: Some(s.name()),
+                },
+            )
+        }
         Ok(_) => json(
             StatusCode::OK,
             &Accepted {

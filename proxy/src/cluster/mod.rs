@@ -2,6 +2,7 @@
 //! protocol, and carries the data plane's binds and touches into the log without ever
 //! making a request wait for consensus.
 
+mod bootstrap;
 mod clock;
 mod flusher;
 mod handler;

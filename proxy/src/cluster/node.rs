@@ -9,13 +9,14 @@ use anyhow::Context;
 use holdfast_peer_proto::{
     CallError, ForwardError, PeerAuth, PeerClient, PeerConfig, PeerNetwork, TlsMaterial,
 };
-use holdfast_table::model::{AdminState, Command, NodeId, TableParams};
+use holdfast_table::model::{AdminState, NodeId, TableParams};
 use holdfast_table::raft::{LogStore, Raft, SharedState, StateMachineStore};
 use holdfast_table::view::ReadView;
 use openraft::{BasicNode, SnapshotPolicy};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use super::bootstrap;
 use super::flusher::{self, FlushStats};
 use super::handler::Handler;
 use super::membership::{self, ClusterOp, PeerQuery};
@@ -63,9 +64,11 @@ fn peer_config(config: &Config) -> anyhow::Result<PeerConfig> {
 fn raft_config(config: &Config) -> anyhow::Result<Arc<openraft::Config>> {
     let c = openraft::Config {
         cluster_name: config.cluster.name.clone(),
-        heartbeat_interval: 100,
-        election_timeout_min: 700,
-        election_timeout_max: 1400,
+        // openraft bounds each AppendEntries by the heartbeat interval: leave room for a
+        // follower's fsync on a loaded machine.
+        heartbeat_interval: 250,
+        election_timeout_min: 1200,
+        election_timeout_max: 2400,
         install_snapshot_timeout: 2_000,
         max_payload_entries: 64,
         snapshot_policy: SnapshotPolicy::LogsSinceLast(config.cluster.snapshot_every),
@@ -151,9 +154,8 @@ impl Node {
         Ok(node)
     }
 
-    /// Initializes a brand-new cluster from the static member list (every listed node may
-    /// do it: the same membership is proposed everywhere), then sets the replicated
-    /// parameters once a leader exists.
+    /// Starts forming a brand-new cluster from the static member list (see [`bootstrap`]);
+    /// a node that already has state, or that waits to be added, does nothing.
     async fn form_cluster(self: &Arc<Self>) -> anyhow::Result<()> {
         if self.raft.is_initialized().await? {
             return Ok(());
@@ -194,32 +196,16 @@ impl Node {
             );
             return Ok(());
         }
-        if let Err(e) = self.raft.initialize(members).await {
-            tracing::debug!(error = %e, "initialize skipped");
-        }
         let params = TableParams {
             max_skew: cluster.max_skew.as_millis() as u64,
         };
-        let node = self.clone();
-        tokio::spawn(async move {
-            // Retry until some node commits it; the lowest id does it to avoid a crowd.
-            let lowest = node
-                .raft
-                .metrics()
-                .borrow()
-                .membership_config
-                .membership()
-                .voter_ids()
-                .min();
-            if lowest.is_some() && lowest != Some(node.id) {
-                return;
-            }
-            for _ in 0..100 {
-                if node.writer.write(Command::SetParams(params)).await.is_ok() {
-                    return;
-                }
-            }
-        });
+        tokio::spawn(bootstrap::form(
+            self.raft.clone(),
+            self.writer.clone(),
+            self.id,
+            members,
+            params,
+        ));
         Ok(())
     }
 
@@ -279,6 +265,26 @@ impl Node {
             Ok(())
         } else {
             Err(format!("no server {server:?} in backend {backend:?}"))
+        }
+    }
+
+    /// Waits (at most two seconds) until this node has applied `state` for
+    /// `backend/server`, or a later state (a drain may already be released).
+    pub async fn wait_applied_state(&self, backend: &str, server: &str, state: AdminState) {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
+        loop {
+            let here = self
+                .shared
+                .with_table(|t| t.server(backend, server).map(|s| s.admin_state));
+            let applied = match (here, state) {
+                (Some(h), s) if h == s => true,
+                (Some(AdminState::Maint), AdminState::Drain { .. }) => true,
+                _ => false,
+            };
+            if applied || tokio::time::Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
     }
 
