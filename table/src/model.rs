@@ -69,6 +69,12 @@ pub struct Bind {
     pub server: String,
     /// The backend's time-to-live for bindings, in milliseconds.
     pub ttl: Millis,
+    /// Set when the node re-dispatched a bound client because its server was down or in
+    /// maintenance: the server the key was bound to. If the key is still bound there, the
+    /// binding moves to `server` (a session break, counted as `rebound`); if it is bound
+    /// elsewhere, the first committed move wins as with any bind.
+    #[serde(default)]
+    pub replaces: Option<String>,
 }
 
 /// A request matched an existing binding: extend its expiry.
@@ -207,6 +213,9 @@ pub struct TableCounters {
     pub refused: u64,
     /// Bindings removed by expiry.
     pub expired: u64,
+    /// Bindings moved to another server because theirs was down or in maintenance.
+    #[serde(default)]
+    pub rebound: u64,
     /// Draining servers released by the release rule.
     pub released: u64,
     /// Draining servers released by their deadline.

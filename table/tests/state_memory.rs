@@ -46,6 +46,7 @@ fn bytes_per_binding(n: usize) -> f64 {
                 key: format!("sess-{k:015}").into_bytes(),
                 server: servers[k % 3].into(),
                 ttl: 3_600_000,
+                replaces: None,
             })
             .collect();
         i += binds.len();

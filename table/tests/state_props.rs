@@ -214,6 +214,7 @@ proptest! {
                 key: k.to_be_bytes().to_vec(),
                 server: format!("s{}", k % 5),
                 ttl: u64::from(k % 7) * 100,
+                replaces: None,
             })
             .collect();
         let mut shuffled = binds.clone();

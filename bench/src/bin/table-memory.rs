@@ -47,6 +47,7 @@ fn proposals(n: usize) -> impl Iterator<Item = Proposal> {
                 key: format!("sess-{k:015}").into_bytes(),
                 server: servers[k % 3].into(),
                 ttl: 3_600_000,
+                replaces: None,
             })
             .collect();
         Proposal {

@@ -181,6 +181,7 @@ async fn pin(node: &Node, backend: String, body: BindBody) -> Response<Body> {
         key: body.key.into_bytes(),
         server: body.server,
         ttl,
+        replaces: None,
     };
     // Watermark 0: an operator's pin says nothing about requests this node served.
     let batch = NodeBatch {

@@ -32,6 +32,8 @@ pub struct Plan {
     pub sent_key: Option<Vec<u8>>,
     /// The request was routed by a local re-dispatch of a binding (not touched).
     pub redispatched: bool,
+    /// With `bind_key`: the unusable server the key was bound to; the bind moves it.
+    pub replaces: Option<Arc<str>>,
 }
 
 impl Plan {
@@ -43,12 +45,16 @@ impl Plan {
             bind_key: None,
             sent_key: None,
             redispatched: false,
+            replaces: None,
         }
     }
 }
 
 /// Bindings this node re-dispatched away from a down or maint server (learn and source
 /// modes, whose key cannot be re-issued): key → replacement server, bounded, expiring.
+/// The move itself is replicated (a bind that `replaces` the old server); this cache only
+/// keeps the node's next requests of that client on the same replacement until the move
+/// is applied here.
 pub struct Overrides {
     shards: Vec<Shard>,
     hasher: RandomState,
@@ -161,7 +167,7 @@ pub async fn plan(
                         plan.matched = Some(key.clone());
                         plan
                     }
-                    None => redispatch(dp, pool, &key, None, &states)?,
+                    None => redispatch(dp, pool, &key, &name, None, &states)?,
                 },
             };
             if learn {
@@ -172,12 +178,14 @@ pub async fn plan(
     }
 }
 
-/// Routes a bound client whose server is unusable: to the server this node already moved
-/// it to, else to a newly balanced one (a counted session break).
+/// Routes a bound client whose server (`from`) is unusable: to the server this node
+/// already moved it to, else to a newly balanced one (a counted session break) with a bind
+/// that moves the binding in the table, so every node follows the move.
 fn redispatch(
     dp: &DataPlane,
     pool: &Pool,
     key: &[u8],
+    from: &Arc<str>,
     exclude: Option<&str>,
     states: &holdfast_table::view::ServerStates,
 ) -> Option<Plan> {
@@ -186,6 +194,7 @@ fn redispatch(
         .get(&pool.name, key)
         .and_then(|n| pool.server(&n).cloned())
         .filter(|s| pool.usable(states, s) != Usable::No && exclude.is_none_or(|e| e != &*s.name));
+    let mut rebind = None;
     let server = match moved {
         Some(s) => s,
         None => {
@@ -197,11 +206,16 @@ fn redispatch(
                 Duration::from_millis(pool.ttl),
             );
             dp.metrics.session_break(&pool.name);
+            rebind = Some(from.clone());
             s
         }
     };
     let mut plan = Plan::new(server);
     plan.redispatched = true;
+    if rebind.is_some() {
+        plan.bind_key = Some(key.to_vec());
+        plan.replaces = rebind;
+    }
     Some(plan)
 }
 
@@ -221,7 +235,7 @@ pub fn retry(dp: &DataPlane, pool: &Pool, plan: Plan) -> Option<Plan> {
             p
         }
         (Persistence::Learn | Persistence::Source, Some(key)) => {
-            redispatch(dp, pool, key, Some(&failed), &states)?
+            redispatch(dp, pool, key, &failed, Some(&failed), &states)?
         }
         _ => {
             let mut p = Plan::new(pool.pick(&states, Some(&failed))?);
@@ -260,6 +274,7 @@ pub fn record(
             key: key.clone(),
             server: server.clone(),
             ttl,
+            replaces: plan.replaces.as_ref().map(|s| s.to_string()),
         });
     }
     match pool.config.persistence {
@@ -270,6 +285,7 @@ pub fn record(
                 key: id.clone().into_bytes(),
                 server: server.clone(),
                 ttl,
+                replaces: None,
             });
             let value = dp.signer.sign(&server, id);
             Some(set_cookie(
@@ -288,6 +304,7 @@ pub fn record(
                     key: learned.into_bytes(),
                     server,
                     ttl,
+                    replaces: None,
                 });
             }
             None

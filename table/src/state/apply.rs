@@ -16,6 +16,7 @@ enum Outcome {
     Conflict,
     Touched,
     Revived,
+    Rebound,
     Refused,
 }
 
@@ -70,7 +71,7 @@ impl StickTable {
                 Outcome::Bound => bound = bound.saturating_add(1),
                 Outcome::Conflict => conflicts = conflicts.saturating_add(1),
                 Outcome::Refused => refused = refused.saturating_add(1),
-                Outcome::Touched | Outcome::Revived => {}
+                Outcome::Touched | Outcome::Revived | Outcome::Rebound => {}
             }
         }
         for t in &batch.touches {
@@ -110,9 +111,17 @@ impl StickTable {
         }
         let expires_at = self.expiry_for(b.ttl);
         if let Some(slot) = self.store.find(backend, &b.key) {
+            let current = self.store.get(slot).map(|s| s.server());
+            if let (Some(from), Some(replaced)) = (current, b.replaces.as_deref())
+                && from != server
+                && *self.registry.server(from).name == *replaced
+            {
+                self.rebind(slot, from, server, expires_at);
+                return Outcome::Rebound;
+            }
             // The first committed bind wins: this one is a touch of the winner. A repeat
             // of the same bind (same server) is no race and is not counted as one.
-            let same = self.store.get(slot).is_some_and(|s| s.server() == server);
+            let same = current == Some(server);
             self.extend(slot, expires_at);
             self.counters.touched += 1;
             if same {
@@ -147,6 +156,26 @@ impl StickTable {
         let slot = self.store.insert(backend, key, server, expires_at);
         self.expiry.file(slot, expires_at);
         self.registry.server_mut(server).count += 1;
+        self.record_upsert(slot);
+    }
+
+    /// Moves a live binding from server `from` to `to`. For `from` the binding ends now:
+    /// its `last_expiry` moves to the clock, so a drain of `from` still waits for every
+    /// node's watermark to pass the move.
+    fn rebind(&mut self, slot: SlotId, from: u32, to: u32, expires_at: Millis) {
+        let old = self.registry.server_mut(from);
+        old.count = old.count.saturating_sub(1);
+        old.last_expiry = old.last_expiry.max(self.now);
+        self.registry.server_mut(to).count += 1;
+        self.store.set_server(slot, to);
+        if self
+            .store
+            .get(slot)
+            .is_some_and(|s| expires_at > s.expires_at())
+        {
+            self.store.set_expires_at(slot, expires_at);
+        }
+        self.counters.rebound += 1;
         self.record_upsert(slot);
     }
 

@@ -147,6 +147,15 @@ impl Store {
         }
     }
 
+    /// Moves the binding to another server of the same backend (the caller keeps the
+    /// per-server counts right).
+    pub(crate) fn set_server(&mut self, id: SlotId, server: u32) {
+        debug_assert_ne!(server, FREE);
+        if let Some(s) = self.slots.get_mut(id as usize).filter(|s| !s.is_free()) {
+            s.server = server;
+        }
+    }
+
     /// Takes the binding out of slot `id` and frees the slot.
     pub(crate) fn remove(&mut self, id: SlotId) -> Option<Removed> {
         let s = self.slots.get_mut(id as usize).filter(|s| !s.is_free())?;

@@ -14,6 +14,7 @@ pub(super) fn bind(backend: &str, key: &str, server: &str, ttl: u64) -> Bind {
         key: key.as_bytes().to_vec(),
         server: server.into(),
         ttl,
+        replaces: None,
     }
 }
 

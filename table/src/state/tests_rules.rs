@@ -58,6 +58,36 @@ fn repeated_bind_to_same_server_is_a_touch_not_a_conflict() {
 }
 
 #[test]
+fn a_redispatched_bind_moves_the_binding_once() {
+    let mut t = StickTable::new();
+    batch(
+        &mut t,
+        1000,
+        1,
+        vec![bind("app", "k", "s1", 5000)],
+        vec![],
+        0,
+    );
+    set_state(&mut t, 1500, "s1", RequestedState::Maint);
+    let mut moved = bind("app", "k", "s2", 5000);
+    moved.replaces = Some("s1".into());
+    batch(&mut t, 2000, 2, vec![moved], vec![], 0);
+    assert_eq!(t.lookup("app", b"k").unwrap().server, "s2");
+    assert_eq!(
+        (t.bindings_of("app", "s1"), t.bindings_of("app", "s2")),
+        (0, 1)
+    );
+    assert_eq!(t.server("app", "s1").unwrap().last_expiry, 2000);
+    // Another node's move of the same client, decided on the same stale view, loses.
+    let mut late = bind("app", "k", "s3", 5000);
+    late.replaces = Some("s1".into());
+    batch(&mut t, 2100, 3, vec![late], vec![], 0);
+    assert_eq!(t.lookup("app", b"k").unwrap().server, "s2");
+    let c = t.counters();
+    assert_eq!((c.bound, c.rebound, c.conflicts), (1, 1, 1));
+}
+
+#[test]
 fn first_committed_bind_wins_and_later_bind_touches_winner() {
     let mut t = StickTable::new();
     batch(

@@ -134,6 +134,10 @@ pub fn steps(ops: &[Op]) -> Vec<Step> {
                                 key: key(k),
                                 server: SERVERS[s].into(),
                                 ttl,
+                                // Every third bind is a re-dispatch away from the next
+                                // server, so moves race with binds, touches and expiry.
+                                replaces: (ttl % 3 == 0)
+                                    .then(|| SERVERS[(s + 1) % SERVERS.len()].into()),
                             })
                             .collect(),
                         touches: touches
@@ -208,12 +212,34 @@ impl Model {
             .0
     }
 
-    fn refresh(&mut self, backend: &str, key: &[u8], server: &str, ttl: Millis, bind: bool) {
+    fn refresh(
+        &mut self,
+        backend: &str,
+        key: &[u8],
+        server: &str,
+        ttl: Millis,
+        bind: Option<Option<&str>>,
+    ) {
+        let replaces = bind.flatten();
+        let bind = bind.is_some();
         let state = self.register(backend, server);
         let e = self.now.saturating_add(ttl).saturating_add(self.skew);
         let maint = state == AdminState::Maint;
         if bind && maint {
             self.counters.refused += 1;
+            return;
+        }
+        let now = self.now;
+        if let Some((bound_to, old)) = self.bindings.get_mut(&(backend.into(), key.to_vec()))
+            && bound_to.as_str() != server
+            && replaces == Some(bound_to.as_str())
+        {
+            let from = std::mem::replace(bound_to, server.into());
+            *old = (*old).max(e);
+            self.counters.rebound += 1;
+            if let Some((_, last)) = self.servers.get_mut(&(backend.into(), from)) {
+                *last = (*last).max(now);
+            }
             return;
         }
         if let Some((bound_to, old)) = self.bindings.get_mut(&(backend.into(), key.to_vec())) {
@@ -284,11 +310,12 @@ impl Model {
             Command::Batch(b) => {
                 let before = self.counters;
                 for x in &b.binds {
-                    self.refresh(&x.backend, &x.key, &x.server, x.ttl, true);
+                    let replaces = Some(x.replaces.as_deref());
+                    self.refresh(&x.backend, &x.key, &x.server, x.ttl, replaces);
                 }
                 let mid = self.counters;
                 for x in &b.touches {
-                    self.refresh(&x.backend, &x.key, &x.server, x.ttl, false);
+                    self.refresh(&x.backend, &x.key, &x.server, x.ttl, None);
                 }
                 if let Some(w) = self.watermarks.get_mut(&b.node) {
                     *w = (*w).max(b.watermark);
