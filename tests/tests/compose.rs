@@ -9,13 +9,16 @@
 //! engine` and passes. Everything it creates carries the compose project name
 //! `holdfast-test` and is removed by `docker-compose down -v` when the test ends, passed
 //! or failed.
+//!
+//! A second test needs no Docker: the compose node configs pass `holdfast check`, and the
+//! Grafana dashboard names only metrics a node exports.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use holdfast_tests::{Jar, request, wait_for};
+use holdfast_tests::{Jar, Lab, holdfast_binary, request, wait_for};
 use serde_json::{Value, json};
 
 /// Compose project name: the prefix of every container, network and volume we create.
@@ -440,4 +443,99 @@ fn compose_cluster_release_waits_for_a_cut_off_node() {
         victim.id,
         last_request.elapsed()
     );
+}
+
+/// The metric names in the dashboard's queries (`holdfast_...`, as Prometheus stores them).
+fn dashboard_metrics(dashboard: &Value, out: &mut Vec<String>) {
+    match dashboard {
+        Value::Object(map) => {
+            for (key, value) in map {
+                if let (Some(expr), "expr") = (value.as_str(), key.as_str()) {
+                    let mut rest = expr;
+                    while let Some(at) = rest.find("holdfast_") {
+                        let name: String = rest[at..]
+                            .chars()
+                            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                            .collect();
+                        rest = &rest[at + name.len()..];
+                        out.push(name);
+                    }
+                } else {
+                    dashboard_metrics(value, out);
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| dashboard_metrics(v, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn compose_configs_pass_check_and_the_dashboard_names_exported_metrics() {
+    let root = workspace_root();
+    for i in 1..=3 {
+        let config = root.join(format!("deploy/compose/node{i}.toml"));
+        let check = run(
+            Command::new(holdfast_binary())
+                .arg("check")
+                .arg("--config")
+                .arg(&config),
+            DOCKER_TIMEOUT,
+        );
+        assert!(
+            check.ok,
+            "{}: {}{}",
+            config.display(),
+            check.stdout,
+            check.stderr
+        );
+    }
+
+    let text = std::fs::read_to_string(root.join("deploy/grafana/holdfast.json"))
+        .expect("read deploy/grafana/holdfast.json");
+    let dashboard: Value = serde_json::from_str(&text).expect("the dashboard is JSON");
+    let mut names = Vec::new();
+    dashboard_metrics(&dashboard, &mut names);
+    names.sort();
+    names.dedup();
+    assert!(
+        names.len() > 10,
+        "too few metrics in the dashboard: {names:?}"
+    );
+
+    // A node with a frontend, scraped before any traffic. OpenMetrics names a counter
+    // family without `_total` and a histogram without `_bucket`. A labelled family with
+    // no sample yet (errors, session breaks) is not rendered at all: those must at least
+    // be registered under that name in the sources.
+    let lab = Lab::start(1, |servers| {
+        format!(
+            "[[frontend]]\nname = \"http\"\nlisten = \"{{http}}\"\ndefault_backend = \"app\"\n\n\
+             [[backend]]\nname = \"app\"\n{servers}\n"
+        )
+    });
+    let metrics = lab
+        .cluster
+        .node(0)
+        .call("GET", "/metrics", None)
+        .expect("GET /metrics")
+        .body;
+    for name in &names {
+        let family = name
+            .strip_suffix("_total")
+            .or_else(|| name.strip_suffix("_bucket"))
+            .unwrap_or(name);
+        let registered = || {
+            ["proxy/src/admin/metrics.rs", "proxy/src/http/metrics.rs"]
+                .iter()
+                .any(|f| {
+                    std::fs::read_to_string(root.join(f))
+                        .expect("read the metrics sources")
+                        .contains(&format!("\"{family}\""))
+                })
+        };
+        assert!(
+            metrics.contains(&format!("# TYPE {family} ")) || registered(),
+            "the dashboard queries {name}, which a node does not export:\n{metrics}"
+        );
+    }
 }
