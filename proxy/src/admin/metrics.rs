@@ -39,13 +39,8 @@ fn counter(registry: &mut Registry, name: &str, help: &str, value: u64) {
     registry.register(name, help, c);
 }
 
-/// Renders the node's metrics.
-pub fn render(node: &Node) -> Response<Body> {
-    render_with(node, None)
-}
-
-/// Renders the node's metrics, and the data plane's when given.
-pub fn render_with(node: &Node, http: Option<&HttpMetrics>) -> Response<Body> {
+/// Renders the node's metrics, with the data plane's when `http` is given.
+pub fn render(node: &Node, http: Option<&HttpMetrics>) -> Response<Body> {
     let mut registry = Registry::default();
     if let Some(http) = http {
         http.register(&mut registry);

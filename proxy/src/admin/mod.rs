@@ -15,6 +15,27 @@ use tokio::net::TcpListener;
 use crate::cluster::Node;
 use crate::http::HttpMetrics;
 
+/// What the admin API answers from: the node, and the data plane's metrics when this
+/// node proxies traffic.
+#[derive(Clone)]
+pub struct Admin {
+    /// The cluster node.
+    pub node: Arc<Node>,
+    /// The data plane's metrics (request counts, health), if any.
+    pub http: Option<Arc<HttpMetrics>>,
+}
+
+impl Admin {
+    /// This node's view of a server's health, for status pages.
+    pub fn health(&self, backend: &str, server: &str) -> &'static str {
+        match self.http.as_ref().and_then(|h| h.health(backend, server)) {
+            Some(true) => "up",
+            Some(false) => "down",
+            None => "unknown",
+        }
+    }
+}
+
 /// Serves the admin API on `listener` until `shutdown` completes; `/metrics` includes the
 /// data plane's metrics when `http` is given.
 pub async fn serve(
@@ -36,18 +57,14 @@ pub async fn serve(
             },
             _ = &mut shutdown => return,
         };
-        let node = node.clone();
-        let http = http.clone();
+        let admin = Admin {
+            node: node.clone(),
+            http: http.clone(),
+        };
         tokio::spawn(async move {
             let service = service_fn(move |req: ::http::Request<hyper::body::Incoming>| {
-                let node = node.clone();
-                let http = http.clone();
-                async move {
-                    if req.uri().path() == "/metrics" && req.method() == ::http::Method::GET {
-                        return Ok(metrics::render_with(&node, http.as_deref()));
-                    }
-                    Ok::<_, std::convert::Infallible>(routes::handle(node, req).await)
-                }
+                let admin = admin.clone();
+                async move { Ok::<_, std::convert::Infallible>(routes::handle(admin, req).await) }
             });
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             if let Err(e) = builder

@@ -1,14 +1,13 @@
 //! The admin API's routes: cluster and backend status, server state changes, the stick
 //! table, membership. JSON in and out; every call but `/metrics` needs the bearer token.
 
-use std::sync::Arc;
-
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde::{Deserialize, Serialize};
 
 use holdfast_table::model::{Bind, Command, NodeBatch, RequestedState, Response as TableResponse};
 
+use super::Admin;
 use super::http::{Body, authorized, error, json, read_json};
 use crate::cluster::{ClusterOp, Node, WriteError};
 use crate::config::parse_duration;
@@ -46,18 +45,19 @@ struct Accepted {
 }
 
 /// Answers one admin request.
-pub async fn handle(node: Arc<Node>, req: Request<Incoming>) -> Response<Body> {
+pub async fn handle(admin: Admin, req: Request<Incoming>) -> Response<Body> {
     let path = req.uri().path().to_string();
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     if req.method() == Method::GET {
         // Read-only pages need no token, like HAProxy's stats page and /metrics.
         match path.as_str() {
-            "/metrics" => return super::metrics::render(&node),
+            "/metrics" => return super::metrics::render(&admin.node, admin.http.as_deref()),
             "/" => return super::stats::page(),
-            "/stats.json" => return super::stats::stats_json(&node),
+            "/stats.json" => return super::stats::stats_json(&admin),
             _ => {}
         }
     }
+    let node = admin.node.clone();
     if !authorized(req.headers(), node.config().admin.token.as_deref()) {
         return error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
     }
@@ -65,7 +65,10 @@ pub async fn handle(node: Arc<Node>, req: Request<Incoming>) -> Response<Body> {
     let query = req.uri().query().unwrap_or("").to_string();
     match (method, segments.as_slice()) {
         (Method::GET, ["v1", "cluster"]) => json(StatusCode::OK, &node.cluster_status()),
-        (Method::GET, ["v1", "backends"]) => json(StatusCode::OK, &node.backends_status()),
+        (Method::GET, ["v1", "backends"]) => {
+            let status = node.backends_status(|b, s| admin.health(b, s));
+            json(StatusCode::OK, &status)
+        }
         (Method::POST, ["v1", "backends", b, "servers", s, "state"]) => {
             let (b, s) = (b.to_string(), s.to_string());
             match read_json::<StateBody>(req.into_body()).await {

@@ -6,8 +6,9 @@
 use http::{Response, StatusCode};
 use serde::Serialize;
 
+use super::Admin;
 use super::http::{Body, json, text};
-use crate::cluster::{BackendStatus, ClusterStatus, Node};
+use crate::cluster::{BackendStatus, ClusterStatus};
 
 /// What the stats page polls.
 #[derive(Serialize)]
@@ -17,12 +18,12 @@ struct Stats {
 }
 
 /// `GET /stats.json`.
-pub fn stats_json(node: &Node) -> Response<Body> {
+pub fn stats_json(admin: &Admin) -> Response<Body> {
     json(
         StatusCode::OK,
         &Stats {
-            cluster: node.cluster_status(),
-            backends: node.backends_status(),
+            cluster: admin.node.cluster_status(),
+            backends: admin.node.backends_status(|b, s| admin.health(b, s)),
         },
     )
 }

@@ -406,8 +406,12 @@ impl Node {
         }
     }
 
-    /// `GET /v1/backends`: configured servers, plus any the table knows of.
-    pub fn backends_status(&self) -> Vec<BackendStatus> {
+    /// `GET /v1/backends`: configured servers, plus any the table knows of. `health`
+    /// gives this node's own observation of a server (`up`, `down` or `unknown`).
+    pub fn backends_status(
+        &self,
+        health: impl Fn(&str, &str) -> &'static str,
+    ) -> Vec<BackendStatus> {
         self.shared.with_table(|t| {
             let mut out: Vec<BackendStatus> = Vec::new();
             let mut names: Vec<(String, String)> = self
@@ -431,7 +435,7 @@ impl Node {
                         AdminState::Drain { deadline, .. } => deadline,
                         _ => None,
                     },
-                    health: "unknown",
+                    health: health(&backend, &server),
                     bindings: t.bindings_of(&backend, &server),
                     release_blockers: t.release_blockers(&backend, &server),
                 };

@@ -155,6 +155,16 @@ impl HttpMetrics {
             .set(up as i64);
     }
 
+    /// A server's health as last published: `Some(true)` up, `Some(false)` down, `None`
+    /// when nothing was published for it.
+    pub fn health(&self, backend: &str, server: &str) -> Option<bool> {
+        let labels = ServerLabels {
+            backend: backend.to_string(),
+            server: server.to_string(),
+        };
+        self.health.get(&labels).map(|g| g.get() == 1)
+    }
+
     /// Counts one error.
     pub fn error(&self, kind: ErrorKind) {
         self.errors
