@@ -181,6 +181,11 @@ impl NodeProc {
         )
     }
 
+    /// SIGHUP: the node re-reads its config file.
+    pub fn reload(&self) {
+        self.signal("-HUP");
+    }
+
     /// SIGKILL, and reap.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

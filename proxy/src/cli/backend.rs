@@ -51,7 +51,15 @@ pub async fn serve(listener: TcpListener, name: Arc<str>) {
         tokio::spawn(async move {
             let service = service_fn(move |req| {
                 let name = name.clone();
-                async move { Ok::<_, std::convert::Infallible>(answer(&name, req)) }
+                async move {
+                    // `/sleep/MS` answers after MS milliseconds (at most 10 s): a slow
+                    // request for tests of timeouts and graceful reloads.
+                    if let Some(ms) = req.uri().path().strip_prefix("/sleep/") {
+                        let ms = ms.parse::<u64>().unwrap_or(0).min(10_000);
+                        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+                    }
+                    Ok::<_, std::convert::Infallible>(answer(&name, req))
+                }
             });
             let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                 .serve_connection_with_upgrades(TokioIo::new(stream), service)

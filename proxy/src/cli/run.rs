@@ -36,23 +36,47 @@ pub fn check(path: &Path) -> anyhow::Result<i32> {
     }
 }
 
-/// `holdfast run`: starts a node and serves until SIGINT or SIGTERM.
+/// `holdfast run`: starts a node and serves until SIGINT or SIGTERM; SIGHUP reloads the
+/// config file.
 pub fn run(path: &Path, data_dir: Option<PathBuf>) -> anyhow::Result<i32> {
     init_logging();
-    let mut config = config::load(path)?;
-    if let Some(dir) = data_dir {
-        config.node.data_dir = dir;
-    }
+    let config = load(path, data_dir.as_deref())?;
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = worker_threads()? {
+        builder.worker_threads(n);
+    }
+    let runtime = builder
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(serve(config))?;
+    runtime.block_on(serve(config, path, data_dir.as_deref()))?;
     Ok(0)
 }
 
-async fn serve(config: config::Config) -> anyhow::Result<()> {
+/// `HOLDFAST_WORKER_THREADS`: the number of async worker threads (default: one per CPU).
+/// `1` runs the whole node on one worker thread, like HAProxy's `nbthread 1` (the proxy
+/// benchmark in `bench/proxy.sh` uses it); the Raft log's fsyncs still run on tokio's
+/// blocking pool.
+fn worker_threads() -> anyhow::Result<Option<usize>> {
+    match std::env::var("HOLDFAST_WORKER_THREADS") {
+        Err(_) => Ok(None),
+        Ok(v) => match v.trim().parse::<usize>() {
+            Ok(n) if n > 0 => Ok(Some(n)),
+            _ => anyhow::bail!("HOLDFAST_WORKER_THREADS={v:?}: expected a number above 0"),
+        },
+    }
+}
+
+fn load(path: &Path, data_dir: Option<&Path>) -> Result<config::Config, ConfigError> {
+    let mut config = config::load(path)?;
+    if let Some(dir) = data_dir {
+        config.node.data_dir = dir.to_path_buf();
+    }
+    Ok(config)
+}
+
+async fn serve(config: config::Config, path: &Path, data_dir: Option<&Path>) -> anyhow::Result<()> {
     let admin_addr = config.admin.listen;
     let admin = TcpListener::bind(admin_addr)
         .await
@@ -60,19 +84,64 @@ async fn serve(config: config::Config) -> anyhow::Result<()> {
     let node = Node::start(config).await?;
     tracing::info!(id = node.id(), admin = %admin_addr, peer = %node.config().cluster.peer_listen, "node started");
     let metrics = Arc::new(crate::http::HttpMetrics::default());
-    let data_plane = crate::http::start(Arc::clone(&node), metrics.clone()).await?;
+    let mut data_plane = crate::http::start(Arc::clone(&node), metrics.clone()).await?;
     let admin_task = tokio::spawn(crate::admin::serve(
         admin,
         Arc::clone(&node),
         Some(metrics),
         std::future::pending(),
     ));
-    shutdown_signal().await;
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("installing the SIGHUP handler")?;
+    let stop = shutdown_signal();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            _ = hup.recv() => reload(&node, &mut data_plane, path, data_dir),
+        }
+    }
     tracing::info!(id = node.id(), "shutting down");
     admin_task.abort();
     drop(data_plane);
     node.shutdown().await;
     Ok(())
+}
+
+/// SIGHUP: re-reads the config; a bad file or a change that needs a restart is logged
+/// and the node keeps running on what it had.
+fn reload(
+    node: &Node,
+    data_plane: &mut crate::http::Running,
+    path: &Path,
+    data_dir: Option<&Path>,
+) {
+    let config = match load(path, data_dir) {
+        Ok(c) => c,
+        Err(ConfigError::Invalid { path, problems }) => {
+            for p in problems {
+                tracing::error!(%path, problem = %p, "reload refused: config has problems");
+            }
+            return;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "reload refused");
+            return;
+        }
+    };
+    let previous = node.config();
+    if let Err(e) = node.reload_config(config) {
+        tracing::error!(error = %e, "reload refused");
+        return;
+    }
+    match data_plane.reload() {
+        Ok(()) => tracing::info!(path = %path.display(), "config reloaded"),
+        Err(e) => {
+            tracing::error!(error = %e, "reload refused");
+            // Keep node and data plane on the same config.
+            let _ = node.reload_config((*previous).clone());
+        }
+    }
 }
 
 pub(super) async fn shutdown_signal() {

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use anyhow::Context;
+use arc_swap::ArcSwap;
 use holdfast_peer_proto::{
     CallError, ForwardError, PeerAuth, PeerClient, PeerConfig, PeerNetwork, TlsMaterial,
 };
@@ -30,7 +31,7 @@ use crate::config::Config;
 /// A running node. Shared (`Arc`) by the admin API and the data plane.
 pub struct Node {
     id: NodeId,
-    config: Config,
+    config: ArcSwap<Config>,
     raft: Raft,
     shared: Arc<SharedState>,
     writer: Arc<Writer>,
@@ -141,7 +142,7 @@ impl Node {
 
         let node = Arc::new(Node {
             id,
-            config,
+            config: ArcSwap::from_pointee(config),
             raft,
             shared,
             writer,
@@ -160,7 +161,8 @@ impl Node {
         if self.raft.is_initialized().await? {
             return Ok(());
         }
-        let cluster = &self.config.cluster;
+        let config = self.config();
+        let cluster = &config.cluster;
         if cluster.join {
             tracing::info!(
                 id = self.id,
@@ -214,9 +216,32 @@ impl Node {
         self.id
     }
 
-    /// The configuration the node runs with.
-    pub fn config(&self) -> &Config {
-        &self.config
+    /// The configuration the node runs with (replaced by [`Node::reload_config`]).
+    pub fn config(&self) -> Arc<Config> {
+        self.config.load_full()
+    }
+
+    /// Replaces the configuration after a reload (SIGHUP). Only backends and the data
+    /// plane's settings take effect at once; the cluster section needs a restart, and a
+    /// change there is refused so the running node and its file do not silently differ.
+    pub fn reload_config(&self, new: Config) -> Result<(), String> {
+        let old = self.config();
+        let same = |a: &Config, b: &Config| {
+            a.node.id == b.node.id
+                && a.node.data_dir == b.node.data_dir
+                && a.cluster.peer_listen == b.cluster.peer_listen
+                && a.cluster.secret == b.cluster.secret
+                && a.cluster.name == b.cluster.name
+                && a.admin.listen == b.admin.listen
+        };
+        if !same(&old, &new) {
+            return Err(
+                "node, cluster identity or admin listener changed: restart the node for that"
+                    .into(),
+            );
+        }
+        self.config.store(Arc::new(new));
+        Ok(())
     }
 
     /// The Raft handle.
@@ -246,7 +271,7 @@ impl Node {
 
     /// The TTL of `backend` in ms (the configured one, or 30 minutes if unknown).
     pub fn ttl_of(&self, backend: &str) -> u64 {
-        self.config
+        self.config()
             .backend(backend)
             .map(|b| b.ttl.as_millis() as u64)
             .unwrap_or(30 * 60 * 1000)
@@ -254,11 +279,11 @@ impl Node {
 
     /// Checks that `backend/server` is configured (any name passes when no backend is).
     pub fn check_server(&self, backend: &str, server: &str) -> Result<(), String> {
-        if self.config.backends.is_empty() {
+        let config = self.config();
+        if config.backends.is_empty() {
             return Ok(());
         }
-        let b = self
-            .config
+        let b = config
             .backend(backend)
             .ok_or_else(|| format!("no backend {backend:?}"))?;
         if b.servers.iter().any(|s| s.name == server) {
@@ -291,7 +316,7 @@ impl Node {
     /// Carries out a membership change on the leader, forwarding it if need be.
     pub async fn cluster_op(&self, op: ClusterOp) -> Result<(), WriteError> {
         let deadline = self
-            .config
+            .config()
             .cluster
             .write_timeout
             .max(std::time::Duration::from_secs(30));
@@ -415,7 +440,7 @@ impl Node {
         self.shared.with_table(|t| {
             let mut out: Vec<BackendStatus> = Vec::new();
             let mut names: Vec<(String, String)> = self
-                .config
+                .config()
                 .backends
                 .iter()
                 .flat_map(|b| b.servers.iter().map(|s| (b.name.clone(), s.name.clone())))

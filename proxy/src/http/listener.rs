@@ -16,13 +16,15 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use super::conn::{ConnState, Cut, TimedIo};
 use super::forward::{self, Client};
 use super::metrics::ErrorKind;
-use super::{DataPlane, Frontend};
+use arc_swap::ArcSwap;
 
-/// Accepts clients on `listener` forever; waits for a free slot before each accept.
+use super::{DataPlane, Frontend, Live};
+
+/// Accepts clients on `listener` forever; waits for a free slot before each accept. Each
+/// connection is served by the generation current when it was accepted.
 pub async fn accept_loop(
     listener: TcpListener,
-    plane: Arc<DataPlane>,
-    frontend: Arc<Frontend>,
+    current: Arc<ArcSwap<Live>>,
     slots: Arc<Semaphore>,
 ) {
     loop {
@@ -32,12 +34,13 @@ pub async fn accept_loop(
         let (stream, peer) = match listener.accept().await {
             Ok(a) => a,
             Err(e) => {
-                tracing::warn!(frontend = %frontend.name, error = %e, "accept failed");
+                tracing::warn!(frontend = %current.load().frontend.name, error = %e, "accept failed");
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 continue;
             }
         };
-        let (plane, frontend) = (plane.clone(), frontend.clone());
+        let live = current.load_full();
+        let (plane, frontend) = (live.plane.clone(), live.frontend.clone());
         tokio::spawn(async move {
             plane.metrics.connection(1);
             serve(stream, peer, &plane, frontend, permit).await;
