@@ -265,10 +265,15 @@ async fn wait_released(
             .cloned()
             .unwrap_or_default();
         held = bindings > 0 || !blockers.is_empty();
-        let line = format!(
-            "{backend}/{server}: {state}, {bindings} bindings left, waiting on nodes {}",
-            Value::Array(blockers)
-        );
+        let line = if bindings > 0 {
+            format!("{backend}/{server}: {state}, {bindings} bindings left")
+        } else {
+            let nodes: Vec<String> = blockers.iter().map(Value::to_string).collect();
+            format!(
+                "{backend}/{server}: {state}, 0 bindings left, waiting for the watermarks of nodes {}",
+                nodes.join(", ")
+            )
+        };
         if line != last {
             println!("{line}");
             last = line;
