@@ -267,6 +267,8 @@ async fn wait_released(
         held = bindings > 0 || !blockers.is_empty();
         let line = if bindings > 0 {
             format!("{backend}/{server}: {state}, {bindings} bindings left")
+        } else if blockers.is_empty() {
+            format!("{backend}/{server}: {state}, 0 bindings left, releasing")
         } else {
             let nodes: Vec<String> = blockers.iter().map(Value::to_string).collect();
             format!(
