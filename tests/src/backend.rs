@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use crate::http::dechunk;
 use crate::{free_port, holdfast_binary, wait_for};
 
 /// One `holdfast backend` process on loopback.
@@ -143,21 +144,6 @@ fn parse(buf: &[u8]) -> std::io::Result<Answer> {
         headers,
         body,
     })
-}
-
-fn dechunk(mut rest: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, tail)) = rest.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
-            break;
-        };
-        if n == 0 || tail.len() < n {
-            break;
-        }
-        out.push_str(&tail[..n]);
-        rest = tail[n..].trim_start_matches("\r\n");
-    }
-    out
 }
 
 /// A cookie jar for one simulated client.

@@ -58,7 +58,8 @@ pub fn request(
     Ok(Reply { status, json, body })
 }
 
-fn dechunk(mut rest: &str) -> String {
+/// The body of a chunked HTTP/1.1 message.
+pub(crate) fn dechunk(mut rest: &str) -> String {
     let mut out = String::new();
     while let Some((size, tail)) = rest.split_once("\r\n") {
         let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
