@@ -123,27 +123,29 @@ fn run(cmd: &mut Command, timeout: Duration) -> Ran {
     }
 }
 
-/// Why this machine cannot run the test, if it cannot.
+/// Why this machine cannot run the test, if it cannot. Bounded: a wedged engine fails
+/// the test (after `DOCKER_TIMEOUT`) rather than hanging it.
 fn docker_missing() -> Option<String> {
-    let info = Command::new("docker")
-        .args(["info", "--format", "{{.ServerVersion}}"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    match info {
-        Err(e) => return Some(format!("cannot run `docker`: {e}")),
-        Ok(s) if !s.success() => return Some("`docker info` failed".into()),
-        Ok(_) => {}
+    // Client-only commands first (no daemon involved): are the programs there at all?
+    let installed = |program: &str, arg: &str| {
+        Command::new(program)
+            .arg(arg)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !installed("docker", "--version") {
+        return Some("no `docker` command".into());
     }
-    match Command::new("docker-compose")
-        .arg("version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-    {
-        Ok(s) if s.success() => None,
-        _ => Some("the engine answers but `docker-compose` is not installed".into()),
+    if !run(Command::new("docker").args(["info"]), DOCKER_TIMEOUT).ok {
+        return Some("`docker info` failed".into());
     }
+    if !installed("docker-compose", "version") {
+        return Some("the engine answers but `docker-compose` is not installed".into());
+    }
+    None
 }
 
 /// The compose project. Dropping it removes its containers, network and volumes, also
@@ -297,6 +299,7 @@ fn compose_cluster_release_waits_for_a_cut_off_node() {
 
     // The image, built the way an operator builds it. SKIP_CARGO / BINARY in the
     // environment reach the script unchanged (e.g. to reuse a binary already built).
+    let build_started = Instant::now();
     let build = run(
         Command::new(root.join("deploy/image/build.sh")).current_dir(&root),
         BUILD_TIMEOUT,
@@ -307,6 +310,7 @@ fn compose_cluster_release_waits_for_a_cut_off_node() {
         build.stdout, build.stderr
     );
 
+    let build_time = build_started.elapsed();
     let stack = Stack::up(root);
     let started = Instant::now();
     let leader = wait_for("all three nodes to agree on a leader", PATIENCE, || {
@@ -314,7 +318,8 @@ fn compose_cluster_release_waits_for_a_cut_off_node() {
         seen[0].filter(|_| seen.iter().all(|l| *l == seen[0]))
     });
     println!(
-        "compose: cluster up, leader node {leader} after {:?}",
+        "compose: image built in {build_time:?}; cluster up, leader node {leader} {:?} after \
+         `up -d` returned",
         started.elapsed()
     );
 
@@ -399,14 +404,20 @@ fn compose_cluster_release_waits_for_a_cut_off_node() {
     assert_eq!(held["admin_state"], "drain", "{held}");
     // And it keeps waiting: watched on both survivors for longer than a ttl.
     let watch_until = Instant::now() + TTL + Duration::from_secs(2);
+    let mut seen = [0u32; 2];
     while Instant::now() < watch_until {
-        for node in &survivors {
+        for (node, seen) in survivors.iter().zip(seen.iter_mut()) {
             if let Some(s) = s1(node) {
                 assert_eq!(s["admin_state"], "drain", "node {}: {s}", node.id);
+                *seen += 1;
             }
         }
         std::thread::sleep(Duration::from_millis(250));
     }
+    assert!(
+        seen.iter().all(|&n| n > 0),
+        "the survivors did not answer while the node was cut off: {seen:?}"
+    );
 
     // Reconnect with its own address (members are configured by address): it catches up,
     // reports its watermark, and the release happens on every node.
