@@ -8,7 +8,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use holdfast::cluster::Node;
 use holdfast::config;
 use holdfast_table::model::Bind;
