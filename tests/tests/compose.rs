@@ -309,8 +309,8 @@ fn compose_cluster_release_waits_for_a_cut_off_node() {
         "deploy/image/build.sh failed:\n{}\n{}",
         build.stdout, build.stderr
     );
-
     let build_time = build_started.elapsed();
+
     let stack = Stack::up(root);
     let started = Instant::now();
     let leader = wait_for("all three nodes to agree on a leader", PATIENCE, || {
@@ -398,6 +398,11 @@ fn compose_cluster_release_waits_for_a_cut_off_node() {
         PATIENCE,
         || {
             let s = s1(survivors[0])?;
+            assert_ne!(
+                s["admin_state"], "maint",
+                "s1 released while node {} was cut off: {s}",
+                victim.id
+            );
             (s["bindings"] == 0 && s["release_blockers"] == json!([victim.id])).then_some(s)
         },
     );
