@@ -337,9 +337,12 @@ impl Node {
             })
     }
 
-    /// Asks the leader where `key` is bound in `backend`, waiting at most `wait`. For the
-    /// `learn` persistence mode: a session cookie unknown here may have been bound a moment
-    /// ago on another node. `None` on timeout, without leader, or when the key is unbound.
+    /// Where `key` is bound in `backend`, for a key this node's view does not know yet,
+    /// waiting at most `wait`. For the `learn` persistence mode: the session cookie may
+    /// have been bound a moment ago on another node, so this asks the leader and, until
+    /// the wait is over, keeps watching the local view, where a bind still on its way
+    /// through the log shows up a few milliseconds later. `None` when neither knows it in
+    /// time (or there is no leader).
     pub async fn leader_lookup(
         &self,
         backend: &str,
@@ -362,7 +365,29 @@ impl Node {
                 .ok()
                 .flatten()
         };
-        tokio::time::timeout(wait, ask).await.ok().flatten()
+        let watch = async {
+            loop {
+                if let Some(b) = self.shared.view().lookup(backend, key) {
+                    return b.server.to_string();
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            }
+        };
+        let both = async {
+            tokio::pin!(ask);
+            tokio::pin!(watch);
+            let mut asked = false;
+            loop {
+                tokio::select! {
+                    found = &mut ask, if !asked => match found {
+                        Some(server) => return server,
+                        None => asked = true,
+                    },
+                    server = &mut watch => return server,
+                }
+            }
+        };
+        tokio::time::timeout(wait, both).await.ok()
     }
 
     fn is_leader(&self) -> bool {
