@@ -25,9 +25,8 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, tempfile::TempDir> fo
 
 /// `Suite::test_all` starts its own runtime, so this test is a plain one.
 #[test]
-fn redb_store_passes_openraft_suite() -> Result<(), StorageError<u64>> {
-    Suite::test_all(Builder)?;
-    Ok(())
+fn redb_store_passes_openraft_suite() {
+    Suite::test_all(Builder).expect("openraft storage suite");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
