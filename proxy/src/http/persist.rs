@@ -50,11 +50,12 @@ impl Plan {
     }
 }
 
-/// Bindings this node re-dispatched away from a down or maint server (learn and source
-/// modes, whose key cannot be re-issued): key → replacement server, bounded, expiring.
-/// The move itself is replicated (a bind that `replaces` the old server); this cache only
-/// keeps the node's next requests of that client on the same replacement until the move
-/// is applied here.
+/// Bindings this node made that may not be applied here yet (learn and source modes):
+/// new clients it bound, and clients it re-dispatched away from a down or maint server
+/// (whose key cannot be re-issued): key → server, bounded, expiring after the ttl. The
+/// binds themselves are replicated; this cache only keeps the node's next requests of
+/// that client on the same server until the bind is applied here — which, without a leader
+/// or quorum, may be a long time ("bindings keep working locally").
 pub struct Overrides {
     shards: Vec<Shard>,
     hasher: RandomState,
@@ -145,6 +146,10 @@ pub async fn plan(
                 .view()
                 .lookup(&pool.name, &key)
                 .map(|b| b.server);
+            if bound.is_none() {
+                // Bound by this node a moment ago, not applied yet (in flight, or no quorum).
+                bound = dp.overrides.get(&pool.name, &key);
+            }
             if bound.is_none() && learn {
                 let wait = pool.config.learn_wait;
                 bound = dp
@@ -269,6 +274,7 @@ pub fn record(
         });
     }
     if let Some(key) = &plan.bind_key {
+        remember(dp, pool, key, plan);
         queue.bind(Bind {
             backend: backend.clone(),
             key: key.clone(),
@@ -299,6 +305,7 @@ pub fn record(
             let learned = learned_cookie(response, pool.config.cookie_name())?;
             let same = plan.matched.as_deref() == Some(learned.as_bytes());
             if !same {
+                remember(dp, pool, learned.as_bytes(), plan);
                 queue.bind(Bind {
                     backend,
                     key: learned.into_bytes(),
@@ -311,4 +318,14 @@ pub fn record(
         }
         _ => None,
     }
+}
+
+/// Keeps this node's new binding of `key` to the plan's server until it is applied here.
+fn remember(dp: &DataPlane, pool: &Pool, key: &[u8], plan: &Plan) {
+    dp.overrides.set(
+        &pool.name,
+        key,
+        plan.server.name.clone(),
+        Duration::from_millis(pool.ttl),
+    );
 }
