@@ -6,11 +6,16 @@ mod backend;
 mod http;
 mod lab;
 mod node;
+mod traffic;
 
 pub use backend::{Answer, BackendProc, Jar, get, raw};
 pub use http::{Reply, request};
 pub use lab::{Lab, PATIENCE};
 pub use node::{Cluster, ClusterOptions, NodeProc, holdfast_binary};
+pub use traffic::{
+    Client, CtlRun, MODES, Release, Tally, Traffic, TrafficOptions, Visit, assert_no_moves,
+    backend_of, three_modes_config,
+};
 
 use std::time::{Duration, Instant};
 
