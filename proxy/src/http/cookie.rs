@@ -31,8 +31,7 @@ pub fn request_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str>
 /// Removes cookie `name` from the request's `Cookie` headers (the backend never sees
 /// holdfast's own cookie), dropping headers left empty.
 pub fn strip_request_cookie(headers: &mut HeaderMap, name: &str) {
-    let values: Vec<HeaderValue> = headers.get_all(COOKIE).iter().cloned().collect();
-    if !values.iter().any(|v| {
+    if !headers.get_all(COOKIE).iter().any(|v| {
         v.to_str().is_ok_and(|s| {
             s.split(';')
                 .any(|p| p.trim().split_once('=').is_some_and(|(n, _)| n == name))
@@ -40,6 +39,7 @@ pub fn strip_request_cookie(headers: &mut HeaderMap, name: &str) {
     }) {
         return;
     }
+    let values: Vec<HeaderValue> = headers.get_all(COOKIE).iter().cloned().collect();
     headers.remove(COOKIE);
     for v in values {
         let Ok(text) = v.to_str() else {

@@ -3,11 +3,11 @@
 //! idempotent requests, WebSocket/Upgrade tunnelling, metrics and the access log.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
 use http::header::{HOST, HeaderValue, LOCATION, SET_COOKIE};
-use http::uri::PathAndQuery;
+use http::uri::{PathAndQuery, Scheme};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::BodyExt;
 use hyper::body::{Body as _, Incoming};
@@ -21,6 +21,7 @@ use super::headers::{
 };
 use super::metrics::ErrorKind;
 use super::persist;
+use super::pool::Server;
 use super::{DataPlane, Frontend};
 use crate::config::Persistence;
 
@@ -43,29 +44,39 @@ pub async fn handle(
 ) -> Response<Body> {
     let start = Instant::now();
     let busy = client.conn.begin();
-    let method = req.method().clone();
-    let host = request_host(&req).unwrap_or("").to_string();
-    let path = req.uri().path().to_string();
+    // What the access log needs from the request, copied only when it is written.
+    let access = tracing::enabled!(target: "holdfast::access", tracing::Level::DEBUG).then(|| {
+        (
+            req.method().clone(),
+            request_host(&req).unwrap_or("").to_string(),
+            req.uri().path().to_string(),
+        )
+    });
     let (resp, backend, server) = route(&dp, &fe, &client, req, busy).await;
     let status = resp.status().as_u16();
     let elapsed = start.elapsed();
     dp.metrics
         .request(&backend, &server, status, elapsed.as_secs_f64());
-    tracing::debug!(
-        target: "holdfast::access",
-        frontend = %fe.name,
-        client = %client.peer,
-        %method,
-        host = %host,
-        path = %path,
-        status,
-        backend = %backend,
-        server = %server,
-        duration_us = elapsed.as_micros() as u64,
-        "request"
-    );
+    if let Some((method, host, path)) = access {
+        tracing::debug!(
+            target: "holdfast::access",
+            frontend = %fe.name,
+            client = %client.peer,
+            %method,
+            host = %host,
+            path = %path,
+            status,
+            backend = %backend,
+            server = %server,
+            duration_us = elapsed.as_micros() as u64,
+            "request"
+        );
+    }
     resp
 }
+
+/// The backend and server name logged and counted when there is none.
+static NONE: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from("-"));
 
 fn fail(dp: &DataPlane, kind: ErrorKind, status: StatusCode, why: &str) -> Response<Body> {
     dp.metrics.error(kind);
@@ -78,8 +89,8 @@ async fn route(
     client: &Client,
     mut req: Request<Incoming>,
     busy: Busy,
-) -> (Response<Body>, String, String) {
-    let none = || ("-".to_string(), "-".to_string());
+) -> (Response<Body>, Arc<str>, Arc<str>) {
+    let none = || (NONE.clone(), NONE.clone());
     if let Err(why) = check_framing(&req) {
         let (b, s) = none();
         return (
@@ -103,7 +114,7 @@ async fn route(
         );
         return (resp, b, s);
     };
-    let backend = pool.name.to_string();
+    let backend = pool.name.clone();
     let peer_ip = client.peer.ip();
     let proxies = &pool.config.trusted_proxies;
     let client_addr = client_ip(peer_ip, req.headers(), proxies);
@@ -114,7 +125,7 @@ async fn route(
             StatusCode::SERVICE_UNAVAILABLE,
             "no server available",
         );
-        return (resp, backend, "-".into());
+        return (resp, backend, NONE.clone());
     };
 
     // Rewrite the request for the server.
@@ -132,7 +143,10 @@ async fn route(
     if pool.config.persistence == Persistence::Insert {
         strip_request_cookie(&mut parts.headers, pool.config.cookie_name());
     }
-    if let Some(h) = host.as_deref().and_then(|h| HeaderValue::from_str(h).ok()) {
+    if let Some(h) = host.as_deref()
+        && !single_value_is(&parts.headers, HOST, h)
+        && let Ok(h) = HeaderValue::from_str(h)
+    {
         parts.headers.insert(HOST, h);
     }
     parts.version = Version::HTTP_11;
@@ -149,14 +163,14 @@ async fn route(
     let mut attempt = 0;
     let response = loop {
         attempt += 1;
-        let Ok(uri) = Uri::try_from(format!("http://{}{}", plan.server.addr, path)) else {
+        let Ok(uri) = server_uri(&plan.server, &path) else {
             let resp = fail(
                 dp,
                 ErrorKind::Connect,
                 StatusCode::BAD_GATEWAY,
                 "bad server address",
             );
-            return (resp, backend, plan.server.name.to_string());
+            return (resp, backend, plan.server.name.clone());
         };
         let this = match (replayable && attempt == 1, &stored) {
             (true, Some(p)) => Some(p.clone()),
@@ -169,7 +183,7 @@ async fn route(
                 StatusCode::BAD_GATEWAY,
                 "bad gateway",
             );
-            return (resp, backend, plan.server.name.to_string());
+            return (resp, backend, plan.server.name.clone());
         };
         let mut out = Request::from_parts(this, body.take().unwrap_or_else(empty));
         *out.uri_mut() = uri;
@@ -189,7 +203,7 @@ async fn route(
                     continue;
                 }
                 let resp = error_response(StatusCode::SERVICE_UNAVAILABLE, "server unreachable");
-                return (resp, backend, plan.server.name.to_string());
+                return (resp, backend, plan.server.name.clone());
             }
             Ok(Err(e)) => {
                 tracing::warn!(backend = %backend, server = %plan.server.name, error = %e, "server exchange failed");
@@ -199,7 +213,7 @@ async fn route(
                     StatusCode::BAD_GATEWAY,
                     "bad gateway",
                 );
-                return (resp, backend, plan.server.name.to_string());
+                return (resp, backend, plan.server.name.clone());
             }
             Err(_) => {
                 let resp = fail(
@@ -208,12 +222,12 @@ async fn route(
                     StatusCode::GATEWAY_TIMEOUT,
                     "server timeout",
                 );
-                return (resp, backend, plan.server.name.to_string());
+                return (resp, backend, plan.server.name.clone());
             }
         }
     };
     let (mut resp, inflight) = response;
-    let server = plan.server.name.to_string();
+    let server = plan.server.name.clone();
     let cookie = persist::record(dp, &pool, &plan, resp.headers(), client.tls);
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS
         && let Some(client_upgrade) = client_upgrade
@@ -241,6 +255,21 @@ async fn route(
         backend,
         server,
     )
+}
+
+/// True when `name` occurs once in `headers`, with value `value`.
+fn single_value_is(headers: &http::HeaderMap, name: http::HeaderName, value: &str) -> bool {
+    let mut all = headers.get_all(name).iter();
+    matches!((all.next(), all.next()), (Some(v), None) if v.as_bytes() == value.as_bytes())
+}
+
+/// `http://<server address><path>`, from the parsed parts (nothing formatted or parsed).
+fn server_uri(server: &Server, path: &PathAndQuery) -> Result<Uri, ()> {
+    let mut parts = http::uri::Parts::default();
+    parts.scheme = Some(Scheme::HTTP);
+    parts.authority = Some(server.authority.clone().ok_or(())?);
+    parts.path_and_query = Some(path.clone());
+    Uri::from_parts(parts).map_err(|_| ())
 }
 
 fn with_cookie(mut resp: Response<Body>, cookie: Option<String>) -> Response<Body> {

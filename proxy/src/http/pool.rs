@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use holdfast_table::model::AdminState;
 use holdfast_table::view::ServerStates;
+use http::uri::Authority;
 use parking_lot::Mutex;
 
 use crate::config::{BackendSection, Balance};
@@ -18,6 +19,8 @@ pub struct Server {
     pub name: Arc<str>,
     /// `host:port` to connect to.
     pub addr: String,
+    /// `addr` parsed once as a URI authority (`None` if it is not a valid one).
+    pub authority: Option<Authority>,
     /// Relative share of new clients (0: none).
     pub weight: u32,
     up: AtomicBool,
@@ -95,6 +98,7 @@ impl Pool {
                 Arc::new(Server {
                     name: Arc::from(s.name.as_str()),
                     addr: s.addr.clone(),
+                    authority: Authority::try_from(s.addr.as_str()).ok(),
                     weight: s.weight,
                     up: AtomicBool::new(true),
                     inflight: AtomicUsize::new(0),
