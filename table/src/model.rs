@@ -131,13 +131,20 @@ pub enum Command {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TableParams {
     /// Maximum clock skew between nodes, in milliseconds. Added to every expiry and to the
-    /// watermark comparison of the release rule.
+    /// watermark comparisons of expiry and release.
     pub max_skew: Millis,
+    /// A binding past its expiry is removed only once every member's watermark has passed
+    /// it (a touch may still be on its way from a node, e.g. during a leader failover), or
+    /// once it is this much past its expiry (so a dead member cannot stop all expiry).
+    pub expiry_grace: Millis,
 }
 
 impl Default for TableParams {
     fn default() -> Self {
-        TableParams { max_skew: 250 }
+        TableParams {
+            max_skew: 250,
+            expiry_grace: 30_000,
+        }
     }
 }
 

@@ -200,6 +200,7 @@ impl Node {
         }
         let params = TableParams {
             max_skew: cluster.max_skew.as_millis() as u64,
+            expiry_grace: cluster.expiry_grace.as_millis() as u64,
         };
         tokio::spawn(bootstrap::form(
             self.raft.clone(),

@@ -87,6 +87,10 @@ pub struct ClusterSection {
     /// Largest clock difference tolerated between nodes.
     #[serde(default = "default_max_skew", with = "duration::serde_ms")]
     pub max_skew: Duration,
+    /// How long a member that stopped reporting (down, partitioned) may hold back the
+    /// expiry of bindings past their TTL; it holds a drain's release back regardless.
+    #[serde(default = "default_expiry_grace", with = "duration::serde_ms")]
+    pub expiry_grace: Duration,
     /// How often the leader proposes an idle tick so expiry advances.
     #[serde(default = "default_tick", with = "duration::serde_ms")]
     pub tick: Duration,
@@ -221,6 +225,9 @@ fn default_peer_server_name() -> String {
 fn default_max_skew() -> Duration {
     Duration::from_millis(250)
 }
+fn default_expiry_grace() -> Duration {
+    Duration::from_secs(30)
+}
 fn default_tick() -> Duration {
     Duration::from_millis(500)
 }
@@ -250,6 +257,7 @@ impl Default for ClusterSection {
             members: Vec::new(),
             join: false,
             max_skew: default_max_skew(),
+            expiry_grace: default_expiry_grace(),
             tick: default_tick(),
             flush: default_flush(),
             queue_limit: default_queue(),

@@ -7,7 +7,8 @@ use super::StickTable;
 use super::change::Change;
 use super::store::SlotId;
 use crate::model::{
-    AdminState, Bind, Command, Millis, NodeBatch, NodeId, Proposal, RequestedState, Response, Touch,
+    AdminState, Bind, Command, Millis, NodeBatch, NodeId, Proposal, RequestedState, Response,
+    TableParams, Touch,
 };
 
 /// What one bind or touch came to.
@@ -18,6 +19,18 @@ enum Outcome {
     Revived,
     Rebound,
     Refused,
+}
+
+/// The expiry horizon for clock `now` and the slowest member's watermark (see
+/// [`StickTable::horizon`]).
+pub(crate) fn expiry_horizon(now: Millis, params: &TableParams, slowest: Option<Millis>) -> Millis {
+    match slowest {
+        None => now,
+        Some(w) => now.min(
+            w.saturating_sub(params.max_skew)
+                .max(now.saturating_sub(params.expiry_grace)),
+        ),
+    }
 }
 
 impl StickTable {
@@ -47,8 +60,22 @@ impl StickTable {
                 Response::Params
             }
         };
+        // A batch's watermark or new parameters may have moved the expiry horizon.
+        self.expire();
         self.evaluate_release();
         response
+    }
+
+    /// Bindings whose `expires_at` is before this time are dead. It is the clock, held
+    /// back to just below the slowest member's watermark (less the skew) so a touch still
+    /// on its way from a node cannot find its binding gone, but never more than
+    /// `expiry_grace` behind the clock.
+    pub(crate) fn horizon(&self) -> Millis {
+        expiry_horizon(
+            self.now,
+            &self.params,
+            self.watermarks.values().min().copied(),
+        )
     }
 
     /// Membership changed (at the position of a Raft membership entry).
@@ -61,6 +88,7 @@ impl StickTable {
             self.watermarks.entry(m).or_insert(0);
         }
         self.members = members.clone();
+        self.expire();
         self.evaluate_release();
     }
 
@@ -208,12 +236,13 @@ impl StickTable {
         self.changes.push(change);
     }
 
-    /// Removes every binding whose `expires_at` is before the clock.
+    /// Removes every binding whose `expires_at` is before the horizon.
     fn expire(&mut self) {
         let mut due = Vec::new();
         let store = &self.store;
+        let horizon = self.horizon();
         self.expiry
-            .sweep(self.now, |s| store.get(s).map(|s| s.expires_at()), &mut due);
+            .sweep(horizon, |s| store.get(s).map(|s| s.expires_at()), &mut due);
         for slot in due {
             let Some(r) = self.store.remove(slot) else {
                 continue;

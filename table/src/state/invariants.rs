@@ -12,8 +12,9 @@ impl StickTable {
     #[doc(hidden)]
     pub fn recount(&self) -> BTreeMap<(String, String), u64> {
         let mut out = BTreeMap::new();
+        let horizon = self.horizon();
         for (_, s) in self.store.iter() {
-            if s.expires_at() >= self.now {
+            if s.expires_at() >= horizon {
                 let server = self.registry.server(s.server());
                 let backend = &self.registry.backend(server.backend).name;
                 *out.entry((backend.to_string(), server.name.to_string()))
@@ -58,7 +59,7 @@ impl StickTable {
             *filed.entry(slot).or_insert(0) += 1;
         }
         for (id, s) in self.store.iter() {
-            if s.expires_at() < self.now {
+            if s.expires_at() < self.horizon() {
                 return Err(format!("slot {id} is dead but still held"));
             }
             if filed.get(&id) != Some(&1) {

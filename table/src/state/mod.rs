@@ -94,7 +94,7 @@ impl StickTable {
     pub fn lookup(&self, backend: &str, key: &[u8]) -> Option<BindingInfo> {
         let b = self.registry.backend_id(backend)?;
         let slot = self.store.get(self.store.find(b, key)?)?;
-        (slot.expires_at() >= self.now).then(|| BindingInfo {
+        (slot.expires_at() >= self.horizon()).then(|| BindingInfo {
             key: key.to_vec(),
             server: self.registry.server(slot.server()).name.to_string(),
             expires_at: slot.expires_at(),
@@ -146,7 +146,7 @@ impl StickTable {
             .store
             .iter()
             .map(|(_, s)| s)
-            .filter(|s| s.backend() == b && s.expires_at() >= self.now)
+            .filter(|s| s.backend() == b && s.expires_at() >= self.horizon())
             .collect();
         if slots.len() > limit {
             slots.select_nth_unstable_by(limit, |x, y| x.key().cmp(y.key()));
@@ -166,8 +166,9 @@ impl StickTable {
     /// Calls `f(backend, key, server, expires_at)` for every live binding, in no particular
     /// order. Meant for rebuilding a read view after a snapshot was installed.
     pub fn for_each_binding(&self, mut f: impl FnMut(&str, &[u8], &str, Millis)) {
+        let horizon = self.horizon();
         for (_, s) in self.store.iter() {
-            if s.expires_at() >= self.now {
+            if s.expires_at() >= horizon {
                 let server = self.registry.server(s.server());
                 let backend = self.registry.backend(s.backend());
                 f(&backend.name, s.key(), &server.name, s.expires_at());

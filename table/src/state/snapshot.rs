@@ -231,6 +231,8 @@ fn build(snap: SnapIn<'_>) -> Result<StickTable, SnapshotError> {
     if !strictly_increasing(snap.backends.iter().map(|b| b.name)) {
         return Err(Invalid("backends not sorted or repeated"));
     }
+    let slowest = snap.watermarks.iter().map(|&(_, w)| w).min();
+    let horizon = super::apply::expiry_horizon(snap.now, &snap.params, slowest);
     let mut total = 0usize;
     for b in &snap.backends {
         if b.servers.is_empty() {
@@ -246,7 +248,7 @@ fn build(snap: SnapIn<'_>) -> Result<StickTable, SnapshotError> {
             if x.server as usize >= b.servers.len() {
                 return Err(Invalid("binding to an unknown server"));
             }
-            if x.expires_at < snap.now {
+            if x.expires_at < horizon {
                 return Err(Invalid("binding already expired"));
             }
         }

@@ -13,7 +13,10 @@ fn set_params_changes_future_expiries_only() {
     batch(&mut t, 0, 1, vec![bind("app", "a", "s1", 100)], vec![], 0);
     let r = t.apply(&Proposal {
         now: 0,
-        command: Command::SetParams(TableParams { max_skew: 7 }),
+        command: Command::SetParams(TableParams {
+            max_skew: 7,
+            ..TableParams::default()
+        }),
     });
     assert_eq!(r, Response::Params);
     assert_eq!(t.params().max_skew, 7);

@@ -3,7 +3,7 @@
 
 use super::StickTable;
 use super::test_util::{SKEW, batch, bind, set_state, tick, touch};
-use crate::model::{AdminState, RequestedState};
+use crate::model::{AdminState, RequestedState, TableParams};
 
 const DRAIN: RequestedState = RequestedState::Drain {
     deadline_after: None,
@@ -35,20 +35,33 @@ fn drain_is_released_when_bindings_are_gone_and_every_watermark_passed() {
             deadline: None
         }
     );
-    tick(&mut t, 100 + SKEW + 1);
-    assert_eq!(t.bindings_of("app", "s1"), 0);
-    let point = 100 + SKEW + SKEW; // max(last_expiry, since) + skew
-    report(&mut t, 400, 1, point - 1);
-    assert_eq!(t.release_blockers("app", "s1"), vec![1, 2]);
-    report(&mut t, 400, 1, point);
-    assert_eq!(t.release_blockers("app", "s1"), vec![2]);
+    let expiry = 100 + SKEW;
+    let point = expiry + SKEW; // max(last_expiry, since) + skew
+    // Past its expiry by the clock, the binding lives on while any member may still
+    // have a touch for it on the way: its watermark has not passed expiry + skew.
+    tick(&mut t, expiry + 1);
+    assert_eq!(t.bindings_of("app", "s1"), 1);
+    report(&mut t, 400, 1, point + 1);
+    report(&mut t, 400, 2, point);
+    assert_eq!(t.bindings_of("app", "s1"), 1);
     assert!(matches!(state(&t, "s1"), AdminState::Drain { .. }));
     t.take_changes();
-    report(&mut t, 400, 2, point);
+    // The slowest member passes it: the binding expires, and the drain is released.
+    report(&mut t, 400, 2, point + 1);
+    assert_eq!(t.bindings_of("app", "s1"), 0);
     assert_eq!(state(&t, "s1"), AdminState::Maint);
     assert_eq!(t.counters().released, 1);
     assert_eq!(t.counters().forced_releases, 0);
-    assert_eq!(t.take_changes(), vec![super::Change::Servers]);
+    assert_eq!(
+        t.take_changes(),
+        vec![
+            super::Change::Remove {
+                backend: "app".into(),
+                key: b"k".to_vec()
+            },
+            super::Change::Servers
+        ]
+    );
     assert!(t.release_blockers("app", "s1").is_empty());
 }
 
@@ -82,16 +95,54 @@ fn watermark_behind_last_expiry_blocks_release() {
     members(&mut t, &[1]);
     batch(&mut t, 0, 1, vec![bind("app", "k", "s1", 100)], vec![], 0);
     set_state(&mut t, 0, "s1", DRAIN);
-    report(&mut t, 5000, 1, 100 + SKEW + SKEW - 1);
+    let expiry = 100 + SKEW;
+    let point = expiry + SKEW;
+    // A member that lags for longer than the grace no longer holds expiry back...
+    let late = expiry + TableParams::default().expiry_grace + 1;
+    report(&mut t, late, 1, point - 1);
     assert_eq!(t.bindings_of("app", "s1"), 0);
-    assert_eq!(t.server("app", "s1").unwrap().last_expiry, 100 + SKEW);
+    assert_eq!(t.server("app", "s1").unwrap().last_expiry, expiry);
+    // ...but it still holds the release back.
     assert_eq!(t.release_blockers("app", "s1"), vec![1]);
     assert!(matches!(state(&t, "s1"), AdminState::Drain { .. }));
     // Watermarks only move forward.
-    report(&mut t, 5000, 1, 3);
-    assert_eq!(t.watermarks()[&1], 100 + SKEW + SKEW - 1);
-    report(&mut t, 5000, 1, 100 + SKEW + SKEW);
+    report(&mut t, late, 1, 3);
+    assert_eq!(t.watermarks()[&1], point - 1);
+    report(&mut t, late, 1, point);
     assert_eq!(state(&t, "s1"), AdminState::Maint);
+}
+
+#[test]
+fn a_lagging_member_holds_expiry_until_its_watermark_passes_or_grace_runs_out() {
+    let mut t = StickTable::new();
+    members(&mut t, &[1, 2]);
+    batch(&mut t, 0, 1, vec![bind("app", "k", "s1", 100)], vec![], 0);
+    let expiry = 100 + SKEW;
+    report(&mut t, 1_000, 1, 1_000);
+    // Node 2 has not reported past the expiry: a touch of it may still be on its way.
+    tick(&mut t, 5_000);
+    assert!(t.lookup("app", b"k").is_some());
+    // The late touch arrives and keeps the binding, with no break in between.
+    batch(
+        &mut t,
+        5_100,
+        2,
+        vec![],
+        vec![touch("app", "k", "s1", 100)],
+        5_000,
+    );
+    let b = t
+        .lookup("app", b"k")
+        .expect("binding kept by the late touch");
+    assert_eq!(b.expires_at, 5_100 + 100 + SKEW);
+    assert_eq!(t.counters().revived, 0);
+    // A member silent for longer than the grace does not keep it forever.
+    tick(
+        &mut t,
+        5_100 + 100 + SKEW + TableParams::default().expiry_grace + 1,
+    );
+    assert!(t.lookup("app", b"k").is_none());
+    assert!(expiry < 5_000);
 }
 
 #[test]

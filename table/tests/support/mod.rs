@@ -168,7 +168,12 @@ pub fn steps(ops: &[Op]) -> Vec<Step> {
                 ),
                 Op::Params { dt, skew } => (
                     stamp(*dt).0,
-                    Command::SetParams(holdfast_table::model::TableParams { max_skew: *skew }),
+                    Command::SetParams(holdfast_table::model::TableParams {
+                        max_skew: *skew,
+                        // Short enough that sequences reach it, so both ways a binding
+                        // can expire (watermarks passed, or grace ran out) are exercised.
+                        expiry_grace: *skew * 4 + 500,
+                    }),
                 ),
                 Op::Members(m) => return Step::Members(m.iter().copied().collect()),
             };
@@ -182,6 +187,7 @@ pub fn steps(ops: &[Op]) -> Vec<Step> {
 pub struct Model {
     pub now: Millis,
     pub skew: Millis,
+    pub grace: Millis,
     /// (backend, key) -> (server, expires_at)
     pub bindings: BTreeMap<(String, Vec<u8>), (String, Millis)>,
     /// (backend, server) -> (state, last_expiry)
@@ -194,6 +200,7 @@ impl Model {
     pub fn new() -> Self {
         Model {
             skew: 250,
+            grace: 30_000,
             ..Model::default()
         }
     }
@@ -290,13 +297,24 @@ impl Model {
         }
     }
 
-    pub fn apply(&mut self, p: &Proposal) -> Response {
-        self.now = self.now.max(p.now);
-        let now = self.now;
+    /// Bindings expiring before this are dead: the clock, held back below the slowest
+    /// member's watermark less the skew, but at most `grace` behind the clock.
+    pub fn horizon(&self) -> Millis {
+        match self.watermarks.values().min() {
+            None => self.now,
+            Some(&w) => self.now.min(
+                w.saturating_sub(self.skew)
+                    .max(self.now.saturating_sub(self.grace)),
+            ),
+        }
+    }
+
+    fn expire(&mut self) {
+        let horizon = self.horizon();
         let dead: Vec<_> = self
             .bindings
             .iter()
-            .filter(|(_, (_, e))| *e < now)
+            .filter(|(_, (_, e))| *e < horizon)
             .map(|(k, _)| k.clone())
             .collect();
         for k in dead {
@@ -305,6 +323,12 @@ impl Model {
             *last = (*last).max(e);
             self.counters.expired += 1;
         }
+    }
+
+    pub fn apply(&mut self, p: &Proposal) -> Response {
+        self.now = self.now.max(p.now);
+        let now = self.now;
+        self.expire();
         let response = match &p.command {
             Command::Tick => Response::Empty,
             Command::Batch(b) => {
@@ -350,9 +374,11 @@ impl Model {
             }
             Command::SetParams(params) => {
                 self.skew = params.max_skew;
+                self.grace = params.expiry_grace;
                 Response::Params
             }
         };
+        self.expire();
         self.release();
         response
     }
@@ -362,6 +388,7 @@ impl Model {
         for &m in members {
             self.watermarks.entry(m).or_insert(0);
         }
+        self.expire();
         self.release();
     }
 
