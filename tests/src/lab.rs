@@ -27,6 +27,15 @@ impl Lab {
     /// the three backends and returns the TOML appended to every node's config; it may use
     /// `{http}` for the node's frontend address.
     pub fn start(nodes: usize, config: impl Fn(&str) -> String) -> Lab {
+        Lab::start_with(nodes, ClusterOptions::default(), config)
+    }
+
+    /// [`Lab::start`] with `options` (its `extra` is replaced by what `config` returns).
+    pub fn start_with(
+        nodes: usize,
+        options: ClusterOptions,
+        config: impl Fn(&str) -> String,
+    ) -> Lab {
         let dir = tempfile::tempdir().expect("tempdir");
         let backends: Vec<BackendProc> = (1..=3)
             .map(|i| BackendProc::start(&format!("s{i}"), dir.path()))
@@ -41,7 +50,7 @@ impl Lab {
         );
         let options = ClusterOptions {
             extra: config(&servers),
-            ..ClusterOptions::default()
+            ..options
         };
         let cluster = Cluster::start(nodes, options);
         let lab = Lab {

@@ -47,6 +47,8 @@ pub struct ClusterOptions {
     /// Extra TOML appended to every node's config (backends, frontends); `{http}` in it
     /// is replaced by the node's own frontend address ([`NodeProc::http`]).
     pub extra: String,
+    /// `cluster.expiry_grace`: how long a silent member holds expiry back.
+    pub expiry_grace: String,
 }
 
 impl ClusterOptions {
@@ -66,6 +68,7 @@ impl Default for ClusterOptions {
         ClusterOptions {
             secret: "test-cluster-secret-0123456789".into(),
             snapshot_every: 5000,
+            expiry_grace: "30s".into(),
             extra: "[[backend]]\nname = \"app\"\nttl = \"60s\"\nserver = [{ name = \"s1\", addr = \"127.0.0.1:9\" }, { name = \"s2\", addr = \"127.0.0.1:9\" }]\n".into(),
         }
     }
@@ -256,10 +259,11 @@ impl Cluster {
             "join = true\n".to_string()
         };
         let text = format!(
-            "[node]\nid = {id}\ndata_dir = \"{}\"\n\n[cluster]\nsecret = \"{}\"\npeer_listen = \"{peer}\"\n{members_line}snapshot_every = {}\nflush = \"100ms\"\ntick = \"200ms\"\nmax_skew = \"50ms\"\n\n[admin]\nlisten = \"{admin}\"\ntoken = \"{TOKEN}\"\n\n{}",
+            "[node]\nid = {id}\ndata_dir = \"{}\"\n\n[cluster]\nsecret = \"{}\"\npeer_listen = \"{peer}\"\n{members_line}snapshot_every = {}\nflush = \"100ms\"\ntick = \"200ms\"\nmax_skew = \"50ms\"\nexpiry_grace = \"{}\"\n\n[admin]\nlisten = \"{admin}\"\ntoken = \"{TOKEN}\"\n\n{}",
             data.display(),
             secret.unwrap_or(&self.options.secret),
             self.options.snapshot_every,
+            self.options.expiry_grace,
             self.options.extra.replace("{http}", &http),
         );
         let config = self.dir.path().join(format!("node{id}.toml"));

@@ -94,7 +94,13 @@ fn drain_from_any_node_releases_only_after_the_last_binding_expires() {
 
 #[test]
 fn paused_member_holds_release_until_it_resumes() {
-    let cluster = Cluster::start(3, ClusterOptions::with_ttl("2s"));
+    // A short expiry grace: the paused node soon stops holding the binding's expiry back,
+    // so what remains is its watermark holding the release back.
+    let options = ClusterOptions {
+        expiry_grace: "1s".into(),
+        ..ClusterOptions::with_ttl("2s")
+    };
+    let cluster = Cluster::start(3, options);
     assert_eq!(cluster.node(0).pin("app", "alice", "s1"), 200);
     wait_for("node 3 to apply the pin", PATIENCE, || {
         (bindings_of_s1(&cluster, 2)? == 1).then_some(())

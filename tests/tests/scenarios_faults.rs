@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use holdfast_tests::{
-    Client, Lab, MODES, PATIENCE, Tally, Traffic, TrafficOptions, assert_no_moves,
+    Client, ClusterOptions, Lab, MODES, PATIENCE, Tally, Traffic, TrafficOptions, assert_no_moves,
     three_modes_config, wait_for,
 };
 
@@ -61,7 +61,13 @@ fn print_breaks(lab: &Lab) -> f64 {
 #[test]
 fn a_paused_node_holds_the_release_until_it_resumes_while_clients_run() {
     let ttl = Duration::from_secs(2);
-    let lab = Lab::start(3, |s| three_modes_config(s, "2s"));
+    // A short expiry grace: the paused node soon stops holding the bindings' expiry back,
+    // so what remains is its watermark holding the release back.
+    let options = ClusterOptions {
+        expiry_grace: "1s".into(),
+        ..ClusterOptions::default()
+    };
+    let lab = Lab::start_with(3, options, |s| three_modes_config(s, "2s"));
     println!("scenario 4: a paused node while clients run");
     let mut options = TrafficOptions::new(&hosts(), 30, 300);
     options.workers = 3;
