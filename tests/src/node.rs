@@ -184,6 +184,22 @@ impl NodeProc {
         )
     }
 
+    /// SIGTERM, then waits (at most `timeout`) for the process to exit; true if it did.
+    pub fn terminate(&mut self, timeout: Duration) -> bool {
+        self.signal("-TERM");
+        let start = std::time::Instant::now();
+        while start.elapsed() < timeout {
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(_)) = child.try_wait()
+            {
+                self.child = None;
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
     /// SIGHUP: the node re-reads its config file.
     pub fn reload(&self) {
         self.signal("-HUP");

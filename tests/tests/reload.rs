@@ -1,6 +1,7 @@
-//! Graceful reload on SIGHUP through real processes: new connections follow the new
-//! servers and weights while a request in flight finishes on the old setup; a broken
-//! config file is refused and the node keeps serving what it had.
+//! Graceful reload and shutdown through real processes: on SIGHUP new connections follow
+//! the new servers and weights while a request in flight finishes on the old setup, and a
+//! broken config file is refused; on SIGTERM the node stops accepting and exits once the
+//! request in flight is answered.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -81,4 +82,29 @@ fn sighup_moves_new_connections_and_spares_requests_in_flight() {
     });
     assert_eq!(answering(&lab, 6), BTreeSet::from(["s3".to_string()]));
     assert!(node.log_text().contains("config reloaded"));
+}
+
+#[test]
+fn sigterm_answers_the_request_in_flight_then_exits() {
+    let mut lab = Lab::start(1, config);
+    let http = lab.http(0);
+    let slow = {
+        let http = http.clone();
+        std::thread::spawn(move || get(&http, "app.local", "/sleep/1500", &[]))
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let exited = lab.cluster.nodes[0].terminate(Duration::from_secs(30));
+    let slow = slow
+        .join()
+        .expect("slow request thread")
+        .expect("slow request");
+    assert_eq!(
+        slow.status, 200,
+        "request in flight cut by SIGTERM: {slow:?}"
+    );
+    assert!(exited, "node did not exit after SIGTERM");
+    assert!(
+        get(&http, "app.local", "/", &[]).is_err(),
+        "still accepting after exit"
+    );
 }

@@ -76,6 +76,9 @@ fn worker_threads() -> anyhow::Result<Option<usize>> {
     }
 }
 
+/// How long SIGTERM waits for requests in flight before the node exits.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 fn load(path: &Path, data_dir: Option<&Path>) -> Result<config::Config, ConfigError> {
     let mut config = config::load(path)?;
     if let Some(dir) = data_dir {
@@ -109,9 +112,12 @@ async fn serve(config: config::Config, path: &Path, data_dir: Option<&Path>) -> 
             _ = hup.recv() => reload(&node, &mut data_plane, path, data_dir),
         }
     }
-    tracing::info!(id = node.id(), "shutting down");
+    tracing::info!(
+        id = node.id(),
+        "shutting down: no new connections, finishing requests in flight"
+    );
+    data_plane.shutdown(SHUTDOWN_GRACE).await;
     admin_task.abort();
-    drop(data_plane);
     node.shutdown().await;
     Ok(())
 }

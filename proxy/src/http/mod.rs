@@ -227,6 +227,35 @@ pub async fn start(node: Arc<Node>, metrics: Arc<HttpMetrics>) -> Result<Running
 }
 
 impl Running {
+    /// Graceful stop (SIGTERM): closes the listeners, then waits at most `grace` for the
+    /// requests in flight, response bodies included, to finish.
+    pub async fn shutdown(mut self, grace: std::time::Duration) {
+        for t in self.tasks.drain(..) {
+            t.abort();
+        }
+        let deadline = tokio::time::Instant::now() + grace;
+        loop {
+            let in_flight: usize = self
+                .plane
+                .pools
+                .values()
+                .flat_map(|p| p.servers.iter())
+                .map(|s| s.inflight())
+                .sum();
+            if in_flight == 0 {
+                return;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(
+                    in_flight,
+                    "shutdown grace over: cutting requests still in flight"
+                );
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     /// Applies the node's (reloaded) config to new connections: backends, servers,
     /// weights, persistence and health checks, routes, certificates, timeouts. Open
     /// connections finish on the generation they started with. Frontends must keep their
