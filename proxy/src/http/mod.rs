@@ -12,6 +12,7 @@ mod listener;
 pub mod metrics;
 mod persist;
 pub mod pool;
+mod recent;
 pub mod route;
 pub mod tls;
 
@@ -34,8 +35,8 @@ use arc_swap::ArcSwap;
 use crate::config::{Config, FrontendSection, LimitsSection, TimeoutsSection};
 use body::Body;
 use cookie::CookieSigner;
-use persist::Overrides;
 use pool::Pool;
+use recent::Recent;
 use route::Router;
 
 /// Why the data plane could not start.
@@ -88,8 +89,12 @@ pub struct DataPlane {
     pub signer: CookieSigner,
     /// Metrics.
     pub metrics: Arc<HttpMetrics>,
-    /// Local re-dispatches of learn/source bindings.
-    pub overrides: Overrides,
+    /// Bindings this node made (new learn/source clients, re-dispatches) until they are
+    /// applied here: without a leader or quorum that may take long, and "bindings keep
+    /// working locally".
+    pub overrides: Recent<Arc<str>>,
+    /// Learn-mode session cookies looked up in vain a moment ago.
+    pub misses: Recent<()>,
     /// Timeouts.
     pub timeouts: TimeoutsSection,
     /// Limits.
@@ -142,7 +147,8 @@ fn build_plane(
         node,
         client,
         metrics: metrics.clone(),
-        overrides: Overrides::default(),
+        overrides: Recent::default(),
+        misses: Recent::default(),
         timeouts: config.timeouts.clone(),
         limits: config.limits.clone(),
         pools,

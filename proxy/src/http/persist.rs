@@ -2,15 +2,12 @@
 //! cookie or the client address bound in the read view, else the balancer), and what the
 //! table learns from the exchange (binds and touches, queued, never waited for).
 
-use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use holdfast_table::model::{Bind, Touch};
 use http::HeaderMap;
-use parking_lot::Mutex;
 
 use super::DataPlane;
 use super::cookie::{CookieSigner, learned_cookie, request_cookie, set_cookie};
@@ -50,58 +47,9 @@ impl Plan {
     }
 }
 
-/// Bindings this node made that may not be applied here yet (learn and source modes):
-/// new clients it bound, and clients it re-dispatched away from a down or maint server
-/// (whose key cannot be re-issued): key → server, bounded, expiring after the ttl. The
-/// binds themselves are replicated; this cache only keeps the node's next requests of
-/// that client on the same server until the bind is applied here — which, without a leader
-/// or quorum, may be a long time ("bindings keep working locally").
-pub struct Overrides {
-    shards: Vec<Shard>,
-    hasher: RandomState,
-}
-
-/// (backend, key) → (replacement server, valid until).
-type Shard = Mutex<HashMap<(Arc<str>, Vec<u8>), (Arc<str>, Instant)>>;
-
-const OVERRIDE_SHARDS: usize = 16;
-const OVERRIDES_PER_SHARD: usize = 8_192;
-
-impl Default for Overrides {
-    fn default() -> Self {
-        Overrides {
-            shards: (0..OVERRIDE_SHARDS).map(|_| Mutex::default()).collect(),
-            hasher: RandomState::new(),
-        }
-    }
-}
-
-impl Overrides {
-    fn shard(&self, key: &[u8]) -> &Shard {
-        &self.shards[(self.hasher.hash_one(key) as usize) % OVERRIDE_SHARDS]
-    }
-
-    fn get(&self, backend: &Arc<str>, key: &[u8]) -> Option<Arc<str>> {
-        let shard = self.shard(key).lock();
-        let (server, until) = shard.get(&(backend.clone(), key.to_vec()))?;
-        (*until > Instant::now()).then(|| server.clone())
-    }
-
-    fn set(&self, backend: &Arc<str>, key: &[u8], server: Arc<str>, ttl: Duration) {
-        let mut shard = self.shard(key).lock();
-        if shard.len() >= OVERRIDES_PER_SHARD {
-            let now = Instant::now();
-            shard.retain(|_, (_, until)| *until > now);
-            if shard.len() >= OVERRIDES_PER_SHARD {
-                shard.clear();
-            }
-        }
-        shard.insert(
-            (backend.clone(), key.to_vec()),
-            (server, Instant::now() + ttl),
-        );
-    }
-}
+/// How long a learn-mode session cookie found nowhere is not waited for again: a client
+/// holding a stale cookie would otherwise wait `learn_wait` on every request.
+const MISS_MEMORY: Duration = Duration::from_secs(2);
 
 /// Chooses the server for a request to `pool`. `None`: no usable server.
 pub async fn plan(
@@ -150,13 +98,18 @@ pub async fn plan(
                 // Bound by this node a moment ago, not applied yet (in flight, or no quorum).
                 bound = dp.overrides.get(&pool.name, &key);
             }
-            if bound.is_none() && learn {
+            // A session cookie unknown here may have been bound a moment ago on another
+            // node: wait for it (bounded), unless it was looked for in vain just now.
+            if bound.is_none() && learn && dp.misses.get(&pool.name, &key).is_none() {
                 let wait = pool.config.learn_wait;
                 bound = dp
                     .node
                     .leader_lookup(&pool.name, &key, wait)
                     .await
                     .map(|s| Arc::from(s.as_str()));
+                if bound.is_none() {
+                    dp.misses.set(&pool.name, &key, (), MISS_MEMORY);
+                }
             }
             let mut plan = match bound {
                 None => {
