@@ -1,7 +1,12 @@
 //! Read-only views of a node for operators: cluster members and leader, backends and
 //! their servers, the stick table. Serialized as the admin API's JSON.
 
+use std::collections::BTreeSet;
+
+use holdfast_table::model::AdminState;
 use serde::Serialize;
+
+use super::node::Node;
 
 /// `GET /v1/cluster`.
 #[derive(Clone, Debug, Serialize)]
@@ -88,4 +93,115 @@ pub struct TableEntry {
     pub expires_at: u64,
     /// Milliseconds left at the state machine's clock.
     pub expires_in_ms: u64,
+}
+
+impl Node {
+    /// `GET /v1/cluster`.
+    pub fn cluster_status(&self) -> ClusterStatus {
+        let m = self.raft().metrics().borrow().clone();
+        let membership = m.membership_config.membership();
+        let voters: BTreeSet<u64> = membership.voter_ids().collect();
+        let (watermarks, table_now) = self
+            .shared()
+            .with_table(|t| (t.watermarks().clone(), t.now()));
+        let members = membership
+            .nodes()
+            .map(|(id, node)| MemberStatus {
+                id: *id,
+                address: node.addr.clone(),
+                role: if m.current_leader == Some(*id) {
+                    "leader"
+                } else if voters.contains(id) {
+                    "follower"
+                } else {
+                    "learner"
+                },
+                watermark: watermarks.get(id).copied().unwrap_or(0),
+            })
+            .collect();
+        ClusterStatus {
+            id: self.id(),
+            leader: m.current_leader,
+            term: m.current_term,
+            applied_index: m.last_applied.map(|l| l.index).unwrap_or(0),
+            snapshot_index: m.snapshot.map(|l| l.index).unwrap_or(0),
+            purged_index: m.purged.map(|l| l.index).unwrap_or(0),
+            table_now,
+            members,
+        }
+    }
+
+    /// `GET /v1/backends`: configured servers, plus any the table knows of. `health`
+    /// gives this node's own observation of a server (`up`, `down` or `unknown`).
+    pub fn backends_status(
+        &self,
+        health: impl Fn(&str, &str) -> &'static str,
+    ) -> Vec<BackendStatus> {
+        self.shared().with_table(|t| {
+            let mut out: Vec<BackendStatus> = Vec::new();
+            let mut names: Vec<(String, String)> = self
+                .config()
+                .backends
+                .iter()
+                .flat_map(|b| b.servers.iter().map(|s| (b.name.clone(), s.name.clone())))
+                .collect();
+            for s in t.servers() {
+                if !names.contains(&(s.backend.clone(), s.server.clone())) {
+                    names.push((s.backend, s.server));
+                }
+            }
+            for (backend, server) in names {
+                let status = t.server(&backend, &server);
+                let state = status.as_ref().map(|s| s.admin_state).unwrap_or_default();
+                let view = ServerView {
+                    name: server.clone(),
+                    admin_state: state.name(),
+                    drain_deadline: match state {
+                        AdminState::Drain { deadline, .. } => deadline,
+                        _ => None,
+                    },
+                    health: health(&backend, &server),
+                    bindings: t.bindings_of(&backend, &server),
+                    release_blockers: t.release_blockers(&backend, &server),
+                };
+                match out.iter_mut().find(|b| b.name == backend) {
+                    Some(b) => b.servers.push(view),
+                    None => out.push(BackendStatus {
+                        name: backend,
+                        servers: vec![view],
+                    }),
+                }
+            }
+            out
+        })
+    }
+
+    /// `GET /v1/table/{backend}`.
+    pub fn table_status(&self, backend: &str, limit: usize) -> TableStatus {
+        self.shared().with_table(|t| {
+            let now = t.now();
+            let total = t
+                .servers()
+                .iter()
+                .filter(|s| s.backend == backend)
+                .map(|s| s.bindings as usize)
+                .sum();
+            let bindings = t
+                .bindings(backend, limit)
+                .into_iter()
+                .map(|b| TableEntry {
+                    key: String::from_utf8_lossy(&b.key).into_owned(),
+                    server: b.server,
+                    expires_at: b.expires_at,
+                    expires_in_ms: b.expires_at.saturating_sub(now),
+                })
+                .collect();
+            TableStatus {
+                backend: backend.to_string(),
+                now,
+                total,
+                bindings,
+            }
+        })
+    }
 }
