@@ -337,13 +337,20 @@ impl Cluster {
             .collect()
     }
 
-    /// Waits until every running node reports the same leader; returns its id.
+    /// Waits until every running node reports the same leader; returns its id. Panics
+    /// with the tail of every node's log if that does not happen in time (or a node
+    /// process died), so a failure says why.
     pub fn wait_leader(&self) -> u64 {
         let running = self.running();
+        let start = std::time::Instant::now();
+        let patience = Duration::from_secs(60);
         wait_for(
             "a leader known to every running node",
-            Duration::from_secs(30),
+            patience + Duration::from_secs(5),
             || {
+                if start.elapsed() > patience {
+                    self.explain_and_panic("no leader known to every running node");
+                }
                 let leaders: Vec<Option<u64>> = running
                     .iter()
                     .map(|&i| {
@@ -357,6 +364,25 @@ impl Cluster {
                 (alive && leaders.iter().all(|l| *l == Some(first))).then_some(first)
             },
         )
+    }
+
+    /// Panics with `what` and the last lines of every node's log.
+    fn explain_and_panic(&self, what: &str) -> ! {
+        let mut report = String::new();
+        for node in &self.nodes {
+            let log = node.log_text();
+            let tail: Vec<&str> = log.lines().rev().take(15).collect();
+            report.push_str(&format!(
+                "\n--- node {} (pid {:?}) log tail:\n",
+                node.id,
+                node.pid()
+            ));
+            for line in tail.into_iter().rev() {
+                report.push_str(line);
+                report.push('\n');
+            }
+        }
+        panic!("{what}{report}");
     }
 
     /// Index of the node with id `id`.
