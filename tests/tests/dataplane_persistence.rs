@@ -157,8 +157,16 @@ fn maint_and_health_failures_redispatch_and_count_session_breaks() {
     let http = lab.http(0);
     let mut bound = Vec::new();
     for (backend, host) in MODES {
-        let mut visitors: Vec<Visitor> = (0..6).map(|n| Visitor::new(host, 300 + n)).collect();
+        // Two dozen clients: source mode places new clients by a hash of their address,
+        // so a handful might all miss s1; these put at least two on each server.
+        let mut visitors: Vec<Visitor> = (0..24).map(|n| Visitor::new(host, 300 + n)).collect();
         let first: Vec<String> = visitors.iter_mut().map(|v| v.visit(&http)).collect();
+        for s in ["s1", "s2"] {
+            assert!(
+                first.iter().filter(|f| *f == s).count() >= 2,
+                "{backend}: fewer than two clients on {s}: {first:?}"
+            );
+        }
         if backend != "ins" {
             lab.wait_bindings(backend, visitors.len());
         }

@@ -112,11 +112,12 @@ pub async fn plan(
                 }
             }
             let mut plan = match bound {
+                None if learn => fresh(None)?,
                 None => {
-                    let mut plan = fresh(None)?;
-                    if !learn {
-                        plan.bind_key = Some(key.clone());
-                    }
+                    // Source: the same choice on every node, so a new client's next
+                    // request finds its server even before its bind is visible there.
+                    let mut plan = Plan::new(pool.pick_by_key(&states, &key)?);
+                    plan.bind_key = Some(key.clone());
                     plan
                 }
                 Some(name) => match pool.server(&name).filter(|s| usable(s)) {

@@ -147,6 +147,32 @@ impl Pool {
         self.servers.get(index).cloned()
     }
 
+    /// Picks a server for a new client by its key, the same on every node (weighted
+    /// rendezvous hashing over the ready, healthy servers, like HAProxy's `balance
+    /// source`): a source-mode client's next request, landing on another node before its
+    /// bind is visible there, still reaches the same server.
+    pub fn pick_by_key(&self, states: &ServerStates, key: &[u8]) -> Option<Arc<Server>> {
+        use std::hash::{Hash, Hasher};
+        self.servers
+            .iter()
+            .filter(|s| self.usable(states, s) == Usable::Any && s.weight > 0)
+            .max_by_key(|s| {
+                // A fixed hasher: every node must compute the same scores.
+                let mut h = std::hash::DefaultHasher::new();
+                (key, &*s.name).hash(&mut h);
+                // Weighted: a server's best of `weight` draws.
+                (0..s.weight.min(16))
+                    .map(|i| {
+                        let mut h = h.clone();
+                        i.hash(&mut h);
+                        h.finish()
+                    })
+                    .max()
+                    .unwrap_or(0)
+            })
+            .cloned()
+    }
+
     /// Smooth weighted round-robin (nginx): each pick raises every eligible server's
     /// current weight by its weight and lowers the winner's by the total.
     fn pick_wrr(&self, eligible: &[bool]) -> Option<usize> {
@@ -212,6 +238,29 @@ mod tests {
         );
         let config = crate::config::parse(&text).unwrap();
         Pool::new(&config.backends[0])
+    }
+
+    #[test]
+    fn pick_by_key_agrees_across_nodes_and_spreads() {
+        let (a, b) = (
+            pool("roundrobin", &[1, 1, 1]),
+            pool("roundrobin", &[1, 1, 1]),
+        );
+        let states = ServerStates::default();
+        let mut seen = std::collections::BTreeSet::new();
+        for i in 0..300u32 {
+            let key = format!("10.0.{}.{}", i / 256, i % 256);
+            let x = a.pick_by_key(&states, key.as_bytes()).unwrap();
+            let y = b.pick_by_key(&states, key.as_bytes()).unwrap();
+            assert_eq!(x.name, y.name, "{key}");
+            seen.insert(x.name.to_string());
+        }
+        assert_eq!(seen.len(), 3, "keys all went to {seen:?}");
+        // Weight 0 takes no new client.
+        let z = pool("roundrobin", &[0, 1]);
+        assert!(
+            (0..50u32).all(|i| &*z.pick_by_key(&states, &i.to_be_bytes()).unwrap().name == "s1")
+        );
     }
 
     #[test]
