@@ -429,8 +429,19 @@ impl Lab {
     /// Polls every running node until each of `servers` (backend, server) is `maint`
     /// everywhere; panics if one is not draining at the first poll or after [`PATIENCE`].
     pub fn watch_release(&self, servers: &[(&str, &str)]) -> Vec<Release> {
+        self.watch_release_held_at(servers, None)
+    }
+
+    /// [`Lab::watch_release`] for servers the caller saw draining everywhere at `held`
+    /// (e.g. just before resuming the node that held them), so a release that lands before
+    /// the first poll still has a known lower bound.
+    pub fn watch_release_held_at(
+        &self,
+        servers: &[(&str, &str)],
+        held: Option<Instant>,
+    ) -> Vec<Release> {
         let start = Instant::now();
-        let mut held: Vec<Option<Instant>> = vec![None; servers.len()];
+        let mut held: Vec<Option<Instant>> = vec![held; servers.len()];
         let mut seen: Vec<Option<Instant>> = vec![None; servers.len()];
         while seen.iter().any(Option::is_none) {
             assert!(
