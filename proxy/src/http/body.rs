@@ -29,13 +29,18 @@ pub fn full(text: impl Into<Bytes>) -> Body {
         .boxed()
 }
 
-/// A short plain-text response made by the proxy itself.
-pub fn error_response(status: StatusCode, why: &str) -> Response<Body> {
-    let text = format!(
+/// The text of an error the proxy answers itself: status line, then why.
+pub fn error_text(status: StatusCode, why: &str) -> String {
+    format!(
         "{} {}\n{why}\n",
         status.as_u16(),
         status.canonical_reason().unwrap_or("")
-    );
+    )
+}
+
+/// A short plain-text response made by the proxy itself.
+pub fn error_response(status: StatusCode, why: &str) -> Response<Body> {
+    let text = error_text(status, why);
     let mut resp = Response::new(full(text));
     *resp.status_mut() = status;
     resp.headers_mut().insert(

@@ -15,28 +15,48 @@ const MAC_LEN: usize = 16;
 /// Largest cookie value looked at; longer ones are ignored.
 const MAX_VALUE: usize = 512;
 
-/// The value of cookie `name` in the request's `Cookie` headers (the first one).
-pub fn request_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
+/// The value of cookie `name` in one `Cookie` header value.
+pub fn cookie_in<'a>(header: &'a str, name: &str) -> Option<&'a str> {
+    header
+        .split(';')
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(n, _)| *n == name)
         .map(|(_, v)| v.trim().trim_matches('"'))
         .filter(|v| !v.is_empty() && v.len() <= MAX_VALUE)
 }
 
+/// The value of cookie `name` in the request's `Cookie` headers (the first one).
+pub fn request_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| cookie_in(v, name))
+}
+
+/// True when one `Cookie` header value holds cookie `name`.
+pub fn has_cookie(header: &str, name: &str) -> bool {
+    header
+        .split(';')
+        .any(|p| p.trim().split_once('=').is_some_and(|(n, _)| n == name))
+}
+
+/// The pairs of one `Cookie` header value other than cookie `name`, trimmed.
+pub fn other_cookies<'a>(header: &'a str, name: &'a str) -> impl Iterator<Item = &'a str> {
+    header
+        .split(';')
+        .map(str::trim)
+        .filter(move |p| !p.is_empty() && p.split_once('=').is_none_or(|(n, _)| n != name))
+}
+
 /// Removes cookie `name` from the request's `Cookie` headers (the backend never sees
 /// holdfast's own cookie), dropping headers left empty.
 pub fn strip_request_cookie(headers: &mut HeaderMap, name: &str) {
-    if !headers.get_all(COOKIE).iter().any(|v| {
-        v.to_str().is_ok_and(|s| {
-            s.split(';')
-                .any(|p| p.trim().split_once('=').is_some_and(|(n, _)| n == name))
-        })
-    }) {
+    if !headers
+        .get_all(COOKIE)
+        .iter()
+        .any(|v| v.to_str().is_ok_and(|s| has_cookie(s, name)))
+    {
         return;
     }
     let values: Vec<HeaderValue> = headers.get_all(COOKIE).iter().cloned().collect();
@@ -46,11 +66,7 @@ pub fn strip_request_cookie(headers: &mut HeaderMap, name: &str) {
             headers.append(COOKIE, v);
             continue;
         };
-        let kept: Vec<&str> = text
-            .split(';')
-            .map(str::trim)
-            .filter(|p| !p.is_empty() && p.split_once('=').is_none_or(|(n, _)| n != name))
-            .collect();
+        let kept: Vec<&str> = other_cookies(text, name).collect();
         if !kept.is_empty()
             && let Ok(v) = HeaderValue::from_str(&kept.join("; "))
         {
@@ -59,26 +75,30 @@ pub fn strip_request_cookie(headers: &mut HeaderMap, name: &str) {
     }
 }
 
-/// The value the backend sets for cookie `name` in its `Set-Cookie` headers, if it sets
-/// one that is not a deletion (empty value or `Max-Age=0`).
+/// The value one `Set-Cookie` header value sets for cookie `name`, unless it is a
+/// deletion (empty value or `Max-Age=0`).
+pub fn set_cookie_value<'a>(header: &'a str, name: &str) -> Option<&'a str> {
+    let mut parts = header.split(';');
+    let (n, value) = parts.next()?.trim().split_once('=')?;
+    let deleted = parts.any(|a| {
+        a.trim()
+            .split_once('=')
+            .is_some_and(|(k, v)| k.eq_ignore_ascii_case("max-age") && v.trim() == "0")
+    });
+    let value = value.trim().trim_matches('"');
+    (n == name && !deleted && !value.is_empty() && value.len() <= MAX_VALUE).then_some(value)
+}
+
+/// The value the backend sets for cookie `name` in its `Set-Cookie` headers (the last
+/// one), if it sets one that is not a deletion.
 pub fn learned_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(SET_COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .filter_map(|v| {
-            let mut parts = v.split(';');
-            let (n, value) = parts.next()?.trim().split_once('=')?;
-            let deleted = parts.any(|a| {
-                a.trim()
-                    .split_once('=')
-                    .is_some_and(|(k, v)| k.eq_ignore_ascii_case("max-age") && v.trim() == "0")
-            });
-            let value = value.trim().trim_matches('"');
-            (n == name && !deleted && !value.is_empty() && value.len() <= MAX_VALUE)
-                .then(|| value.to_string())
-        })
+        .filter_map(|v| set_cookie_value(v, name))
         .next_back()
+        .map(str::to_string)
 }
 
 /// Signs and checks holdfast's insert cookie with the cluster secret.

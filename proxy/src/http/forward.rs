@@ -15,7 +15,7 @@ use hyper_util::rt::TokioIo;
 
 use super::body::{Body, Guarded, empty, error_response};
 use super::conn::{Busy, ConnState};
-use super::cookie::strip_request_cookie;
+use super::cookie::{learned_cookie, request_cookie, strip_request_cookie};
 use super::headers::{
     check_framing, client_ip, host_name, is_upgrade, remove_hop_by_hop, request_host, set_forwarded,
 };
@@ -44,27 +44,59 @@ pub async fn handle(
 ) -> Response<Body> {
     let start = Instant::now();
     let busy = client.conn.begin();
-    // What the access log needs from the request, copied only when it is written.
-    let access = tracing::enabled!(target: "holdfast::access", tracing::Level::DEBUG).then(|| {
-        (
-            req.method().clone(),
-            request_host(&req).unwrap_or("").to_string(),
-            req.uri().path().to_string(),
-        )
-    });
+    let access =
+        tracing::enabled!(target: "holdfast::access", tracing::Level::DEBUG).then(|| Access {
+            method: req.method().as_str().to_string(),
+            host: request_host(&req).unwrap_or("").to_string(),
+            path: req.uri().path().to_string(),
+        });
     let (resp, backend, server) = route(&dp, &fe, &client, req, busy).await;
     let status = resp.status().as_u16();
-    let elapsed = start.elapsed();
+    account(
+        &dp,
+        &fe,
+        client.peer,
+        access.as_ref(),
+        status,
+        &backend,
+        &server,
+        start.elapsed(),
+    );
+    resp
+}
+
+/// What the access log needs from a request, copied only when the log is on.
+pub struct Access {
+    /// The method.
+    pub method: String,
+    /// The host as sent.
+    pub host: String,
+    /// The path.
+    pub path: String,
+}
+
+/// Counts an answered request and writes its access-log line (both paths).
+#[allow(clippy::too_many_arguments)]
+pub fn account(
+    dp: &DataPlane,
+    fe: &Frontend,
+    peer: SocketAddr,
+    access: Option<&Access>,
+    status: u16,
+    backend: &Arc<str>,
+    server: &Arc<str>,
+    elapsed: std::time::Duration,
+) {
     dp.metrics
-        .request(&backend, &server, status, elapsed.as_secs_f64());
-    if let Some((method, host, path)) = access {
+        .request(backend, server, status, elapsed.as_secs_f64());
+    if let Some(a) = access {
         tracing::debug!(
             target: "holdfast::access",
             frontend = %fe.name,
-            client = %client.peer,
-            %method,
-            host = %host,
-            path = %path,
+            client = %peer,
+            method = %a.method,
+            host = %a.host,
+            path = %a.path,
             status,
             backend = %backend,
             server = %server,
@@ -72,11 +104,10 @@ pub async fn handle(
             "request"
         );
     }
-    resp
 }
 
 /// The backend and server name logged and counted when there is none.
-static NONE: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from("-"));
+pub static NONE: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from("-"));
 
 fn fail(dp: &DataPlane, kind: ErrorKind, status: StatusCode, why: &str) -> Response<Body> {
     dp.metrics.error(kind);
@@ -118,7 +149,8 @@ async fn route(
     let peer_ip = client.peer.ip();
     let proxies = &pool.config.trusted_proxies;
     let client_addr = client_ip(peer_ip, req.headers(), proxies);
-    let Some(plan) = persist::plan(dp, &pool, req.headers(), client_addr).await else {
+    let cookie = request_cookie(req.headers(), pool.config.cookie_name());
+    let Some(plan) = persist::plan(dp, &pool, cookie, client_addr).await else {
         let resp = fail(
             dp,
             ErrorKind::NoServer,
@@ -228,7 +260,11 @@ async fn route(
     };
     let (mut resp, inflight) = response;
     let server = plan.server.name.clone();
-    let cookie = persist::record(dp, &pool, &plan, resp.headers(), client.tls);
+    let learned = match pool.config.persistence {
+        Persistence::Learn => learned_cookie(resp.headers(), pool.config.cookie_name()),
+        _ => None,
+    };
+    let cookie = persist::record(dp, &pool, &plan, learned.as_deref(), client.tls);
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS
         && let Some(client_upgrade) = client_upgrade
     {
@@ -280,9 +316,14 @@ fn with_cookie(mut resp: Response<Body>, cookie: Option<String>) -> Response<Bod
 }
 
 fn idempotent(method: &Method) -> bool {
+    is_idempotent(method.as_str().as_bytes())
+}
+
+/// True for the methods a request may be replayed with (RFC 9110 §9.2.2).
+pub fn is_idempotent(method: &[u8]) -> bool {
     matches!(
-        *method,
-        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+        method,
+        b"GET" | b"HEAD" | b"OPTIONS" | b"TRACE" | b"PUT" | b"DELETE"
     )
 }
 

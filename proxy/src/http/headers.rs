@@ -112,13 +112,23 @@ pub fn trusted(ip: IpAddr, proxies: &[Cidr]) -> bool {
 /// The client's address: the peer, or, when the peer is a trusted proxy, the last
 /// (rightmost) untrusted address of `X-Forwarded-For`.
 pub fn client_ip(peer: IpAddr, headers: &HeaderMap, proxies: &[Cidr]) -> IpAddr {
+    let xff = headers
+        .get_all(X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|v| v.to_str().ok());
+    client_ip_from(peer, xff, proxies)
+}
+
+/// [`client_ip`] from the `X-Forwarded-For` values as text.
+pub fn client_ip_from<'a>(
+    peer: IpAddr,
+    xff: impl Iterator<Item = &'a str>,
+    proxies: &[Cidr],
+) -> IpAddr {
     if !trusted(peer, proxies) {
         return peer;
     }
-    let hops: Vec<IpAddr> = headers
-        .get_all(X_FORWARDED_FOR)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
+    let hops: Vec<IpAddr> = xff
         .flat_map(|v| v.split(','))
         .filter_map(|a| a.trim().parse().ok())
         .collect();

@@ -1,6 +1,7 @@
 //! A frontend's accept loop and connections: a connection slot per client (max
-//! connections), the TLS handshake under a timeout, then HTTP/1.1 or HTTP/2 (by ALPN or
-//! preface) with header size limits, the idle and header timeouts, and upgrades.
+//! connections), the TLS handshake under a timeout, then the HTTP/1.1 fast path, or hyper
+//! for HTTP/2 (by ALPN or preface), redirects and what the fast path hands over, with
+//! header size limits, the idle and header timeouts, and upgrades.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,7 +16,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::conn::{ConnState, Cut, TimedIo};
 use super::forward::{self, Client};
+use super::h1::{self, Served};
 use super::metrics::ErrorKind;
+use super::rewind::Rewind;
 use arc_swap::ArcSwap;
 
 use super::{DataPlane, Frontend, Live};
@@ -58,11 +61,14 @@ async fn serve(
 ) {
     let _ = stream.set_nodelay(true);
     match frontend.tls.clone() {
-        None => serve_io(stream, peer, false, plane, frontend).await,
+        None => serve_io(stream, peer, false, false, plane, frontend).await,
         Some(acceptor) => {
             let shake = tokio::time::timeout(plane.timeouts.tls_handshake, acceptor.accept(stream));
             match shake.await {
-                Ok(Ok(tls)) => serve_io(tls, peer, true, plane, frontend).await,
+                Ok(Ok(tls)) => {
+                    let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+                    serve_io(tls, peer, true, h2, plane, frontend).await
+                }
                 Ok(Err(e)) => {
                     plane.metrics.error(ErrorKind::TlsHandshake);
                     tracing::debug!(%peer, error = %e, "TLS handshake failed");
@@ -76,7 +82,30 @@ async fn serve(
     }
 }
 
+/// Serves a client connection: on the fast path unless it is HTTP/2 (`h2`, by ALPN) or
+/// redirected, then on hyper with whatever the fast path handed over.
 async fn serve_io<I>(
+    io: I,
+    peer: SocketAddr,
+    tls: bool,
+    h2: bool,
+    plane: &Arc<DataPlane>,
+    frontend: Arc<Frontend>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let io = if h2 || frontend.redirect_https {
+        Rewind::new(io, Vec::new())
+    } else {
+        match h1::serve(io, peer, tls, plane, &frontend).await {
+            Served::Done => return,
+            Served::Fallback(io, read) => Rewind::new(io, read),
+        }
+    };
+    serve_hyper(io, peer, tls, plane, frontend).await
+}
+
+async fn serve_hyper<I>(
     io: I,
     peer: SocketAddr,
     tls: bool,

@@ -6,6 +6,7 @@ pub mod body;
 mod conn;
 pub mod cookie;
 mod forward;
+mod h1;
 pub mod headers;
 mod health;
 mod listener;
@@ -13,6 +14,7 @@ pub mod metrics;
 mod persist;
 pub mod pool;
 mod recent;
+mod rewind;
 pub mod route;
 pub mod tls;
 

@@ -7,10 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use holdfast_table::model::{Bind, Touch};
-use http::HeaderMap;
 
 use super::DataPlane;
-use super::cookie::{CookieSigner, learned_cookie, request_cookie, set_cookie};
+use super::cookie::{CookieSigner, set_cookie};
 use super::pool::{Pool, Server, Usable};
 use crate::config::Persistence;
 
@@ -51,21 +50,22 @@ impl Plan {
 /// holding a stale cookie would otherwise wait `learn_wait` on every request.
 const MISS_MEMORY: Duration = Duration::from_secs(2);
 
-/// Chooses the server for a request to `pool`. `None`: no usable server.
+/// Chooses the server for a request to `pool`, from the value of the backend's cookie in
+/// the request (insert and learn modes) and the client's address (source mode). `None`:
+/// no usable server.
 pub async fn plan(
     dp: &DataPlane,
     pool: &Pool,
-    headers: &HeaderMap,
+    cookie: Option<&str>,
     client: IpAddr,
 ) -> Option<Plan> {
     let states = dp.node.shared().view().states();
     let usable = |s: &Server| pool.usable(&states, s) != Usable::No;
     let fresh = |exclude: Option<&str>| pool.pick(&states, exclude).map(Plan::new);
-    let name = pool.config.cookie_name();
     match pool.config.persistence {
         Persistence::None => fresh(None),
         Persistence::Insert => {
-            let signed = request_cookie(headers, name).and_then(|v| dp.signer.verify(v));
+            let signed = cookie.and_then(|v| dp.signer.verify(v));
             if let Some(s) = &signed {
                 if let Some(server) = pool.server(&s.server).filter(|s| usable(s)) {
                     let mut plan = Plan::new(server.clone());
@@ -80,7 +80,7 @@ pub async fn plan(
         }
         Persistence::Learn | Persistence::Source => {
             let key: Vec<u8> = if pool.config.persistence == Persistence::Learn {
-                match request_cookie(headers, name) {
+                match cookie {
                     Some(v) => v.as_bytes().to_vec(),
                     None => return fresh(None),
                 }
@@ -207,12 +207,13 @@ pub fn retry(dp: &DataPlane, pool: &Pool, plan: Plan) -> Option<Plan> {
 }
 
 /// Records what the answered exchange taught: touches of the matched binding, binds of
-/// new clients and learned session cookies. Returns the insert cookie to set, if any.
+/// new clients and, in learn mode, the session cookie the server set (`learned`).
+/// Returns the insert cookie to set, if any.
 pub fn record(
     dp: &DataPlane,
     pool: &Pool,
     plan: &Plan,
-    response: &HeaderMap,
+    learned: Option<&str>,
     tls: bool,
 ) -> Option<String> {
     let queue = dp.node.queue();
@@ -256,13 +257,13 @@ pub fn record(
             ))
         }
         Persistence::Learn => {
-            let learned = learned_cookie(response, pool.config.cookie_name())?;
+            let learned = learned?;
             let same = plan.matched.as_deref() == Some(learned.as_bytes());
             if !same {
                 remember(dp, pool, learned.as_bytes(), plan);
                 queue.bind(Bind {
                     backend,
-                    key: learned.into_bytes(),
+                    key: learned.as_bytes().to_vec(),
                     server,
                     ttl,
                     replaces: None,

@@ -10,6 +10,7 @@ use holdfast_table::view::ServerStates;
 use http::uri::Authority;
 use parking_lot::Mutex;
 
+use super::h1::upstream::IdleList;
 use crate::config::{BackendSection, Balance};
 
 /// One server of a backend.
@@ -23,6 +24,8 @@ pub struct Server {
     pub authority: Option<Authority>,
     /// Relative share of new clients (0: none).
     pub weight: u32,
+    /// Idle keep-alive connections of the fast path.
+    pub idle: IdleList,
     up: AtomicBool,
     inflight: AtomicUsize,
 }
@@ -100,6 +103,7 @@ impl Pool {
                     addr: s.addr.clone(),
                     authority: Authority::try_from(s.addr.as_str()).ok(),
                     weight: s.weight,
+                    idle: IdleList::default(),
                     up: AtomicBool::new(true),
                     inflight: AtomicUsize::new(0),
                 })

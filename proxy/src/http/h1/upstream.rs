@@ -1,0 +1,93 @@
+//! Connections to servers for the fast path: opened under the connect timeout, kept
+//! alive between requests in a small idle list per server (its own lock, held for a push
+//! or a pop), dropped when idle longer than `timeouts.pool_idle`.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use tokio::net::TcpStream;
+
+use super::buf::ReadBuf;
+
+/// Idle connections kept per server at most.
+const MAX_IDLE: usize = 256;
+
+/// Bytes buffered from a server: a response head must fit.
+pub const BUF_SIZE: usize = 16 * 1024;
+
+/// One connection to a server, with what was read from it and not yet forwarded.
+pub struct Upstream {
+    /// The socket.
+    pub stream: TcpStream,
+    /// Read from the server, not yet forwarded.
+    pub buf: ReadBuf,
+    /// It served a request before (it may have been closed by the server meanwhile).
+    pub reused: bool,
+    idle_since: Instant,
+}
+
+impl Upstream {
+    /// True when the server has not closed it or sent anything unasked while it was idle
+    /// (one non-blocking read).
+    pub fn looks_alive(&self) -> bool {
+        let mut probe = [0u8; 1];
+        matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    }
+}
+
+/// A server's idle connections, most recently used last.
+#[derive(Default)]
+pub struct IdleList {
+    conns: Mutex<Vec<Upstream>>,
+}
+
+impl std::fmt::Debug for IdleList {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "IdleList({})", self.conns.lock().len())
+    }
+}
+
+impl IdleList {
+    /// The most recently used idle connection not idle longer than `max_idle`.
+    pub fn take(&self, max_idle: Duration) -> Option<Upstream> {
+        let mut conns = self.conns.lock();
+        while let Some(mut up) = conns.pop() {
+            if up.idle_since.elapsed() < max_idle {
+                up.reused = true;
+                return Some(up);
+            }
+        }
+        None
+    }
+
+    /// Keeps `up`, which finished an exchange cleanly, for the next request.
+    pub fn put(&self, mut up: Upstream) {
+        up.idle_since = Instant::now();
+        let mut conns = self.conns.lock();
+        if conns.len() < MAX_IDLE {
+            conns.push(up);
+        }
+    }
+}
+
+/// Opens a connection to `addr` (`host:port`) within `timeout`.
+pub async fn connect(addr: &str, timeout: Duration) -> io::Result<Upstream> {
+    let open = async {
+        match addr.parse::<SocketAddr>() {
+            Ok(a) => TcpStream::connect(a).await,
+            Err(_) => TcpStream::connect(addr).await,
+        }
+    };
+    let stream = tokio::time::timeout(timeout, open)
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timeout"))??;
+    stream.set_nodelay(true)?;
+    Ok(Upstream {
+        stream,
+        buf: ReadBuf::new(BUF_SIZE),
+        reused: false,
+        idle_since: Instant::now(),
+    })
+}
