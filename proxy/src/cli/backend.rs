@@ -1,6 +1,7 @@
 //! `holdfast backend`: a tiny demo and test server. It answers 200 with its name as body,
 //! sets `PHPSESSID=<random>` when the request carries none, and echoes raw bytes after
 //! accepting any `Upgrade` request on `/ws` (enough to test WebSocket pass-through).
+//! `/echo` streams the request body back; `/chunked` answers its name in three chunks.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,7 +10,7 @@ use anyhow::Context;
 use bytes::Bytes;
 use http::header::{CONNECTION, CONTENT_TYPE, HeaderValue, SET_COOKIE, UPGRADE};
 use http::{Request, Response, StatusCode};
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -49,7 +50,7 @@ pub async fn serve(listener: TcpListener, name: Arc<str>) {
         let _ = stream.set_nodelay(true);
         let name = name.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |req| {
+            let service = service_fn(move |req: Request<Incoming>| {
                 let name = name.clone();
                 async move {
                     // `/sleep/MS` answers after MS milliseconds (at most 10 s): a slow
@@ -58,13 +59,49 @@ pub async fn serve(listener: TcpListener, name: Arc<str>) {
                         let ms = ms.parse::<u64>().unwrap_or(0).min(10_000);
                         tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
                     }
-                    Ok::<_, std::convert::Infallible>(answer(&name, req))
+                    let resp = match req.uri().path() {
+                        "/echo" => Response::new(req.into_body().boxed()),
+                        "/chunked" => Response::new(Chunks::of(&name).boxed()),
+                        _ => answer(&name, req).map(|b| b.map_err(|never| match never {}).boxed()),
+                    };
+                    Ok::<_, std::convert::Infallible>(resp)
                 }
             });
             let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                 .serve_connection_with_upgrades(TokioIo::new(stream), service)
                 .await;
         });
+    }
+}
+
+/// A body of a few frames and no length: sent chunked.
+struct Chunks(std::collections::VecDeque<Bytes>);
+
+impl Chunks {
+    fn of(name: &str) -> Chunks {
+        Chunks(
+            ["<", name, ">"]
+                .iter()
+                .map(|s| Bytes::from(s.to_string()))
+                .collect(),
+        )
+    }
+}
+
+impl hyper::body::Body for Chunks {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, hyper::Error>>> {
+        std::task::Poll::Ready(
+            self.get_mut()
+                .0
+                .pop_front()
+                .map(|b| Ok(hyper::body::Frame::data(b))),
+        )
     }
 }
 

@@ -242,6 +242,13 @@ pub(super) fn check(text: &str, config: &Config) -> Vec<Problem> {
             );
         }
     }
+    if limits.max_headers > crate::http::MAX_HEADER_FIELDS {
+        problem(
+            "limits.max_headers",
+            find_line(text, "max_headers", 0),
+            format!("must be at most {}", crate::http::MAX_HEADER_FIELDS),
+        );
+    }
     if limits.max_header_size < 8192 {
         problem(
             "limits.max_header_size",

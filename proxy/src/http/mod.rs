@@ -29,6 +29,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
+pub use h1::MAX_FIELDS as MAX_HEADER_FIELDS;
 pub use metrics::HttpMetrics;
 
 use crate::cluster::Node;

@@ -39,7 +39,7 @@ impl ReadBuf {
 
     /// Marks the first `n` unconsumed bytes consumed.
     pub fn consume(&mut self, n: usize) {
-        self.start = (self.start + n).min(self.end);
+        self.start += n.min(self.end - self.start);
         if self.start == self.end {
             self.start = 0;
             self.end = 0;

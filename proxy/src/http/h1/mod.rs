@@ -32,6 +32,8 @@ use head::{Framing, Head, HeadError, Kind, request_framing, response_framing};
 use rewrite::{RequestHop, write_request, write_response};
 use upstream::Upstream;
 
+pub use head::MAX_FIELDS;
+
 /// Request bodies up to this size are forwarded here, sent whole before the response is
 /// read; larger ones go to the hyper path, which moves both directions at once.
 const MAX_BODY: u64 = 64 * 1024;
@@ -283,7 +285,28 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<'_, I> {
             .as_bytes(),
         );
         self.out.extend_from_slice(text.as_bytes());
-        let _ = self.io.write_all(&self.out).await;
+        if self.io.write_all(&self.out).await.is_ok() {
+            self.linger().await;
+        }
+    }
+
+    /// Closes the sending side and reads what the client still sends, for a moment, so
+    /// that closing with unread bytes (a reset) does not destroy the answer before the
+    /// client reads it (nginx's lingering close).
+    async fn linger(&mut self) {
+        const LINGER: Duration = Duration::from_secs(2);
+        const MAX_DRAINED: usize = 1 << 20;
+        let _ = self.io.shutdown().await;
+        let deadline = tokio::time::Instant::now() + LINGER;
+        let mut drained = 0;
+        while drained < MAX_DRAINED {
+            let held = self.buf.filled().len();
+            self.buf.consume(held);
+            match tokio::time::timeout_at(deadline, self.buf.fill(&mut self.io)).await {
+                Ok(Ok(n @ 1..)) => drained += n,
+                _ => return,
+            }
+        }
     }
 
     /// Proxies the parsed request, whose body is `length` bytes, and its response.
