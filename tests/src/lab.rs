@@ -58,14 +58,8 @@ impl Lab {
             backends,
             _dir: dir,
         };
-        for i in 0..nodes {
-            let http = lab.http(i);
-            wait_for(
-                &format!("node {}'s frontend to accept", i + 1),
-                PATIENCE,
-                || std::net::TcpStream::connect(&http).ok(),
-            );
-        }
+        let all: Vec<usize> = (0..nodes).collect();
+        lab.cluster.wait_frontends(&all, PATIENCE);
         lab
     }
 

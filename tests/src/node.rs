@@ -366,6 +366,24 @@ impl Cluster {
         )
     }
 
+    /// Waits until the frontend of every node in `nodes` accepts connections; panics
+    /// with every node's log tail if one does not within `timeout`.
+    pub fn wait_frontends(&self, nodes: &[usize], timeout: Duration) {
+        for &i in nodes {
+            let http = self.nodes[i].http.clone();
+            let start = std::time::Instant::now();
+            while std::net::TcpStream::connect(&http).is_err() {
+                if start.elapsed() > timeout {
+                    self.explain_and_panic(&format!(
+                        "node {}'s frontend ({http}) did not accept within {timeout:?}",
+                        i + 1
+                    ));
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+
     /// Panics with `what` and the last lines of every node's log.
     fn explain_and_panic(&self, what: &str) -> ! {
         let mut report = String::new();

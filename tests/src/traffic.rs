@@ -538,14 +538,8 @@ impl Lab {
 
     /// Waits until every running node's frontend accepts connections.
     pub fn wait_frontends(&self) {
-        for i in self.cluster.running() {
-            let http = self.http(i);
-            wait_for(
-                &format!("node {}'s frontend to accept", i + 1),
-                PATIENCE,
-                || std::net::TcpStream::connect(&http).ok(),
-            );
-        }
+        self.cluster
+            .wait_frontends(&self.cluster.running(), PATIENCE);
     }
 }
 

@@ -13,7 +13,7 @@ mod listener;
 pub mod metrics;
 mod persist;
 pub mod pool;
-mod recent;
+pub mod recent;
 mod rewind;
 pub mod route;
 pub mod tls;

@@ -1,63 +1,91 @@
-//! Small, bounded, expiring per-node memories of the data plane, sharded so requests do
-//! not meet on one lock: bindings this node made that may not be applied here yet, and
-//! learn-mode session cookies looked up in vain a moment ago.
+//! Small, bounded, expiring per-node memories of the data plane: bindings this node made
+//! that may not be applied here yet, and learn-mode session cookies looked up in vain a
+//! moment ago. A moka cache: concurrent without one lock for all, bounded by entry count
+//! (least recently used evicted first), each entry expiring after its own time.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use moka::Expiry;
+use moka::sync::Cache;
 
-const SHARDS: usize = 16;
-const PER_SHARD: usize = 8_192;
+/// Entries kept at most per memory.
+pub const CAPACITY: u64 = 131_072;
 
-/// (backend, key) → (value, valid until).
-type Shard<V> = Mutex<HashMap<(Arc<str>, Vec<u8>), (V, Instant)>>;
+/// (backend, key).
+type Key = (Arc<str>, Vec<u8>);
 
-/// A bounded map whose entries expire. A full shard drops its expired entries and, if that
-/// is not enough, all of them: it is a memory, not a record, and losing it costs only a
-/// wait or a re-balance.
-pub struct Recent<V> {
-    shards: Vec<Shard<V>>,
-    hasher: RandomState,
+/// A value and how long it lives.
+#[derive(Clone)]
+struct Entry<V> {
+    value: V,
+    ttl: Duration,
 }
 
-impl<V: Clone> Default for Recent<V> {
-    fn default() -> Self {
-        Recent {
-            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
-            hasher: RandomState::new(),
-        }
+/// Each entry expires `ttl` after it was set.
+struct PerEntry;
+
+impl<V> Expiry<Key, Entry<V>> for PerEntry {
+    fn expire_after_create(&self, _: &Key, entry: &Entry<V>, _: Instant) -> Option<Duration> {
+        Some(entry.ttl)
+    }
+
+    fn expire_after_update(
+        &self,
+        _: &Key,
+        entry: &Entry<V>,
+        _: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(entry.ttl)
     }
 }
 
-impl<V: Clone> Recent<V> {
-    fn shard(&self, key: &[u8]) -> &Shard<V> {
-        &self.shards[(self.hasher.hash_one(key) as usize) % SHARDS]
+/// A bounded map whose entries expire: a memory, not a record; losing an entry costs
+/// only a wait or a re-balance.
+pub struct Recent<V> {
+    cache: Cache<Key, Entry<V>>,
+}
+
+impl<V: Clone + Send + Sync + 'static> Default for Recent<V> {
+    fn default() -> Self {
+        Recent::with_capacity(CAPACITY)
+    }
+}
+
+impl<V: Clone + Send + Sync + 'static> Recent<V> {
+    /// A memory of at most `capacity` entries.
+    pub fn with_capacity(capacity: u64) -> Self {
+        Recent {
+            cache: Cache::builder()
+                .max_capacity(capacity)
+                .expire_after(PerEntry)
+                .build(),
+        }
     }
 
     /// The live value for `key` in `backend`.
     pub fn get(&self, backend: &Arc<str>, key: &[u8]) -> Option<V> {
-        let shard = self.shard(key).lock();
-        let (value, until) = shard.get(&(backend.clone(), key.to_vec()))?;
-        (*until > Instant::now()).then(|| value.clone())
+        self.cache
+            .get(&(backend.clone(), key.to_vec()))
+            .map(|e| e.value)
     }
 
     /// Remembers `value` for `key` in `backend` for `ttl`.
     pub fn set(&self, backend: &Arc<str>, key: &[u8], value: V, ttl: Duration) {
-        let mut shard = self.shard(key).lock();
-        if shard.len() >= PER_SHARD {
-            let now = Instant::now();
-            shard.retain(|_, (_, until)| *until > now);
-            if shard.len() >= PER_SHARD {
-                shard.clear();
-            }
-        }
-        shard.insert(
-            (backend.clone(), key.to_vec()),
-            (value, Instant::now() + ttl),
-        );
+        self.cache
+            .insert((backend.clone(), key.to_vec()), Entry { value, ttl });
+    }
+
+    /// Entries held now (after pending evictions are applied).
+    pub fn len(&self) -> u64 {
+        self.cache.run_pending_tasks();
+        self.cache.entry_count()
+    }
+
+    /// True when nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -66,18 +94,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn entries_expire_and_shards_stay_bounded() {
-        let recent: Recent<u32> = Recent::default();
+    fn entries_expire_and_stay_bounded() {
+        let recent: Recent<u32> = Recent::with_capacity(1_000);
         let b: Arc<str> = Arc::from("app");
         recent.set(&b, b"k", 7, Duration::from_secs(60));
         assert_eq!(recent.get(&b, b"k"), Some(7));
         assert_eq!(recent.get(&Arc::from("other"), b"k"), None);
         recent.set(&b, b"gone", 1, Duration::ZERO);
         assert_eq!(recent.get(&b, b"gone"), None);
-        for i in 0..(SHARDS * PER_SHARD * 2) as u32 {
+        for i in 0..5_000u32 {
             recent.set(&b, &i.to_be_bytes(), i, Duration::from_secs(60));
         }
-        let held: usize = recent.shards.iter().map(|s| s.lock().len()).sum();
-        assert!(held <= SHARDS * PER_SHARD);
+        assert!(recent.len() <= 1_000, "{}", recent.len());
     }
 }
