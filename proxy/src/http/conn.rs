@@ -1,6 +1,7 @@
 //! Per-connection timeouts HAProxy-style: an I/O wrapper that closes a client connection
 //! idle between requests longer than `keep_alive`, or sending a request head for longer
-//! than `client_header` (slowloris); requests in flight are never cut by it.
+//! than `client_header` (slowloris); requests in flight are never cut by it. It first
+//! reads again the bytes the fast path had read before handing the connection over.
 
 use std::io;
 use std::pin::Pin;
@@ -82,6 +83,9 @@ impl Drop for Busy {
 /// Client I/O with the idle and header timeouts.
 pub struct TimedIo<T> {
     inner: T,
+    /// Bytes read before the wrapper, read again first.
+    prefix: Vec<u8>,
+    pos: usize,
     state: Arc<ConnState>,
     keep_alive: Duration,
     header: Duration,
@@ -89,10 +93,18 @@ pub struct TimedIo<T> {
 }
 
 impl<T> TimedIo<T> {
-    /// Wraps `inner`.
-    pub fn new(inner: T, state: Arc<ConnState>, keep_alive: Duration, header: Duration) -> Self {
+    /// Wraps `inner`, whose reads start with `prefix`.
+    pub fn new(
+        inner: T,
+        prefix: Vec<u8>,
+        state: Arc<ConnState>,
+        keep_alive: Duration,
+        header: Duration,
+    ) -> Self {
         TimedIo {
             inner,
+            prefix,
+            pos: 0,
             state,
             keep_alive,
             header,
@@ -130,7 +142,15 @@ impl<T: AsyncRead + Unpin> AsyncRead for TimedIo<T> {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let before = buf.filled().len();
-        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+        let polled = if this.pos < this.prefix.len() {
+            let n = (this.prefix.len() - this.pos).min(buf.remaining());
+            buf.put_slice(&this.prefix[this.pos..this.pos + n]);
+            this.pos += n;
+            Poll::Ready(Ok(()))
+        } else {
+            Pin::new(&mut this.inner).poll_read(cx, buf)
+        };
+        match polled {
             Poll::Ready(Ok(())) => {
                 let s = &this.state;
                 if buf.filled().len() > before

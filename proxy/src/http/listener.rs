@@ -18,7 +18,6 @@ use super::conn::{ConnState, Cut, TimedIo};
 use super::forward::{self, Client};
 use super::h1::{self, Served};
 use super::metrics::ErrorKind;
-use super::rewind::Rewind;
 use arc_swap::ArcSwap;
 
 use super::{DataPlane, Frontend, Live};
@@ -94,19 +93,21 @@ async fn serve_io<I>(
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let io = if h2 || frontend.redirect_https {
-        Rewind::new(io, Vec::new())
+    let (io, read) = if h2 || frontend.redirect_https {
+        (io, Vec::new())
     } else {
         match h1::serve(io, peer, tls, plane, &frontend).await {
             Served::Done => return,
-            Served::Fallback(io, read) => Rewind::new(io, read),
+            Served::Fallback(io, read) => (io, read),
         }
     };
-    serve_hyper(io, peer, tls, plane, frontend).await
+    serve_hyper(io, read, peer, tls, plane, frontend).await
 }
 
+/// Serves a client connection on hyper, starting with the bytes already `read` from it.
 async fn serve_hyper<I>(
     io: I,
+    read: Vec<u8>,
     peer: SocketAddr,
     tls: bool,
     plane: &Arc<DataPlane>,
@@ -116,7 +117,7 @@ async fn serve_hyper<I>(
 {
     let state = ConnState::new();
     let t = &plane.timeouts;
-    let io = TimedIo::new(io, state.clone(), t.keep_alive, t.client_header);
+    let io = TimedIo::new(io, read, state.clone(), t.keep_alive, t.client_header);
     let client = Arc::new(Client {
         peer,
         tls,

@@ -14,7 +14,6 @@ pub mod metrics;
 mod persist;
 pub mod pool;
 pub mod recent;
-mod rewind;
 pub mod route;
 pub mod tls;
 
