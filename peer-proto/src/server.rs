@@ -39,6 +39,13 @@ pub trait PeerHandler<C: RaftTypeConfig>: Send + Sync + 'static {
         from: C::NodeId,
         q: Vec<u8>,
     ) -> impl Future<Output = Result<Vec<u8>, ForwardError>> + Send;
+
+    /// Sees every AppendEntries before Raft serves it: `leader_commit` is the commit
+    /// index the leader announced. A node uses it to tell whether it has caught up (its
+    /// readiness); the default ignores it.
+    fn observe_append(&self, leader_commit: Option<u64>) {
+        let _ = leader_commit;
+    }
 }
 
 /// Serves peers on `listener` until `shutdown` completes; open connections are then aborted.
@@ -211,6 +218,7 @@ where
 {
     match req {
         PeerRequest::AppendEntries(rpc) => {
+            handler.observe_append(rpc.leader_commit.as_ref().map(|c| c.index));
             PeerResponse::AppendEntries(handler.raft().append_entries(rpc).await)
         }
         PeerRequest::Vote(rpc) => PeerResponse::Vote(handler.raft().vote(rpc).await),

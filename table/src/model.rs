@@ -105,6 +105,10 @@ pub struct NodeBatch {
     /// Every request this node served up to this time (node clock) is in this batch or an
     /// earlier one.
     pub watermark: Millis,
+    /// The log index this node had applied (and made visible to its data plane) when it
+    /// took `watermark`: the watermark counts toward a drain only if this is at least the
+    /// drain's index.
+    pub applied: u64,
 }
 
 /// A state change the table applies. Time comes from the [`Proposal`] around it.

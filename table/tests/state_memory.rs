@@ -57,6 +57,7 @@ fn bytes_per_binding(n: usize) -> f64 {
                 binds,
                 touches: vec![],
                 watermark: 0,
+                applied: 0,
             }),
         });
     }

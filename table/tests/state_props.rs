@@ -20,8 +20,12 @@ fn config() -> ProptestConfig {
 
 fn run(t: &mut StickTable, step: &Step) -> Response {
     match step {
-        Step::Apply(p) => t.apply(p),
-        Step::Members(m) => {
+        Step::Apply(i, p) => {
+            t.note_index(*i);
+            t.apply(p)
+        }
+        Step::Members(i, m) => {
+            t.note_index(*i);
             t.set_members(m);
             Response::Empty
         }
@@ -77,12 +81,20 @@ fn check_release(before: &StickTable, after: &StickTable, step: &Step) {
     for s in after.servers() {
         let old = before.server(&s.backend, &s.server).map(|x| x.admin_state);
         let point = |since: u64| s.last_expiry.max(since).saturating_add(skew);
-        let rule_holds =
-            |since: u64| s.bindings == 0 && after.watermarks().values().all(|&w| w >= point(since));
+        let drained_at = after.drain_index(&s.backend, &s.server).unwrap_or(0);
+        let applied = |n: &u64| after.reported_applied().get(n).copied().unwrap_or(0);
+        let holds_back = |n: &u64, w: u64, since: u64| w < point(since) || applied(n) < drained_at;
+        let rule_holds = |since: u64| {
+            s.bindings == 0
+                && after
+                    .watermarks()
+                    .iter()
+                    .all(|(n, &w)| !holds_back(n, w, since))
+        };
         if let (Some(AdminState::Drain { since, deadline }), AdminState::Maint) =
             (old, s.admin_state)
         {
-            let operator = matches!(step, Step::Apply(Proposal {
+            let operator = matches!(step, Step::Apply(_, Proposal {
                 command: Command::SetServerState { backend, server, .. }, ..
             }) if *backend == s.backend && *server == s.server);
             let forced = deadline.is_some_and(|d| now >= d);
@@ -108,7 +120,7 @@ fn check_release(before: &StickTable, after: &StickTable, step: &Step) {
             let blockers: Vec<u64> = after
                 .watermarks()
                 .iter()
-                .filter(|&(_, &w)| w < point(since))
+                .filter(|&(n, &w)| holds_back(n, w, since))
                 .map(|(&n, _)| n)
                 .collect();
             assert_eq!(after.release_blockers(&s.backend, &s.server), blockers);
@@ -145,8 +157,12 @@ proptest! {
             let before = t.clone();
             let got = run(&mut t, &step);
             let want = match &step {
-                Step::Apply(p) => m.apply(p),
-                Step::Members(members) => {
+                Step::Apply(i, p) => {
+                    m.note_index(*i);
+                    m.apply(p)
+                }
+                Step::Members(i, members) => {
+                    m.note_index(*i);
                     m.set_members(members);
                     Response::Empty
                 }
@@ -157,6 +173,7 @@ proptest! {
             prop_assert_eq!(t.now(), m.now);
             prop_assert_eq!(t.counters(), m.counters);
             prop_assert_eq!(t.watermarks(), &m.watermarks);
+            prop_assert_eq!(t.reported_applied(), &m.reported);
             prop_assert_eq!(t.servers(), m.server_statuses());
             prop_assert_eq!(&listing(&t), &m.bindings);
             prop_assert_eq!(t.len(), m.bindings.len());

@@ -57,6 +57,7 @@ fn proposals(n: usize) -> impl Iterator<Item = Proposal> {
                 binds,
                 touches: vec![],
                 watermark: 0,
+                applied: 0,
             }),
         }
     })

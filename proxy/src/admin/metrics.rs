@@ -46,6 +46,19 @@ pub fn render(node: &Node, http: Option<&HttpMetrics>) -> Response<Body> {
         http.register(&mut registry);
     }
     let m = node.raft().metrics().borrow().clone();
+    let readiness = node.readiness();
+    gauge(
+        &mut registry,
+        "holdfast_node_ready",
+        "1 when this node may serve clients and speak for the table (/readyz), else 0",
+        i64::from(readiness.ready),
+    );
+    gauge(
+        &mut registry,
+        "holdfast_node_applied_lag",
+        "Log entries this node's applied index is behind the leader's commit",
+        readiness.lag as i64,
+    );
     gauge(
         &mut registry,
         "holdfast_raft_term",

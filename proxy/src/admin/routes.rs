@@ -1,5 +1,6 @@
 //! The admin API's routes: cluster and backend status, server state changes, the stick
-//! table, membership. JSON in and out; every call but `/metrics` needs the bearer token.
+//! table, membership. JSON in and out; every call but `/metrics`, `/healthz`,
+//! `/readyz` and the stats page needs the bearer token.
 
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
@@ -53,7 +54,18 @@ pub async fn handle(admin: Admin, req: Request<Incoming>) -> Response<Body> {
         match path.as_str() {
             "/metrics" => return super::metrics::render(&admin.node, admin.http.as_deref()),
             "/" => return super::stats::page(),
-            "/stats.json" => return super::stats::stats_json(&admin),
+            "/stats.json" => return super::stats::stats_json(&admin).await,
+            // Liveness: the process answers. Readiness: it may take client traffic.
+            "/healthz" => return json(StatusCode::OK, &serde_json::json!({ "alive": true })),
+            "/readyz" => {
+                let r = admin.node.readiness();
+                let status = if r.ready {
+                    StatusCode::OK
+                } else {
+                    StatusCode::SERVICE_UNAVAILABLE
+                };
+                return json(status, &r);
+            }
             _ => {}
         }
     }
@@ -64,7 +76,7 @@ pub async fn handle(admin: Admin, req: Request<Incoming>) -> Response<Body> {
     let method = req.method().clone();
     let query = req.uri().query().unwrap_or("").to_string();
     match (method, segments.as_slice()) {
-        (Method::GET, ["v1", "cluster"]) => json(StatusCode::OK, &node.cluster_status()),
+        (Method::GET, ["v1", "cluster"]) => json(StatusCode::OK, &node.cluster_status().await),
         (Method::GET, ["v1", "backends"]) => {
             let status = node.backends_status(|b, s| admin.health(b, s));
             json(StatusCode::OK, &status)
@@ -192,6 +204,7 @@ async fn pin(node: &Node, backend: String, body: BindBody) -> Response<Body> {
         binds: vec![bind],
         touches: vec![],
         watermark: 0,
+        applied: 0,
     };
     match node.writer().write(Command::Batch(batch)).await {
         Ok(_) => json(

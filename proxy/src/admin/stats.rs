@@ -18,11 +18,11 @@ struct Stats {
 }
 
 /// `GET /stats.json`.
-pub fn stats_json(admin: &Admin) -> Response<Body> {
+pub async fn stats_json(admin: &Admin) -> Response<Body> {
     json(
         StatusCode::OK,
         &Stats {
-            cluster: admin.node.cluster_status(),
+            cluster: admin.node.cluster_status().await,
             backends: admin.node.backends_status(|b, s| admin.health(b, s)),
         },
     )

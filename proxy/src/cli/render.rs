@@ -84,16 +84,40 @@ pub fn cluster(v: &Value) -> String {
                 Some(0) | None => "none yet".to_string(),
                 Some(w) => format!("{:.1}s", now.saturating_sub(w) as f64 / 1000.0),
             };
+            let ready = match m["readiness"]["ready"].as_bool() {
+                Some(true) => "ready".to_string(),
+                Some(false) => format!(
+                    "NOT READY: {}",
+                    m["readiness"]["reason"].as_str().unwrap_or("?")
+                ),
+                None => "no answer".to_string(),
+            };
+            let lag = match (
+                m["replication_lag"].as_u64(),
+                m["readiness"]["lag"].as_u64(),
+            ) {
+                (Some(l), _) | (None, Some(l)) => l.to_string(),
+                (None, None) => "-".to_string(),
+            };
             vec![
                 str_of(&m["id"]),
                 str_of(&m["address"]),
                 str_of(&m["role"]),
                 age,
+                lag,
+                ready,
             ]
         })
         .collect();
     out.push_str(&columns(
-        &["node", "address", "role", "watermark age"],
+        &[
+            "node",
+            "address",
+            "role",
+            "watermark age",
+            "lag",
+            "readiness",
+        ],
         &rows,
     ));
     out

@@ -95,21 +95,32 @@ async fn serve(config: config::Config, path: &Path, data_dir: Option<&Path>) -> 
     let node = Node::start(config).await?;
     tracing::info!(id = node.id(), admin = %admin_addr, peer = %node.config().cluster.peer_listen, "node started");
     let metrics = Arc::new(crate::http::HttpMetrics::default());
-    let mut data_plane = crate::http::start(Arc::clone(&node), metrics.clone()).await?;
     let admin_task = tokio::spawn(crate::admin::serve(
         admin,
         Arc::clone(&node),
-        Some(metrics),
+        Some(metrics.clone()),
         std::future::pending(),
     ));
-    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        .context("installing the SIGHUP handler")?;
     let stop = shutdown_signal();
     tokio::pin!(stop);
+    // No client traffic before the node has caught up with the cluster (`/readyz`).
+    tokio::select! {
+        _ = node.wait_ready() => {}
+        reason = node.fatal() => fail_stop(&node, &reason),
+        _ = &mut stop => {
+            admin_task.abort();
+            node.shutdown().await;
+            return Ok(());
+        }
+    }
+    let mut data_plane = crate::http::start(Arc::clone(&node), metrics).await?;
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("installing the SIGHUP handler")?;
     loop {
         tokio::select! {
             _ = &mut stop => break,
             _ = hup.recv() => reload(&node, &mut data_plane, path, data_dir),
+            reason = node.fatal() => fail_stop(&node, &reason),
         }
     }
     tracing::info!(
@@ -120,6 +131,23 @@ async fn serve(config: config::Config, path: &Path, data_dir: Option<&Path>) -> 
     admin_task.abort();
     node.shutdown().await;
     Ok(())
+}
+
+/// Exit status of a node that stopped because it can no longer keep its table true
+/// (`EX_SOFTWARE`): a supervisor restarts it.
+pub const EXIT_FAIL_STOP: i32 = 70;
+
+/// The Raft core stopped on a fatal error (a log or snapshot write failed, a full disk, a
+/// broken invariant): the table here is no longer kept true, so the node stops serving
+/// clients and reporting watermarks at once, says why, and exits for its supervisor to
+/// restart it. Nothing is drained gracefully: every answer from now on could be wrong.
+fn fail_stop(node: &Node, reason: &str) -> ! {
+    tracing::error!(id = node.id(), %reason, "fail-stop: the raft core stopped; exiting");
+    eprintln!(
+        "holdfast: node {} stops: its raft core stopped and the table can no longer be kept true: {reason}",
+        node.id()
+    );
+    std::process::exit(EXIT_FAIL_STOP)
 }
 
 /// SIGHUP: re-reads the config; a bad file or a change that needs a restart is logged

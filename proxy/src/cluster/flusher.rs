@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use holdfast_table::model::{Bind, Command, NodeBatch, NodeId, Touch};
-use holdfast_table::view::ReadView;
+use holdfast_table::raft::SharedState;
 use tokio::sync::mpsc;
 
 use super::clock::now_ms;
@@ -55,7 +55,7 @@ impl Pending {
         self.binds.len() + self.touches.len()
     }
 
-    fn take(&mut self, node: NodeId, watermark: u64) -> NodeBatch {
+    fn take(&mut self, node: NodeId, watermark: u64, applied: u64) -> NodeBatch {
         let mut touches: Vec<Touch> = self.touches.drain().map(|(_, t)| t).collect();
         touches.sort_by(|a, b| (&a.backend, &a.key).cmp(&(&b.backend, &b.key)));
         NodeBatch {
@@ -63,6 +63,7 @@ impl Pending {
             binds: std::mem::take(&mut self.binds),
             touches,
             watermark,
+            applied,
         }
     }
 
@@ -89,7 +90,7 @@ pub async fn run(
     node: NodeId,
     mut rx: mpsc::Receiver<Record>,
     writer: Arc<Writer>,
-    view: Arc<ReadView>,
+    shared: Arc<SharedState>,
     interval: Duration,
     limit: usize,
     stats: Arc<FlushStats>,
@@ -106,12 +107,16 @@ pub async fn run(
             },
             _ = ticker.tick() => true,
         };
-        // Everything served before this instant is already in the channel: drain it all.
+        // The index first, then the time: every request after `applied` was visible saw
+        // the table as of that entry, and everything served before `watermark` is already
+        // in the channel (drained just below).
+        let applied = shared.visible_index();
         let watermark = now_ms();
         while let Ok(r) = rx.try_recv() {
             pending.keep(r, limit, &stats);
         }
-        let draining = view
+        let draining = shared
+            .view()
             .states()
             .servers
             .iter()
@@ -122,7 +127,7 @@ pub async fn run(
         if !send {
             continue;
         }
-        let batch = pending.take(node, watermark);
+        let batch = pending.take(node, watermark, applied);
         let (binds, touches) = (batch.binds.len() as u64, batch.touches.len() as u64);
         match writer.write(Command::Batch(batch.clone())).await {
             Ok(_) => {

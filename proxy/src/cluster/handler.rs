@@ -10,7 +10,8 @@ use holdfast_table::raft::{Raft, TypeConfig};
 
 use holdfast_table::raft::SharedState;
 
-use super::membership::{self, PeerQuery};
+use super::membership::{self, FormedAnswer, PeerQuery};
+use super::readiness::{self, CommitWatch};
 use super::writer::Writer;
 
 /// The peer-protocol handler of one node.
@@ -18,11 +19,30 @@ pub struct Handler {
     pub(super) raft: Raft,
     pub(super) writer: Arc<Writer>,
     pub(super) shared: Arc<SharedState>,
+    pub(super) commits: Arc<CommitWatch>,
+}
+
+impl Handler {
+    fn require_leader(&self) -> Result<(), ForwardError> {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        if m.current_leader == Some(m.id) {
+            Ok(())
+        } else {
+            Err(ForwardError::NotLeader {
+                leader: m.current_leader,
+            })
+        }
+    }
 }
 
 impl PeerHandler<TypeConfig> for Handler {
     fn raft(&self) -> &Raft {
         &self.raft
+    }
+
+    fn observe_append(&self, leader_commit: Option<u64>) {
+        self.commits.observe(leader_commit);
     }
 
     async fn client_write(&self, _from: u64, req: Proposal) -> Result<Response, ForwardError> {
@@ -32,16 +52,16 @@ impl PeerHandler<TypeConfig> for Handler {
     async fn query(&self, from: u64, q: Vec<u8>) -> Result<Vec<u8>, ForwardError> {
         let query: PeerQuery = serde_json::from_slice(&q)
             .map_err(|e| ForwardError::Rejected(format!("bad query: {e}")))?;
-        let (id, leader) = {
-            let m = self.raft.metrics();
-            let m = m.borrow();
-            (m.id, m.current_leader)
-        };
-        if leader != Some(id) {
-            return Err(ForwardError::NotLeader { leader });
-        }
         match query {
+            PeerQuery::Formed => serde_json::to_vec(&FormedAnswer::of(&self.raft))
+                .map_err(|e| ForwardError::Rejected(e.to_string())),
+            PeerQuery::Readiness => {
+                let id = self.raft.metrics().borrow().id;
+                serde_json::to_vec(&readiness::evaluate(&self.raft, id, &self.commits))
+                    .map_err(|e| ForwardError::Rejected(e.to_string()))
+            }
             PeerQuery::Cluster(op) => {
+                self.require_leader()?;
                 tracing::info!(from, ?op, "membership change forwarded by a peer");
                 membership::execute(&self.raft, &op)
                     .await
@@ -49,6 +69,7 @@ impl PeerHandler<TypeConfig> for Handler {
                 Ok(Vec::new())
             }
             PeerQuery::Lookup { backend, key } => {
+                self.require_leader()?;
                 // Read index: everything committed before the query is applied here first.
                 self.raft
                     .ensure_linearizable()

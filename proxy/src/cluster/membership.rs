@@ -37,6 +37,39 @@ pub enum PeerQuery {
         /// The persistence key.
         key: Vec<u8>,
     },
+    /// Has a cluster been formed, and with which members? Answered by any node, leader or
+    /// not: a node starting with no state asks before it may take part.
+    Formed,
+    /// Is the node ready (`/readyz`)? Answered by any node, for `ctl cluster`.
+    Readiness,
+}
+
+/// The answer to [`PeerQuery::Formed`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FormedAnswer {
+    /// The answering node.
+    pub id: u64,
+    /// Whether it holds cluster state (it was initialized or added).
+    pub initialized: bool,
+    /// The voters it knows.
+    pub voters: Vec<u64>,
+    /// The leader it knows.
+    pub leader: Option<u64>,
+}
+
+impl FormedAnswer {
+    /// What node `raft` would answer.
+    pub fn of(raft: &Raft) -> FormedAnswer {
+        let m = raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership();
+        let voters: Vec<u64> = membership.voter_ids().collect();
+        FormedAnswer {
+            id: m.id,
+            initialized: membership.nodes().next().is_some() || m.last_log_index.is_some(),
+            voters,
+            leader: m.current_leader,
+        }
+    }
 }
 
 /// How long a new member may take to catch up before the add is abandoned.

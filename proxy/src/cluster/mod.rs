@@ -9,6 +9,7 @@ mod handler;
 mod membership;
 mod node;
 mod queue;
+mod readiness;
 mod status;
 mod writer;
 
@@ -17,5 +18,6 @@ pub use flusher::FlushStats;
 pub use membership::ClusterOp;
 pub use node::Node;
 pub use queue::{BindQueue, QueueStats, Record};
+pub use readiness::Readiness;
 pub use status::{BackendStatus, ClusterStatus, MemberStatus, ServerView, TableStatus};
 pub use writer::{WriteError, Writer};

@@ -22,6 +22,7 @@ use super::flusher::{self, FlushStats};
 use super::handler::Handler;
 use super::membership::{self, ClusterOp, PeerQuery};
 use super::queue::BindQueue;
+use super::readiness::{self, CommitWatch, Readiness};
 use super::writer::{self, WriteError, Writer};
 use crate::config::Config;
 
@@ -35,6 +36,7 @@ pub struct Node {
     peers: PeerClient<holdfast_table::raft::TypeConfig>,
     queue: BindQueue,
     flush_stats: Arc<FlushStats>,
+    commits: Arc<CommitWatch>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -76,6 +78,31 @@ fn raft_config(config: &Config) -> anyhow::Result<Arc<openraft::Config>> {
     Ok(Arc::new(c.validate().context("raft configuration")?))
 }
 
+/// The static member list of `config` (this node alone when none is configured).
+fn static_members(config: &Config) -> BTreeMap<NodeId, BasicNode> {
+    let cluster = &config.cluster;
+    if cluster.members.is_empty() {
+        return BTreeMap::from([(
+            config.node.id,
+            BasicNode {
+                addr: cluster.peer_listen.to_string(),
+            },
+        )]);
+    }
+    cluster
+        .members
+        .iter()
+        .map(|m| {
+            (
+                m.id,
+                BasicNode {
+                    addr: m.addr.clone(),
+                },
+            )
+        })
+        .collect()
+}
+
 impl Node {
     /// Starts the node described by `config`.
     pub async fn start(config: Config) -> anyhow::Result<Arc<Node>> {
@@ -94,6 +121,10 @@ impl Node {
             .await
             .context("starting raft")?;
         let peers = PeerClient::new(peer.clone());
+        if !raft.is_initialized().await? {
+            bootstrap::refuse_if_formed_without_me(&peers, id, &static_members(&config), &dir)
+                .await?;
+        }
         let writer = Arc::new(Writer::new(
             id,
             raft.clone(),
@@ -106,10 +137,12 @@ impl Node {
             .with_context(|| {
                 format!("cannot listen for peers on {}", config.cluster.peer_listen)
             })?;
+        let commits = Arc::new(CommitWatch::default());
         let handler = Arc::new(Handler {
             raft: raft.clone(),
             writer: writer.clone(),
             shared: shared.clone(),
+            commits: commits.clone(),
         });
         let mut tasks = Vec::new();
         tasks.push(tokio::spawn(holdfast_peer_proto::serve(
@@ -125,7 +158,7 @@ impl Node {
             id,
             rx,
             writer.clone(),
-            shared.view().clone(),
+            shared.clone(),
             config.cluster.flush,
             config.cluster.queue_limit,
             flush_stats.clone(),
@@ -146,6 +179,7 @@ impl Node {
             peers,
             queue,
             flush_stats,
+            commits,
             tasks,
         });
         node.form_cluster().await?;
@@ -167,27 +201,7 @@ impl Node {
             );
             return Ok(());
         }
-        let members: BTreeMap<NodeId, BasicNode> = if cluster.members.is_empty() {
-            BTreeMap::from([(
-                self.id,
-                BasicNode {
-                    addr: cluster.peer_listen.to_string(),
-                },
-            )])
-        } else {
-            cluster
-                .members
-                .iter()
-                .map(|m| {
-                    (
-                        m.id,
-                        BasicNode {
-                            addr: m.addr.clone(),
-                        },
-                    )
-                })
-                .collect()
-        };
+        let members = static_members(&config);
         if !members.contains_key(&self.id) {
             tracing::info!(
                 id = self.id,
@@ -199,13 +213,15 @@ impl Node {
             max_skew: cluster.max_skew.as_millis() as u64,
             expiry_grace: cluster.expiry_grace.as_millis() as u64,
         };
-        tokio::spawn(bootstrap::form(
-            self.raft.clone(),
-            self.writer.clone(),
-            self.id,
+        tokio::spawn(bootstrap::form(bootstrap::Formation {
+            raft: self.raft.clone(),
+            writer: self.writer.clone(),
+            peers: self.peers.clone(),
+            id: self.id,
             members,
             params,
-        ));
+            data_dir: config.node.data_dir.clone(),
+        }));
         Ok(())
     }
 
@@ -262,9 +278,55 @@ impl Node {
         &self.queue
     }
 
+    /// The client for talking to peers.
+    pub(super) fn peer_client(&self) -> &PeerClient<holdfast_table::raft::TypeConfig> {
+        &self.peers
+    }
+
     /// Counters of the flusher.
     pub fn flush_stats(&self) -> &Arc<FlushStats> {
         &self.flush_stats
+    }
+
+    /// Whether this node may serve clients and speak for the table (`/readyz`).
+    pub fn readiness(&self) -> Readiness {
+        readiness::evaluate(&self.raft, self.id, &self.commits)
+    }
+
+    /// Completes when the Raft core stops on a fatal error (a storage failure, a broken
+    /// invariant), with what it said. The node must then stop serving: its table is no
+    /// longer kept true.
+    pub async fn fatal(&self) -> String {
+        let mut metrics = self.raft.metrics();
+        loop {
+            if let Err(fatal) = &metrics.borrow_and_update().running_state {
+                return fatal.to_string();
+            }
+            if metrics.changed().await.is_err() {
+                return "raft core ended".into();
+            }
+        }
+    }
+
+    /// Waits until the node is ready, logging why not every few seconds.
+    pub async fn wait_ready(&self) {
+        let mut last_said = tokio::time::Instant::now();
+        loop {
+            let r = self.readiness();
+            if r.ready {
+                tracing::info!(id = self.id, applied = r.applied, "ready: serving clients");
+                return;
+            }
+            if last_said.elapsed() >= std::time::Duration::from_secs(5) {
+                tracing::info!(
+                    id = self.id,
+                    reason = r.reason.as_deref().unwrap_or(""),
+                    "not ready yet"
+                );
+                last_said = tokio::time::Instant::now();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
     }
 
     /// The TTL of `backend` in ms (the configured one, or 30 minutes if unknown).

@@ -6,7 +6,9 @@ use std::collections::BTreeSet;
 use holdfast_table::model::AdminState;
 use serde::Serialize;
 
+use super::membership::PeerQuery;
 use super::node::Node;
+use super::readiness::Readiness;
 
 /// `GET /v1/cluster`.
 #[derive(Clone, Debug, Serialize)]
@@ -40,6 +42,11 @@ pub struct MemberStatus {
     pub role: &'static str,
     /// Last watermark the member reported (ms since epoch; 0: none yet).
     pub watermark: u64,
+    /// The member's own readiness, asked over the peer protocol (`None`: it did not
+    /// answer).
+    pub readiness: Option<Readiness>,
+    /// On the leader: how many log entries the member is behind the leader's log.
+    pub replication_lag: Option<u64>,
 }
 
 /// One backend in `GET /v1/backends`.
@@ -97,13 +104,37 @@ pub struct TableEntry {
 
 impl Node {
     /// `GET /v1/cluster`.
-    pub fn cluster_status(&self) -> ClusterStatus {
+    pub async fn cluster_status(&self) -> ClusterStatus {
         let m = self.raft().metrics().borrow().clone();
         let membership = m.membership_config.membership();
         let voters: BTreeSet<u64> = membership.voter_ids().collect();
         let (watermarks, table_now) = self
             .shared()
             .with_table(|t| (t.watermarks().clone(), t.now()));
+        let last = m.last_log_index.unwrap_or(0);
+        let mut asks = tokio::task::JoinSet::new();
+        for (id, node) in membership.nodes() {
+            let (id, addr, me) = (*id, node.addr.clone(), *id == self.id());
+            let local = me.then(|| self.readiness());
+            let peers = self.peer_client().clone();
+            asks.spawn(async move {
+                if local.is_some() {
+                    return (id, local);
+                }
+                let query = serde_json::to_vec(&PeerQuery::Readiness).unwrap_or_default();
+                let asked = tokio::time::timeout(
+                    std::time::Duration::from_secs(1),
+                    peers.query(&addr, query),
+                );
+                let answer = match asked.await {
+                    Ok(Ok(bytes)) => serde_json::from_slice(&bytes).ok(),
+                    _ => None,
+                };
+                (id, answer)
+            });
+        }
+        let readiness: std::collections::BTreeMap<u64, Option<Readiness>> =
+            asks.join_all().await.into_iter().collect();
         let members = membership
             .nodes()
             .map(|(id, node)| MemberStatus {
@@ -117,6 +148,11 @@ impl Node {
                     "learner"
                 },
                 watermark: watermarks.get(id).copied().unwrap_or(0),
+                readiness: readiness.get(id).cloned().flatten(),
+                replication_lag: m.replication.as_ref().map(|r| {
+                    let matched = r.get(id).cloned().flatten().map(|l| l.index);
+                    last.saturating_sub(matched.unwrap_or(0))
+                }),
             })
             .collect();
         ClusterStatus {

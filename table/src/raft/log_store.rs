@@ -41,10 +41,21 @@ pub enum OpenError {
     },
 }
 
+/// A read or write of the log that failed, with the file it failed on (a fail-stop
+/// message must say which file and what the OS said).
+#[derive(Debug, thiserror::Error)]
+#[error("raft log {path}: {source}")]
+pub struct LogIoError {
+    path: Arc<str>,
+    #[source]
+    source: redb::Error,
+}
+
 /// The Raft log store: cheap to clone, every clone shares one database.
 #[derive(Clone)]
 pub struct LogStore {
     db: Arc<Database>,
+    path: Arc<str>,
 }
 
 impl LogStore {
@@ -63,10 +74,20 @@ impl LogStore {
             Ok(())
         };
         init().map_err(|source| OpenError::Init {
-            path: shown,
+            path: shown.clone(),
             source,
         })?;
-        Ok(LogStore { db: Arc::new(db) })
+        Ok(LogStore {
+            db: Arc::new(db),
+            path: shown.into(),
+        })
+    }
+
+    fn at(&self, source: redb::Error) -> LogIoError {
+        LogIoError {
+            path: self.path.clone(),
+            source,
+        }
     }
 
     fn read_meta<T: serde::de::DeserializeOwned>(
@@ -146,8 +167,8 @@ impl RaftLogReader<TypeConfig> for LogStore {
     ) -> Result<Vec<Entry>, StorageError> {
         let read = || -> Result<Vec<Entry>, redb::Error> {
             let tx = self.db.begin_read()?;
-            let table = tx.open_table(LOGS)?;
             let (start, end) = bounds_of(&range);
+            let table = tx.open_table(LOGS)?;
             let iter = match end {
                 Some(end) if end <= start => return Ok(Vec::new()),
                 Some(end) => table.range(start..end)?,
@@ -162,7 +183,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
             }
             Ok(out)
         };
-        read().map_err(|e| StorageIOError::read_logs(&e).into())
+        read().map_err(|e| StorageIOError::read_logs(&self.at(e)).into())
     }
 }
 
@@ -172,10 +193,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
         let purged: Option<LogId> = self
             .read_meta(KEY_PURGED)
-            .map_err(|e| StorageIOError::read_logs(&e))?;
+            .map_err(|e| StorageIOError::read_logs(&self.at(e)))?;
         let last = self
             .last_entry_id()
-            .map_err(|e| StorageIOError::read_logs(&e))?;
+            .map_err(|e| StorageIOError::read_logs(&self.at(e)))?;
         Ok(LogState {
             last_purged_log_id: purged,
             last_log_id: last.or(purged),
@@ -189,24 +210,24 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn save_vote(&mut self, vote: &Vote<u64>) -> Result<(), StorageError> {
         self.write_meta(KEY_VOTE, vote)
             .await
-            .map_err(|e| StorageIOError::write_vote(&e).into())
+            .map_err(|e| StorageIOError::write_vote(&self.at(e)).into())
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<u64>>, StorageError> {
         self.read_meta(KEY_VOTE)
-            .map_err(|e| StorageIOError::read_vote(&e).into())
+            .map_err(|e| StorageIOError::read_vote(&self.at(e)).into())
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
         self.write_meta(KEY_COMMITTED, &committed)
             .await
-            .map_err(|e| StorageIOError::write(&e).into())
+            .map_err(|e| StorageIOError::write(&self.at(e)).into())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
         let committed: Option<Option<LogId>> = self
             .read_meta(KEY_COMMITTED)
-            .map_err(|e| StorageIOError::read(&e))?;
+            .map_err(|e| StorageIOError::read(&self.at(e)))?;
         Ok(committed.flatten())
     }
 
@@ -241,6 +262,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 Ok(())
             }
             Err(e) => {
+                let e = self.at(e);
                 callback.log_io_completed(Err(std::io::Error::other(e.to_string())));
                 Err(StorageIOError::write_logs(&e).into())
             }
@@ -254,7 +276,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             Ok(())
         })
         .await
-        .map_err(|e| StorageIOError::write_logs(&e).into())
+        .map_err(|e| StorageIOError::write_logs(&self.at(e)).into())
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
@@ -266,6 +288,6 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             Ok(())
         })
         .await
-        .map_err(|e| StorageIOError::write_logs(&e).into())
+        .map_err(|e| StorageIOError::write_logs(&self.at(e)).into())
     }
 }

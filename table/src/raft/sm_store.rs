@@ -10,6 +10,7 @@ use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend, StorageIOError};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::codec;
 use crate::model::{NodeId, Response};
@@ -25,6 +26,8 @@ pub struct SharedState {
     applied: Mutex<(Option<LogId>, StoredMembership)>,
     snapshot: Mutex<Option<StoredSnapshot>>,
     view: Arc<ReadView>,
+    /// The last applied log index whose effects the read view shows.
+    visible: AtomicU64,
 }
 
 impl SharedState {
@@ -41,6 +44,13 @@ impl SharedState {
     /// The data plane's read view.
     pub fn view(&self) -> &Arc<ReadView> {
         &self.view
+    }
+
+    /// The last log index applied *and* published to the read view: every request the
+    /// data plane routes from now on sees at least the state after this entry. A node's
+    /// batch reports it next to its watermark.
+    pub fn visible_index(&self) -> u64 {
+        self.visible.load(Ordering::Acquire)
     }
 }
 
@@ -116,6 +126,7 @@ impl StateMachineStore {
             applied: Mutex::new(applied),
             snapshot: Mutex::new(stored),
             view,
+            visible: AtomicU64::new(0),
         });
         shared.rebuild_view();
         Ok(StateMachineStore {
@@ -129,7 +140,18 @@ impl StateMachineStore {
         &self.shared
     }
 
+    /// Writes `stored` durably (temporary file, fsync, rename, fsync of the directory).
+    /// An error names the snapshot file, for the fail-stop message.
     fn persist(&self, stored: &StoredSnapshot) -> Result<(), std::io::Error> {
+        self.write_snapshot_file(stored).map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!("snapshot {}: {e}", self.snapshot_path.display()),
+            )
+        })
+    }
+
+    fn write_snapshot_file(&self, stored: &StoredSnapshot) -> Result<(), std::io::Error> {
         let bytes = codec::encode(stored).map_err(std::io::Error::other)?;
         let tmp = self.snapshot_path.with_extension("tmp");
         {
@@ -154,6 +176,9 @@ impl SharedState {
             servers: table.servers(),
             now: table.now(),
         });
+        if let Some(applied) = self.applied.lock().0 {
+            self.visible.fetch_max(applied.index, Ordering::Release);
+        }
     }
 
     /// Rebuilds the read view from scratch (after restore or snapshot install).
@@ -225,6 +250,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let mut table = self.shared.table.lock();
         let mut responses = Vec::new();
         for entry in entries {
+            table.note_index(entry.log_id.index);
             let response = match &entry.payload {
                 EntryPayload::Blank => Response::Empty,
                 EntryPayload::Normal(proposal) => table.apply(proposal),

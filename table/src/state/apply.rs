@@ -34,6 +34,14 @@ pub(crate) fn expiry_horizon(now: Millis, params: &TableParams, slowest: Option<
 }
 
 impl StickTable {
+    /// Notes the log index of the entry about to be applied (every entry, membership and
+    /// blank ones included). A drain remembers it, so only watermarks taken by a member
+    /// after it applied the drain count toward its release. Replicas apply the same log,
+    /// so this is replicated state like the rest.
+    pub fn note_index(&mut self, index: u64) {
+        self.index = self.index.max(index);
+    }
+
     /// Applies one log entry's proposal.
     ///
     /// Advances the clock to `max(clock, p.now)`, expires bindings whose `expires_at` is
@@ -84,8 +92,10 @@ impl StickTable {
     /// members' watermarks are dropped and stop counting. Re-evaluates release.
     pub fn set_members(&mut self, members: &BTreeSet<NodeId>) {
         self.watermarks.retain(|node, _| members.contains(node));
+        self.reported.retain(|node, _| members.contains(node));
         for &m in members {
             self.watermarks.entry(m).or_insert(0);
+            self.reported.entry(m).or_insert(0);
         }
         self.members = members.clone();
         self.expire();
@@ -107,6 +117,9 @@ impl StickTable {
         }
         if let Some(w) = self.watermarks.get_mut(&batch.node) {
             *w = (*w).max(batch.watermark);
+        }
+        if let Some(a) = self.reported.get_mut(&batch.node) {
+            *a = (*a).max(batch.applied);
         }
         Response::Batch {
             bound,
@@ -281,6 +294,9 @@ impl StickTable {
         };
         if new != old {
             self.registry.set_state(id, new);
+            if !matches!(old, AdminState::Drain { .. }) && matches!(new, AdminState::Drain { .. }) {
+                self.registry.server_mut(id).drain_index = self.index;
+            }
             self.changes.servers_changed();
         }
         id

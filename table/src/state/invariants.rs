@@ -69,6 +69,9 @@ impl StickTable {
                 return Err(format!("slot {id} bound to another backend's server"));
             }
         }
+        if !self.reported.keys().eq(self.members.iter()) {
+            return Err("reported applied indexes are not exactly the members".into());
+        }
         if !self.watermarks.keys().eq(self.members.iter()) {
             return Err("watermarks are not exactly the members".into());
         }

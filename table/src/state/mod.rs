@@ -45,6 +45,11 @@ pub struct StickTable {
     members: BTreeSet<NodeId>,
     /// Watermark of every member (exactly the members).
     watermarks: BTreeMap<NodeId, Millis>,
+    /// The log index each member had applied when it took its latest watermark (exactly
+    /// the members; 0 until it reports).
+    reported: BTreeMap<NodeId, u64>,
+    /// The log index of the entry being applied (see [`StickTable::note_index`]).
+    index: u64,
     registry: Registry,
     store: Store,
     expiry: ExpiryIndex,
@@ -83,6 +88,11 @@ impl StickTable {
     /// The cluster members, as last given to [`StickTable::set_members`].
     pub fn members(&self) -> &BTreeSet<NodeId> {
         &self.members
+    }
+
+    /// The log index each member had applied when it took its latest watermark.
+    pub fn reported_applied(&self) -> &BTreeMap<NodeId, u64> {
+        &self.reported
     }
 
     /// Each member's watermark (0 until it reports). Only members appear.

@@ -1,5 +1,6 @@
 //! The release rule: when a draining server becomes `maint` by itself (no live binding and
-//! every member's watermark past its release point), and when a drain deadline forces it.
+//! every member's watermark past its release point, taken after that member applied the
+//! drain), and when a drain deadline forces it.
 
 use super::StickTable;
 use super::servers::Server;
@@ -30,7 +31,7 @@ impl StickTable {
                 continue;
             };
             let point = self.release_point(s).unwrap_or(Millis::MAX);
-            if s.count == 0 && self.watermarks.values().all(|&w| w >= point) {
+            if s.count == 0 && self.blockers(s, point).next().is_none() {
                 released.push((id, false));
             } else if deadline.is_some_and(|d| self.now >= d) {
                 released.push((id, true));
@@ -47,6 +48,15 @@ impl StickTable {
         }
     }
 
+    /// The log index at which the drain of `backend/server` was applied (`None` if it is
+    /// not draining).
+    pub fn drain_index(&self, backend: &str, server: &str) -> Option<u64> {
+        let s = self
+            .registry
+            .server(self.registry.server_id(backend, server)?);
+        matches!(s.state, AdminState::Drain { .. }).then_some(s.drain_index)
+    }
+
     /// Members whose watermark is not yet past what release of this draining server needs
     /// (empty if the server is not draining or no member holds it back).
     ///
@@ -58,10 +68,18 @@ impl StickTable {
         let Some(point) = self.release_point(self.registry.server(id)) else {
             return Vec::new();
         };
+        self.blockers(self.registry.server(id), point).collect()
+    }
+
+    /// Members holding the release of draining server `s` back: their watermark is not
+    /// past `point`, or it was taken before they had applied the drain.
+    fn blockers<'a>(&'a self, s: &'a Server, point: Millis) -> impl Iterator<Item = NodeId> + 'a {
         self.watermarks
             .iter()
-            .filter(|&(_, &w)| w < point)
+            .filter(move |&(node, &w)| {
+                let applied = self.reported.get(node).copied().unwrap_or(0);
+                w < point || applied < s.drain_index
+            })
             .map(|(&node, _)| node)
-            .collect()
     }
 }

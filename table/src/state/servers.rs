@@ -19,6 +19,10 @@ pub(crate) struct Server {
     pub(crate) count: u64,
     /// Latest `expires_at` among the server's expired bindings (0 if none).
     pub(crate) last_expiry: Millis,
+    /// Log index at which the current drain was applied (0 when not draining). A member's
+    /// watermark counts toward this drain's release only from a batch it took after it
+    /// had applied this index.
+    pub(crate) drain_index: u64,
 }
 
 /// A backend: its name and its servers by name.
@@ -73,7 +77,7 @@ impl Registry {
         if let Some(&id) = self.backends[b as usize].servers.get(server) {
             return (id, false);
         }
-        (self.push_server(b, server, AdminState::Ready, 0), true)
+        (self.push_server(b, server, AdminState::Ready, 0, 0), true)
     }
 
     /// Adds a new server to backend `b` (the caller checked it is not known yet).
@@ -83,6 +87,7 @@ impl Registry {
         name: &str,
         state: AdminState,
         last_expiry: Millis,
+        drain_index: u64,
     ) -> u32 {
         // u32::MAX marks free slots in the store, so it is never a server id.
         let id = u32::try_from(self.servers.len())
@@ -97,6 +102,7 @@ impl Registry {
             state: AdminState::Ready,
             count: 0,
             last_expiry,
+            drain_index,
         });
         self.set_state(id, state);
         id
@@ -119,7 +125,11 @@ impl Registry {
 
     /// Sets a server's admin state, keeping the draining set in step.
     pub(crate) fn set_state(&mut self, id: u32, state: AdminState) {
-        self.servers[id as usize].state = state;
+        let server = &mut self.servers[id as usize];
+        server.state = state;
+        if !matches!(state, AdminState::Drain { .. }) {
+            server.drain_index = 0;
+        }
         if matches!(state, AdminState::Drain { .. }) {
             self.draining.insert(id);
         } else {

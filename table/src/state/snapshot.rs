@@ -10,7 +10,7 @@ use super::store::{SlotId, Store};
 use crate::model::{AdminState, Millis, NodeId, TableCounters, TableParams};
 
 /// The snapshot format this build writes and reads.
-pub const SNAPSHOT_FORMAT_VERSION: u8 = 1;
+pub const SNAPSHOT_FORMAT_VERSION: u8 = 2;
 
 /// Why a snapshot could not be decoded.
 #[derive(Debug, thiserror::Error)]
@@ -46,9 +46,10 @@ impl Serialize for Bytes<'_> {
 #[derive(Serialize)]
 struct SnapOut<'a> {
     now: Millis,
+    index: u64,
     params: TableParams,
     counters: TableCounters,
-    watermarks: Vec<(NodeId, Millis)>,
+    watermarks: Vec<(NodeId, Millis, u64)>,
     backends: Vec<BackendOut<'a>>,
 }
 
@@ -64,6 +65,7 @@ struct ServerOut<'a> {
     name: &'a str,
     state: AdminState,
     last_expiry: Millis,
+    drain_index: u64,
 }
 
 /// One backend's bindings, sorted by key; `server` is the index in the backend's servers.
@@ -101,9 +103,10 @@ impl Serialize for BindingsOut<'_> {
 #[derive(Deserialize)]
 struct SnapIn<'a> {
     now: Millis,
+    index: u64,
     params: TableParams,
     counters: TableCounters,
-    watermarks: Vec<(NodeId, Millis)>,
+    watermarks: Vec<(NodeId, Millis, u64)>,
     #[serde(borrow)]
     backends: Vec<BackendIn<'a>>,
 }
@@ -122,6 +125,7 @@ struct ServerIn<'a> {
     name: &'a str,
     state: AdminState,
     last_expiry: Millis,
+    drain_index: u64,
 }
 
 #[derive(Deserialize)]
@@ -169,6 +173,7 @@ impl StickTable {
                                 name: &s.name,
                                 state: s.state,
                                 last_expiry: s.last_expiry,
+                                drain_index: s.drain_index,
                             }
                         })
                         .collect(),
@@ -182,9 +187,14 @@ impl StickTable {
             .collect();
         let snap = SnapOut {
             now: self.now,
+            index: self.index,
             params: self.params,
             counters: self.counters,
-            watermarks: self.watermarks.iter().map(|(&n, &w)| (n, w)).collect(),
+            watermarks: self
+                .watermarks
+                .iter()
+                .map(|(&n, &w)| (n, w, self.reported.get(&n).copied().unwrap_or(0)))
+                .collect(),
             backends,
         };
         let mut out = vec![SNAPSHOT_FORMAT_VERSION];
@@ -225,13 +235,13 @@ fn strictly_increasing<T: Ord>(items: impl IntoIterator<Item = T>) -> bool {
 
 fn build(snap: SnapIn<'_>) -> Result<StickTable, SnapshotError> {
     use SnapshotError::Invalid;
-    if !strictly_increasing(snap.watermarks.iter().map(|&(n, _)| n)) {
+    if !strictly_increasing(snap.watermarks.iter().map(|&(n, _, _)| n)) {
         return Err(Invalid("members not sorted or repeated"));
     }
     if !strictly_increasing(snap.backends.iter().map(|b| b.name)) {
         return Err(Invalid("backends not sorted or repeated"));
     }
-    let slowest = snap.watermarks.iter().map(|&(_, w)| w).min();
+    let slowest = snap.watermarks.iter().map(|&(_, w, _)| w).min();
     let horizon = super::apply::expiry_horizon(snap.now, &snap.params, slowest);
     let mut total = 0usize;
     for b in &snap.backends {
@@ -240,6 +250,13 @@ fn build(snap: SnapIn<'_>) -> Result<StickTable, SnapshotError> {
         }
         if !strictly_increasing(b.servers.iter().map(|s| s.name)) {
             return Err(Invalid("servers not sorted or repeated"));
+        }
+        let draining = |s: &ServerIn<'_>| matches!(s.state, AdminState::Drain { .. });
+        if b.servers.iter().any(|s| !draining(s) && s.drain_index != 0) {
+            return Err(Invalid("drain index on a server not draining"));
+        }
+        if b.servers.iter().any(|s| s.drain_index > snap.index) {
+            return Err(Invalid("drain index ahead of the table's index"));
         }
         if !strictly_increasing(b.bindings.iter().map(|x| x.key)) {
             return Err(Invalid("keys not sorted or repeated"));
@@ -259,8 +276,10 @@ fn build(snap: SnapIn<'_>) -> Result<StickTable, SnapshotError> {
         now: snap.now,
         params: snap.params,
         counters: snap.counters,
-        members: snap.watermarks.iter().map(|&(n, _)| n).collect(),
-        watermarks: snap.watermarks.into_iter().collect(),
+        index: snap.index,
+        members: snap.watermarks.iter().map(|&(n, _, _)| n).collect(),
+        watermarks: snap.watermarks.iter().map(|&(n, w, _)| (n, w)).collect(),
+        reported: snap.watermarks.iter().map(|&(n, _, a)| (n, a)).collect(),
         store: Store::with_capacity(total),
         ..StickTable::default()
     };
@@ -269,7 +288,10 @@ fn build(snap: SnapIn<'_>) -> Result<StickTable, SnapshotError> {
         let ids: Vec<u32> = b
             .servers
             .iter()
-            .map(|s| t.registry.push_server(bid, s.name, s.state, s.last_expiry))
+            .map(|s| {
+                t.registry
+                    .push_server(bid, s.name, s.state, s.last_expiry, s.drain_index)
+            })
             .collect();
         for x in b.bindings {
             let sid = ids[x.server as usize];

@@ -42,6 +42,7 @@ pub(super) fn batch(
             binds,
             touches,
             watermark,
+            applied: 0,
         }),
     });
     t.check_invariants().unwrap();

@@ -323,3 +323,39 @@ fn released_state_survives_a_snapshot() {
     assert_eq!(back.release_blockers("app", "s1"), vec![1, 2]);
     assert_eq!(back.encode_snapshot(), t.encode_snapshot());
 }
+
+/// DESIGN.md: a watermark counts toward a drain only from a batch taken after its node
+/// applied the drain. A member that was paused reports a fresh watermark from before it
+/// applied the drain (it may still have balanced new clients to the server since): that
+/// must not release it.
+#[test]
+fn a_watermark_taken_before_the_node_applied_the_drain_does_not_release_it() {
+    use crate::model::{Command, NodeBatch, Proposal};
+    let mut t = StickTable::new();
+    members(&mut t, &[1, 2]);
+    t.note_index(10);
+    set_state(&mut t, 10, "s1", DRAIN);
+    assert_eq!(t.drain_index("app", "s1"), Some(10));
+    let with_applied = |t: &mut StickTable, node: u64, watermark: u64, applied: u64| {
+        t.note_index(t.index + 1);
+        t.apply(&Proposal {
+            now: 1_000,
+            command: Command::Batch(NodeBatch {
+                node,
+                watermark,
+                applied,
+                ..NodeBatch::default()
+            }),
+        });
+        t.check_invariants().unwrap();
+    };
+    with_applied(&mut t, 1, 5_000, 10);
+    // Node 2's watermark is far past the release point, but it had applied only up to 9.
+    with_applied(&mut t, 2, 5_000, 9);
+    assert!(matches!(state(&t, "s1"), AdminState::Drain { .. }));
+    assert_eq!(t.release_blockers("app", "s1"), vec![2]);
+    // Its next batch, taken after it applied the drain, lets the release through.
+    with_applied(&mut t, 2, 5_001, 12);
+    assert_eq!(state(&t, "s1"), AdminState::Maint);
+    assert_eq!(t.drain_index("app", "s1"), None);
+}

@@ -26,6 +26,8 @@ pub enum Op {
         binds: Vec<(usize, usize, usize, Millis)>,
         touches: Vec<(usize, usize, usize, Millis)>,
         lag: Millis,
+        /// How many log entries behind the batch's node was when it took its watermark.
+        behind: u64,
     },
     State {
         dt: i64,
@@ -43,8 +45,10 @@ pub enum Op {
 /// A concrete step, applied identically to the table and the model.
 #[derive(Clone, Debug)]
 pub enum Step {
-    Apply(Proposal),
-    Members(BTreeSet<NodeId>),
+    /// Apply the proposal of log entry `.0`.
+    Apply(u64, Proposal),
+    /// A membership change at log entry `.0`.
+    Members(u64, BTreeSet<NodeId>),
 }
 
 fn dt() -> impl Strategy<Value = i64> {
@@ -74,13 +78,15 @@ pub fn op() -> impl Strategy<Value = Op> {
             proptest::collection::vec(entry(), 0..4),
             proptest::collection::vec(entry(), 0..4),
             0u64..1200,
+            prop_oneof![3 => Just(0u64), 1 => 1u64..12],
         )
-            .prop_map(|(dt, node, binds, touches, lag)| Op::Batch {
+            .prop_map(|(dt, node, binds, touches, lag, behind)| Op::Batch {
                 dt,
                 node,
                 binds,
                 touches,
                 lag,
+                behind,
             }),
         3 => (dt(), 0..BACKENDS.len(), 0..SERVERS.len(), requested()).prop_map(
             |(dt, backend, server, state)| Op::State {
@@ -114,7 +120,9 @@ pub fn steps(ops: &[Op]) -> Vec<Step> {
         (now, leader)
     };
     ops.iter()
-        .map(|op| {
+        .enumerate()
+        .map(|(i, op)| {
+            let index = i as u64 + 1;
             let (now, command) = match op {
                 Op::Tick { dt } => (stamp(*dt).0, Command::Tick),
                 Op::Batch {
@@ -123,6 +131,7 @@ pub fn steps(ops: &[Op]) -> Vec<Step> {
                     binds,
                     touches,
                     lag,
+                    behind,
                 } => {
                     let (now, leader) = stamp(*dt);
                     let batch = NodeBatch {
@@ -150,6 +159,7 @@ pub fn steps(ops: &[Op]) -> Vec<Step> {
                             })
                             .collect(),
                         watermark: leader.saturating_sub(*lag),
+                        applied: (index - 1).saturating_sub(*behind),
                     };
                     (now, Command::Batch(batch))
                 }
@@ -175,9 +185,9 @@ pub fn steps(ops: &[Op]) -> Vec<Step> {
                         expiry_grace: *skew * 4 + 500,
                     }),
                 ),
-                Op::Members(m) => return Step::Members(m.iter().copied().collect()),
+                Op::Members(m) => return Step::Members(index, m.iter().copied().collect()),
             };
-            Step::Apply(Proposal { now, command })
+            Step::Apply(index, Proposal { now, command })
         })
         .collect()
 }
@@ -193,6 +203,12 @@ pub struct Model {
     /// (backend, server) -> (state, last_expiry)
     pub servers: BTreeMap<(String, String), (AdminState, Millis)>,
     pub watermarks: BTreeMap<NodeId, Millis>,
+    /// The applied index each member reported with its latest watermark.
+    pub reported: BTreeMap<NodeId, u64>,
+    /// (backend, server) -> the log index at which its current drain was applied.
+    pub drain_index: BTreeMap<(String, String), u64>,
+    /// The index of the entry being applied.
+    pub index: u64,
     pub counters: TableCounters,
 }
 
@@ -286,7 +302,11 @@ impl Model {
             let AdminState::Drain { deadline, .. } = state else {
                 continue;
             };
-            if self.count(&k.0, &k.1) == 0 && self.watermarks.values().all(|&w| w >= point) {
+            let drained_at = self.drain_index.get(&k).copied().unwrap_or(0);
+            let all_past = self.watermarks.iter().all(|(n, &w)| {
+                w >= point && self.reported.get(n).copied().unwrap_or(0) >= drained_at
+            });
+            if self.count(&k.0, &k.1) == 0 && all_past {
                 self.counters.released += 1;
             } else if deadline.is_some_and(|d| self.now >= d) {
                 self.counters.forced_releases += 1;
@@ -294,6 +314,7 @@ impl Model {
                 continue;
             }
             self.servers.get_mut(&k).unwrap().0 = AdminState::Maint;
+            self.drain_index.remove(&k);
         }
     }
 
@@ -325,6 +346,11 @@ impl Model {
         }
     }
 
+    /// Notes the log index of the entry about to be applied.
+    pub fn note_index(&mut self, index: u64) {
+        self.index = self.index.max(index);
+    }
+
     pub fn apply(&mut self, p: &Proposal) -> Response {
         self.now = self.now.max(p.now);
         let now = self.now;
@@ -343,6 +369,9 @@ impl Model {
                 }
                 if let Some(w) = self.watermarks.get_mut(&b.node) {
                     *w = (*w).max(b.watermark);
+                }
+                if let Some(a) = self.reported.get_mut(&b.node) {
+                    *a = (*a).max(b.applied);
                 }
                 Response::Batch {
                     bound: (mid.bound - before.bound) as u32,
@@ -369,6 +398,15 @@ impl Model {
                 };
                 let k = (backend.clone(), server.clone());
                 self.servers.get_mut(&k).unwrap().0 = new;
+                match (old, new) {
+                    (AdminState::Drain { .. }, AdminState::Drain { .. }) => {}
+                    (_, AdminState::Drain { .. }) => {
+                        self.drain_index.insert(k.clone(), self.index);
+                    }
+                    _ => {
+                        self.drain_index.remove(&k);
+                    }
+                }
                 self.release();
                 return Response::ServerState(self.servers[&k].0);
             }
@@ -385,8 +423,10 @@ impl Model {
 
     pub fn set_members(&mut self, members: &BTreeSet<NodeId>) {
         self.watermarks.retain(|n, _| members.contains(n));
+        self.reported.retain(|n, _| members.contains(n));
         for &m in members {
             self.watermarks.entry(m).or_insert(0);
+            self.reported.entry(m).or_insert(0);
         }
         self.expire();
         self.release();
