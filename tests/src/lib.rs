@@ -3,15 +3,17 @@
 //! kills, pauses or restarts them by process id. Only processes it started are touched.
 
 mod backend;
+mod disk;
 mod http;
 mod lab;
 mod node;
 mod traffic;
 
 pub use backend::{Answer, BackendProc, Jar, get, raw};
+pub use disk::SmallDisk;
 pub use http::{Reply, request};
 pub use lab::{Lab, PATIENCE};
-pub use node::{Cluster, ClusterOptions, NodeProc, holdfast_binary};
+pub use node::{Cluster, ClusterOptions, NodeProc, TOKEN, holdfast_binary};
 pub use traffic::{
     Client, CtlRun, MODES, Release, Tally, Traffic, TrafficOptions, Visit, assert_no_moves,
     backend_of, three_modes_config,

@@ -205,6 +205,52 @@ impl NodeProc {
         self.signal("-HUP");
     }
 
+    /// The exit code once the process has exited by itself (`None` while it runs or
+    /// after it was killed by a signal; the child is reaped either way).
+    pub fn exited(&mut self) -> Option<Option<i32>> {
+        let status = self.child.as_mut()?.try_wait().ok()??;
+        self.child = None;
+        Some(status.code())
+    }
+
+    /// Its data directory, as written in its config.
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        let text = fs::read_to_string(&self.config).unwrap_or_default();
+        text.lines()
+            .find_map(|l| l.strip_prefix("data_dir = \""))
+            .and_then(|l| l.strip_suffix('"'))
+            .map(std::path::PathBuf::from)
+            .expect("data_dir in the node's config")
+    }
+
+    /// Rewrites its config to join an existing cluster (`join = true` instead of the
+    /// static member list), as an operator does before `ctl members add`.
+    pub fn set_join(&self) {
+        let text = fs::read_to_string(&self.config).expect("read config");
+        let text: Vec<String> = text
+            .lines()
+            .map(|l| {
+                if l.starts_with("members = [") {
+                    "join = true".to_string()
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect();
+        fs::write(&self.config, text.join("\n") + "\n").expect("write config");
+    }
+
+    /// Starts the process again (after it exited or was killed).
+    pub fn start(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    /// `GET /readyz`: whether the node says it is ready.
+    pub fn ready(&self) -> bool {
+        request(&self.admin, "GET", "/readyz", None, None).is_ok_and(|r| r.status == 200)
+    }
+
     /// SIGKILL, and reap.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -104,16 +104,16 @@ pub async fn handle(admin: Admin, req: Request<Incoming>) -> Response<Body> {
             }
         }
         (Method::POST, ["v1", "members"]) => match read_json::<MemberBody>(req.into_body()).await {
-            Ok(m) => {
-                cluster_op(
-                    &node,
-                    ClusterOp::AddMember {
+            Ok(m) => match crate::cluster::validate_addr(&m.addr) {
+                Err(why) => error(StatusCode::BAD_REQUEST, &why),
+                Ok(()) => {
+                    let op = ClusterOp::AddMember {
                         id: m.id,
                         addr: m.addr,
-                    },
-                )
-                .await
-            }
+                    };
+                    cluster_op(&node, op).await
+                }
+            },
             Err(resp) => resp,
         },
         (Method::DELETE, ["v1", "members", id]) => match id.parse() {

@@ -97,8 +97,39 @@ async fn wait_caught_up(raft: &Raft, id: u64, target: Option<u64>) -> Result<(),
         })
 }
 
-/// Carries `op` out on this node, which must be the leader.
+/// Checks a peer address: `host:port`, a port above 0, a host of letters, digits, `.`,
+/// `-` and `_` or a bracketed IPv6 address.
+pub fn validate_addr(addr: &str) -> Result<(), String> {
+    if addr.parse::<std::net::SocketAddr>().is_ok() {
+        return Ok(());
+    }
+    let bad = || format!("peer address {addr:?} is not host:port");
+    let (host, port) = addr.rsplit_once(':').ok_or_else(bad)?;
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 => {}
+        _ => return Err(bad()),
+    }
+    let ok_host = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
+    if ok_host { Ok(()) } else { Err(bad()) }
+}
+
+/// Carries `op` out on this node, which must be the leader. It runs as its own task:
+/// once started, it finishes (or rolls back) whether or not whoever asked is still
+/// connected, so a cancelled `members add` never leaves a learner behind.
 pub async fn execute(raft: &Raft, op: &ClusterOp) -> Result<(), String> {
+    if let ClusterOp::AddMember { addr, .. } = op {
+        validate_addr(addr)?;
+    }
+    let (raft, op) = (raft.clone(), op.clone());
+    tokio::spawn(async move { run(&raft, &op).await })
+        .await
+        .map_err(|e| format!("membership change task failed: {e}"))?
+}
+
+async fn run(raft: &Raft, op: &ClusterOp) -> Result<(), String> {
     match op {
         ClusterOp::AddMember { id, addr } => {
             let node = BasicNode { addr: addr.clone() };

@@ -15,7 +15,7 @@ mod writer;
 
 pub use clock::now_ms;
 pub use flusher::FlushStats;
-pub use membership::ClusterOp;
+pub use membership::{ClusterOp, validate_addr};
 pub use node::Node;
 pub use queue::{BindQueue, QueueStats, Record};
 pub use readiness::Readiness;

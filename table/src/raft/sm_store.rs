@@ -200,8 +200,11 @@ impl SharedState {
     }
 }
 
+/// The members whose watermarks the release rule waits for: the voters. A learner is
+/// not ready and serves no clients (`/readyz`), so it never holds a release; it starts
+/// counting when it is promoted.
 fn members_of(membership: &StoredMembership) -> std::collections::BTreeSet<NodeId> {
-    membership.membership().nodes().map(|(id, _)| *id).collect()
+    membership.membership().voter_ids().collect()
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {

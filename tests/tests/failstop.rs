@@ -1,0 +1,341 @@
+//! Fail-stop under real faults (issue 9), each with client traffic running and a drain in
+//! progress: a follower whose disk fills up or whose log turns unwritable stops (exit 70, the file and
+//! the OS error on stderr) and the release waits for it; a node restarted with a wiped
+//! data dir refuses to start until the operator removes and re-adds it; a `members add`
+//! whose caller hangs up leaves no learner behind. Every test asserts no session broken
+//! and a release never earlier than the ttl after the server's last request.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use holdfast_tests::{
+    Client, ClusterOptions, Lab, MODES, PATIENCE, SmallDisk, TOKEN, Tally, Traffic, TrafficOptions,
+    assert_no_moves, three_modes_config, wait_for,
+};
+
+const TTL: Duration = Duration::from_secs(2);
+
+fn hosts() -> Vec<&'static str> {
+    MODES.iter().map(|(_, h)| *h).collect()
+}
+
+fn s1_everywhere() -> Vec<(&'static str, &'static str)> {
+    MODES.iter().map(|(b, _)| (*b, "s1")).collect()
+}
+
+/// Send time of the last request answered by `server` among `clients` of `backend`.
+fn last_request(clients: &[Client], backend: &str, server: &str) -> Option<Instant> {
+    clients
+        .iter()
+        .filter(|c| c.backend() == backend)
+        .flat_map(|c| &c.visits)
+        .filter(|v| v.outcome.as_deref() == Ok(server))
+        .map(|v| v.sent)
+        .max()
+}
+
+fn lab(snapshot_every: u64) -> Lab {
+    let options = ClusterOptions {
+        expiry_grace: "1s".into(),
+        snapshot_every,
+        ..ClusterOptions::default()
+    };
+    Lab::start_with(3, options, |s| three_modes_config(s, "2s"))
+}
+
+fn traffic(lab: &Lab, rotation: &[usize]) -> Traffic {
+    let mut options = TrafficOptions::new(&hosts(), 30, 400);
+    options.workers = 3;
+    options.newcomers = 1;
+    options.max_time = Duration::from_secs(90);
+    Traffic::start(lab, rotation, options)
+}
+
+fn drain_s1(lab: &Lab, via: usize) {
+    for (backend, _) in MODES {
+        let (code, _, err) = lab
+            .cluster
+            .node(via)
+            .ctl(&["drain", &format!("{backend}/s1")]);
+        assert_eq!(code, 0, "{backend}: {err}");
+    }
+}
+
+/// Index of a node that is not the leader.
+fn a_follower(lab: &Lab) -> usize {
+    let leader = lab.cluster.wait_leader();
+    (0..3)
+        .find(|&i| lab.cluster.node(i).id != leader)
+        .expect("a follower")
+}
+
+/// Waits until node `i` is ready and its frontend accepts.
+fn wait_ready(lab: &Lab, i: usize) {
+    wait_for(&format!("node {} ready", i + 1), PATIENCE, || {
+        lab.cluster.node(i).ready().then_some(())
+    });
+    lab.cluster.wait_frontends(&[i], PATIENCE);
+}
+
+/// Checks the releases of s1: never before ttl after its last request, `maint` with no
+/// binding everywhere, no session break counted. Prints the figures.
+fn check_releases(lab: &Lab, clients: &[Client], held: Instant, what: &str) {
+    let tally = Tally::of(clients);
+    assert_no_moves(clients);
+    let releases = lab.watch_release_held_at(&s1_everywhere(), Some(held));
+    for ((backend, server), release) in s1_everywhere().iter().zip(&releases) {
+        if let Some(last) = last_request(clients, backend, server) {
+            assert!(
+                release.held_until >= last + TTL,
+                "{what}: {backend}/{server} released before the ttl after its last request"
+            );
+            println!(
+                "  {backend}/{server}: released {:?} after its last request",
+                release.seen - last
+            );
+        }
+        let everywhere = lab.server_everywhere(backend, server);
+        assert!(
+            everywhere
+                .iter()
+                .all(|e| *e == (Some("maint".to_string()), Some(0))),
+            "{what}: {backend}/{server}: {everywhere:?}"
+        );
+    }
+    let breaks: f64 = MODES.iter().map(|(b, _)| lab.session_breaks(b)).sum();
+    println!(
+        "  {what}: {} clients, {} requests, failed {:?} (by node index), moves {}, breaks {breaks}",
+        clients.len(),
+        tally.requests,
+        tally.failures,
+        tally.moves
+    );
+    assert_eq!(breaks, 0.0, "{what}: session breaks counted");
+}
+
+/// Waits (bounded) for node `i` to exit by itself; returns its exit code.
+fn wait_exit(lab: &mut Lab, i: usize, within: Duration) -> Option<i32> {
+    let start = Instant::now();
+    loop {
+        if let Some(code) = lab.cluster.nodes[i].exited() {
+            return code;
+        }
+        assert!(
+            start.elapsed() < within,
+            "node {} still running {within:?} after its storage failed:\n{}",
+            i + 1,
+            lab.cluster.node(i).log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    DiskFull,
+    LogImmutable,
+}
+
+fn storage_fault(fault: Fault) {
+    let mut lab = lab(5_000);
+    let victim = a_follower(&lab);
+    let id = lab.cluster.node(victim).id;
+    let live: Vec<usize> = (0..3).filter(|&i| i != victim).collect();
+    // The victim's data dir onto a 16 MiB ext4 image (restarted on it, caught up, ready).
+    lab.cluster.kill(victim);
+    let Some(disk) = SmallDisk::over(&lab.cluster.node(victim).data_dir(), 16) else {
+        println!("  skipped: mounting a tmpfs needs root");
+        return;
+    };
+    lab.cluster.nodes[victim].start();
+    wait_ready(&lab, victim);
+    println!("fail-stop, {fault:?}: node {id}'s data dir on a 16 MiB ext4 image");
+
+    let traffic = traffic(&lab, &[0, 1, 2]);
+    traffic.wait_rounds(3);
+    drain_s1(&lab, live[0]);
+    traffic.wait_rounds(2);
+    match fault {
+        Fault::DiskFull => disk.fill(),
+        Fault::LogImmutable => disk.immutable("raft-log.redb", true),
+    }
+    let failed_at = Instant::now();
+    let code = wait_exit(&mut lab, victim, Duration::from_secs(30));
+    let stopped_in = failed_at.elapsed();
+    traffic.set_rotation(&live);
+    traffic.wait_rounds(4);
+    let log = lab.cluster.node(victim).log_text();
+    assert_eq!(code, Some(70), "exit code; log:\n{log}");
+    let os_error = match fault {
+        Fault::DiskFull => "No space left on device",
+        Fault::LogImmutable => "Operation not permitted",
+    };
+    assert!(log.contains("fail-stop") && log.contains(os_error), "{log}");
+    assert!(
+        log.contains(&lab.cluster.node(victim).data_dir().display().to_string()),
+        "the failing file is named: {log}"
+    );
+    println!("  node {id} stopped {stopped_in:?} after its storage failed, exit 70");
+
+    // Bindings to s1 expire; only the stopped node's watermark holds the release back.
+    wait_for("only the stopped node holding s1 back", PATIENCE, || {
+        MODES
+            .iter()
+            .all(|(b, _)| {
+                live.iter().all(|&i| {
+                    lab.cluster.node(i).server(b, "s1").is_some_and(|s| {
+                        s["admin_state"] == "drain"
+                            && s["bindings"] == 0
+                            && s["release_blockers"] == serde_json::json!([id])
+                    })
+                })
+            })
+            .then_some(())
+    });
+    let clients = traffic.stop();
+    let held = Instant::now();
+    // Its disk repaired, the node comes back, catches up, and lets the release through.
+    match fault {
+        Fault::DiskFull => disk.free(),
+        Fault::LogImmutable => disk.immutable("raft-log.redb", false),
+    }
+    lab.cluster.nodes[victim].start();
+    wait_ready(&lab, victim);
+    check_releases(&lab, &clients, held, &format!("{fault:?}"));
+    drop(disk);
+}
+
+#[test]
+fn a_follower_whose_disk_fills_up_stops_and_the_release_waits_for_it() {
+    storage_fault(Fault::DiskFull);
+}
+
+#[test]
+fn a_follower_whose_raft_log_turns_unwritable_stops_and_the_release_waits_for_it() {
+    storage_fault(Fault::LogImmutable);
+}
+
+fn wiped_restart(snapshot_every: u64) {
+    let mut lab = lab(snapshot_every);
+    let victim = a_follower(&lab);
+    let id = lab.cluster.node(victim).id;
+    let peer = lab.cluster.node(victim).peer.clone();
+    let live: Vec<usize> = (0..3).filter(|&i| i != victim).collect();
+    println!("wiped data dir, snapshot_every {snapshot_every}: node {id}");
+    let traffic = traffic(&lab, &[0, 1, 2]);
+    traffic.wait_rounds(6);
+    if snapshot_every < 1_000 {
+        wait_for("the leader purged its log", PATIENCE, || {
+            let c = lab.cluster.node(live[0]).get("/v1/cluster")?;
+            (c["purged_index"].as_u64()? > 0).then_some(())
+        });
+    }
+    traffic.set_rotation(&live);
+    traffic.wait_rounds(1);
+    lab.cluster.kill(victim);
+    let purged = lab
+        .cluster
+        .node(live[0])
+        .get("/v1/cluster")
+        .expect("cluster")["purged_index"]
+        .as_u64()
+        .unwrap_or(0);
+    std::fs::remove_dir_all(lab.cluster.node(victim).data_dir()).expect("wipe");
+    drain_s1(&lab, live[0]);
+    lab.cluster.nodes[victim].start();
+    let code = wait_exit(&mut lab, victim, Duration::from_secs(20));
+    let log = lab.cluster.node(victim).log_text();
+    assert!(code.is_some_and(|c| c != 0), "it started: {log}");
+    assert!(
+        log.contains(&format!("ctl members remove {id}")) && log.contains("members add"),
+        "the refusal says what to run: {log}"
+    );
+    println!("  leader purged up to {purged}; node {id} refused to start (exit {code:?})");
+
+    // What the message says: remove it, start it in join mode, add it again.
+    let (code, _, err) = lab
+        .cluster
+        .node(live[0])
+        .ctl(&["members", "remove", &id.to_string()]);
+    assert_eq!(code, 0, "{err}");
+    lab.cluster.node(victim).set_join();
+    lab.cluster.nodes[victim].start();
+    let (code, _, err) = lab
+        .cluster
+        .node(live[0])
+        .ctl(&["members", "add", &id.to_string(), &peer]);
+    assert_eq!(code, 0, "{err}");
+    wait_ready(&lab, victim);
+    traffic.set_rotation(&[0, 1, 2]);
+    traffic.wait_rounds(3);
+    let clients = traffic.stop();
+    let held = Instant::now();
+    let tables: Vec<BTreeMap<(String, String), u64>> = (0..3)
+        .map(|i| lab.table_counts(i).expect("table"))
+        .collect();
+    println!("  tables after the rejoin: {:?}", tables[victim]);
+    lab.wait_same_tables();
+    check_releases(&lab, &clients, held, "wiped");
+}
+
+#[test]
+fn a_node_restarted_with_a_wiped_data_dir_refuses_to_start_until_re_added() {
+    wiped_restart(100_000);
+}
+
+#[test]
+fn a_node_wiped_after_the_leader_purged_its_log_refuses_and_rejoins_by_snapshot() {
+    wiped_restart(50);
+}
+
+#[test]
+fn a_members_add_whose_caller_hangs_up_leaves_no_learner_behind() {
+    let lab = lab(5_000);
+    println!("members add, caller hangs up");
+    let admin = lab.cluster.node(0).admin.clone();
+    let bad = lab.cluster.node(0).call(
+        "POST",
+        "/v1/members",
+        Some(&serde_json::json!({ "id": 9, "addr": "not an addr" })),
+    );
+    let bad = bad.expect("answer");
+    assert_eq!(bad.status, 400, "{}", bad.body);
+
+    let traffic = traffic(&lab, &[0, 1, 2]);
+    traffic.wait_rounds(3);
+    // An unreachable learner, asked for by a client that gives up after a second.
+    let body = r#"{"id":8,"addr":"127.0.0.1:2"}"#;
+    let mut stream = std::net::TcpStream::connect(&admin).expect("connect");
+    write!(
+        stream,
+        "POST /v1/members HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        TOKEN,
+        body.len()
+    )
+    .expect("send");
+    std::thread::sleep(Duration::from_secs(1));
+    drop(stream);
+    drain_s1(&lab, 1);
+    let member_8 = || {
+        lab.cluster.node(0).get("/v1/cluster").is_some_and(|c| {
+            c["members"]
+                .as_array()
+                .is_some_and(|m| m.iter().any(|m| m["id"] == 8))
+        })
+    };
+    wait_for("node 8 added as a learner", PATIENCE, || {
+        member_8().then_some(())
+    });
+    let added = Instant::now();
+    wait_for("the abandoned learner rolled back", PATIENCE, || {
+        (!member_8()).then_some(())
+    });
+    println!(
+        "  learner 8 removed {:?} after it was added",
+        added.elapsed()
+    );
+    traffic.wait_rounds(2);
+    let clients = traffic.stop();
+    check_releases(&lab, &clients, Instant::now(), "members add");
+}
