@@ -264,21 +264,26 @@ fn a_forged_or_altered_insert_cookie_never_reaches_the_server_it_names() {
         "s2",
         "a genuine cookie of a draining server is honoured"
     );
-    let (s1_server, rest) = s1.split_once('.').expect("server.id.mac");
+    let parts: Vec<&str> = s1.split('.').collect();
+    let [s1_server, id, at, mac] = parts[..] else {
+        panic!("server.id.time.mac: {s1}");
+    };
     assert_eq!(s1_server, "s1");
-    let (id, mac) = rest.split_once('.').expect("id.mac");
     let mut flipped_mac = mac.to_string();
     let last = if flipped_mac.ends_with('0') { "1" } else { "0" };
     flipped_mac.pop();
     flipped_mac.push_str(last);
+    let later: u64 = at.parse::<u64>().expect("time") + 1;
     let forged = [
-        format!("s2.{id}.{mac}"),
-        format!("s2.{id}.{flipped_mac}"),
-        format!("s2.{}.{mac}", id.replacen(&id[..2], "ff", 1)),
+        format!("s2.{id}.{at}.{mac}"),
+        format!("s2.{id}.{at}.{flipped_mac}"),
+        format!("s2.{}.{at}.{mac}", id.replacen(&id[..2], "ff", 1)),
+        format!("s2.{id}.{later}.{mac}"),
+        format!("s2.{id}.{at}"),
         format!("s2.{id}"),
         "s2".to_string(),
-        format!("s2.{id}.{}", "0".repeat(32)),
-        format!("s2.{id}.{mac}{mac}"),
+        format!("s2.{id}.{at}.{}", "0".repeat(32)),
+        format!("s2.{id}.{at}.{mac}{mac}"),
     ];
     for cookie in &forged {
         for _ in 0..4 {
@@ -293,4 +298,30 @@ fn a_forged_or_altered_insert_cookie_never_reaches_the_server_it_names() {
             );
         }
     }
+}
+
+/// Issue 9: a learn-mode client idle past the ttl comes back with its session cookie; the
+/// application keeps the id and sets no new cookie. The request's cookie is bound to the
+/// server that answers, so the client sticks again from its next request on.
+#[test]
+fn learn_mode_rebinds_a_session_cookie_whose_binding_expired() {
+    let lab = Lab::start(1, |s| {
+        config(s, false).replace("ttl = \"60s\"", "ttl = \"1s\"")
+    });
+    let http = lab.http(0);
+    let mut v = Visitor::new("learn.local", 7);
+    v.visit(&http);
+    assert!(
+        v.jar.cookies.contains_key("PHPSESSID"),
+        "the backend set its cookie"
+    );
+    wait_for("the binding to expire", PATIENCE, || {
+        let t = lab.cluster.node(0).get("/v1/table/lrn")?;
+        t["bindings"].as_array()?.is_empty().then_some(())
+    });
+    let first = v.visit(&http);
+    for _ in 0..8 {
+        assert_eq!(v.visit(&http), first, "the returning session moved");
+    }
+    lab.wait_bindings("lrn", 1);
 }

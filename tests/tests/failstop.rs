@@ -165,6 +165,7 @@ fn storage_fault(fault: Fault) {
     let stopped_in = failed_at.elapsed();
     traffic.set_rotation(&live);
     traffic.wait_rounds(4);
+    let clients = traffic.stop();
     let log = lab.cluster.node(victim).log_text();
     assert_eq!(code, Some(70), "exit code; log:\n{log}");
     let os_error = match fault {
@@ -193,7 +194,7 @@ fn storage_fault(fault: Fault) {
             })
             .then_some(())
     });
-    let clients = traffic.stop();
+    std::thread::sleep(Duration::from_secs(1));
     let held = Instant::now();
     // Its disk repaired, the node comes back, catches up, and lets the release through.
     match fault {
@@ -338,4 +339,45 @@ fn a_members_add_whose_caller_hangs_up_leaves_no_learner_behind() {
     traffic.wait_rounds(2);
     let clients = traffic.stop();
     check_releases(&lab, &clients, Instant::now(), "members add");
+}
+
+/// The applied-index rule over real processes: a follower paused before a drain resumes
+/// and is flooded with new clients in its first second, before it has applied the drain.
+/// Whatever it balanced to the draining server in that second holds the release back; no
+/// session breaks and the release is never earlier than the ttl after s1's last request.
+#[test]
+fn a_follower_paused_before_a_drain_and_flooded_on_resume_never_lets_it_release_early() {
+    let lab = lab(5_000);
+    let victim = a_follower(&lab);
+    let id = lab.cluster.node(victim).id;
+    let live: Vec<usize> = (0..3).filter(|&i| i != victim).collect();
+    println!("paused before a drain, flooded on resume: node {id}");
+    let warm = traffic(&lab, &[0, 1, 2]);
+    warm.wait_rounds(2);
+    warm.set_rotation(&live);
+    warm.wait_rounds(1);
+    lab.cluster.pause(victim);
+    drain_s1(&lab, live[0]);
+    warm.wait_rounds(3);
+    let mut clients = warm.stop();
+    lab.cluster.resume(victim);
+    // The flood: new clients only, all through the resumed node, from its first moment.
+    let mut options = TrafficOptions::new(&hosts(), 0, 10);
+    options.first = 10_000;
+    options.workers = 4;
+    options.newcomers = 10;
+    options.think = Duration::from_millis(100);
+    options.max_time = Duration::from_secs(1);
+    let flood = Traffic::start(&lab, &[victim], options);
+    let flooded = flood.finish();
+    let on_s1 = flooded
+        .iter()
+        .filter(|c| c.first_server() == Some("s1"))
+        .count();
+    println!(
+        "  flood: {} new clients through node {id}, {on_s1} of them first answered by s1",
+        flooded.len()
+    );
+    clients.extend(flooded);
+    check_releases(&lab, &clients, Instant::now(), "paused+flood");
 }

@@ -36,6 +36,9 @@ pub enum CtlCommand {
     Status,
     /// Cluster members, roles, watermarks and leader.
     Cluster,
+    /// Exits 0 when the node is ready (`/readyz`), 1 with the reason when not: a probe for
+    /// supervisors and images without curl.
+    Readyz,
     /// Put a server into drain: bound clients stay, new clients go elsewhere.
     Drain {
         /// BACKEND/SERVER
@@ -97,6 +100,20 @@ struct Api {
 }
 
 impl Api {
+    /// `GET path` without failing on an error status: (2xx, JSON body).
+    async fn probe(&self, path: &str) -> anyhow::Result<(bool, Value)> {
+        let uri = format!("{}{}", self.base.trim_end_matches('/'), path);
+        let req = http::Request::get(&uri).body(Full::new(Bytes::new()))?;
+        let resp = self
+            .client
+            .request(req)
+            .await
+            .with_context(|| format!("cannot reach {uri}"))?;
+        let ok = resp.status().is_success();
+        let bytes = resp.into_body().collect().await?.to_bytes();
+        Ok((ok, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
+    }
+
     async fn call(
         &self,
         method: http::Method,
@@ -153,12 +170,22 @@ async fn run(args: CtlArgs) -> anyhow::Result<i32> {
     let render: fn(&Value) -> String = match &args.command {
         CtlCommand::Status => render::backends,
         CtlCommand::Cluster => render::cluster,
+        CtlCommand::Readyz => render::readiness,
         CtlCommand::Table { .. } => render::table,
         _ => render::ack,
     };
     let value = match &args.command {
         CtlCommand::Status => api.call(Method::GET, "/v1/backends", None).await?,
         CtlCommand::Cluster => api.call(Method::GET, "/v1/cluster", None).await?,
+        CtlCommand::Readyz => {
+            let (ready, v) = api.probe("/readyz").await?;
+            if !ready {
+                let why = v["reason"].as_str().unwrap_or("unknown");
+                eprintln!("not ready: {why}");
+                return Ok(1);
+            }
+            v
+        }
         CtlCommand::Table { backend, limit } => {
             api.call(
                 Method::GET,

@@ -150,6 +150,16 @@ pub fn table(v: &Value) -> String {
 }
 
 /// Writes that answer `{"ok": true, "admin_state": ...}`.
+/// `ctl readyz` on a ready node.
+pub fn readiness(v: &Value) -> String {
+    format!(
+        "ready: applied {}, {} behind the leader's commit\n",
+        str_of(&v["applied"]),
+        str_of(&v["lag"])
+    )
+}
+
+/// A write's acknowledgement.
 pub fn ack(v: &Value) -> String {
     match v.get("admin_state").and_then(Value::as_str) {
         Some(state) => format!("ok: now {state}\n"),

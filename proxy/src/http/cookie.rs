@@ -1,6 +1,7 @@
 //! Cookies: reading a named cookie from `Cookie` headers, learning an application cookie
-//! from `Set-Cookie`, and holdfast's own insert cookie `<server>.<session id>.<MAC>`, whose
-//! HMAC-SHA256 (cluster secret) makes a forged or altered value count as no cookie.
+//! from `Set-Cookie`, and holdfast's own insert cookie `<server>.<session id>.<time>.<MAC>`,
+//! whose HMAC-SHA256 (cluster secret, over backend, server, id and time) makes a forged,
+//! altered or other backend's value count as no cookie.
 
 use hmac::{Hmac, KeyInit, Mac};
 use http::HeaderMap;
@@ -114,6 +115,8 @@ pub struct Signed {
     pub server: String,
     /// The session id (the table key).
     pub id: String,
+    /// When it was issued or last refreshed (seconds since the Unix epoch).
+    pub at: u64,
 }
 
 impl CookieSigner {
@@ -125,11 +128,16 @@ impl CookieSigner {
         CookieSigner { key }
     }
 
-    fn mac(&self, server: &str, id: &str) -> Hmac<Sha256> {
+    /// The MAC covers every field, the backend included: a cookie of one backend is no
+    /// cookie for another.
+    fn mac(&self, backend: &str, server: &str, id: &str, at: &str) -> Hmac<Sha256> {
         let mut mac = self.key.clone();
-        mac.update(server.as_bytes());
-        mac.update(&[0]);
-        mac.update(id.as_bytes());
+        for (i, part) in [backend, server, id, at].into_iter().enumerate() {
+            if i > 0 {
+                mac.update(&[0]);
+            }
+            mac.update(part.as_bytes());
+        }
         mac
     }
 
@@ -138,24 +146,33 @@ impl CookieSigner {
         hex(&rand::random::<[u8; 16]>())
     }
 
-    /// The cookie value naming `server` and session `id`.
-    pub fn sign(&self, server: &str, id: &str) -> String {
-        let tag = self.mac(server, id).finalize().into_bytes();
-        format!("{server}.{id}.{}", hex(&tag[..MAC_LEN]))
+    /// The cookie value of `backend` naming `server` and session `id`, stamped `at`
+    /// (seconds since the epoch): `<server>.<id>.<at>.<MAC>`.
+    pub fn sign(&self, backend: &str, server: &str, id: &str, at: u64) -> String {
+        let at = at.to_string();
+        let tag = self.mac(backend, server, id, &at).finalize().into_bytes();
+        format!("{server}.{id}.{at}.{}", hex(&tag[..MAC_LEN]))
     }
 
-    /// The server and session id of a cookie value, if its MAC is right.
-    pub fn verify(&self, value: &str) -> Option<Signed> {
-        let mut parts = value.rsplitn(3, '.');
-        let (tag, id, server) = (parts.next()?, parts.next()?, parts.next()?);
+    /// The server, session id and time of a cookie value of `backend`, if its MAC is
+    /// right.
+    pub fn verify(&self, backend: &str, value: &str) -> Option<Signed> {
+        let mut parts = value.rsplitn(4, '.');
+        let (tag, at, id, server) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
         if server.is_empty() || id.is_empty() || tag.len() != MAC_LEN * 2 {
             return None;
         }
+        if at.is_empty() || at.len() > 12 || !at.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
         let tag = unhex(tag)?;
-        self.mac(server, id).verify_truncated_left(&tag).ok()?;
+        self.mac(backend, server, id, at)
+            .verify_truncated_left(&tag)
+            .ok()?;
         Some(Signed {
             server: server.to_string(),
             id: id.to_string(),
+            at: at.parse().ok()?,
         })
     }
 }
@@ -191,25 +208,36 @@ mod tests {
     fn signed_cookie_round_trip_and_forgery() {
         let s = CookieSigner::new(b"secret-secret-secret");
         let id = CookieSigner::new_id();
-        let v = s.sign("s1.example", &id);
+        let v = s.sign("web", "s1.example", &id, 1_700_000_000);
         assert_eq!(
-            s.verify(&v),
+            s.verify("web", &v),
             Some(Signed {
                 server: "s1.example".into(),
-                id: id.clone()
+                id: id.clone(),
+                at: 1_700_000_000,
             })
         );
-        // Naming another server, altering the id or the MAC, or another key: rejected.
-        assert_eq!(s.verify(&v.replacen("s1", "s2", 1)), None);
-        assert_eq!(s.verify(&v.replacen(&id[..4], "ffff", 1)), None);
+        // Another backend, another server, an altered id, time or MAC, another key:
+        // rejected.
+        assert_eq!(s.verify("web2", &v), None);
+        assert_eq!(s.verify("web", &v.replacen("s1", "s2", 1)), None);
+        assert_eq!(s.verify("web", &v.replacen(&id[..4], "ffff", 1)), None);
+        assert_eq!(
+            s.verify("web", &v.replacen("1700000000", "1900000000", 1)),
+            None
+        );
         let mut bad = v.clone();
         bad.pop();
         bad.push('z');
-        assert_eq!(s.verify(&bad), None);
-        assert_eq!(CookieSigner::new(b"other").verify(&v), None);
-        assert_eq!(s.verify("s1"), None);
-        assert_eq!(s.verify(".."), None);
-        assert_eq!(s.verify("é.é.é"), None);
+        assert_eq!(s.verify("web", &bad), None);
+        assert_eq!(CookieSigner::new(b"other").verify("web", &v), None);
+        assert_eq!(s.verify("web", "s1"), None);
+        assert_eq!(s.verify("web", "..."), None);
+        assert_eq!(s.verify("web", "é.é.1.é"), None);
+        assert_eq!(
+            s.verify("web", "a.b.-1.00000000000000000000000000000000"),
+            None
+        );
     }
 
     #[test]

@@ -9,8 +9,9 @@ use std::time::Duration;
 use holdfast_table::model::{Bind, Touch};
 
 use super::DataPlane;
-use super::cookie::{CookieSigner, set_cookie};
+use super::cookie::{CookieSigner, Signed, set_cookie};
 use super::pool::{Pool, Server, Usable};
+use crate::cluster::now_ms;
 use crate::config::Persistence;
 
 /// Where a request goes and what to record once the server answered.
@@ -30,6 +31,8 @@ pub struct Plan {
     pub redispatched: bool,
     /// With `bind_key`: the unusable server the key was bound to; the bind moves it.
     pub replaces: Option<Arc<str>>,
+    /// Insert mode: the client's cookie is due for a refresh of its signed time.
+    pub reissue: bool,
 }
 
 impl Plan {
@@ -42,6 +45,7 @@ impl Plan {
             sent_key: None,
             redispatched: false,
             replaces: None,
+            reissue: false,
         }
     }
 }
@@ -65,14 +69,11 @@ pub async fn plan(
     match pool.config.persistence {
         Persistence::None => fresh(None),
         Persistence::Insert => {
-            let signed = cookie.and_then(|v| dp.signer.verify(v));
-            if let Some(s) = &signed {
-                if let Some(server) = pool.server(&s.server).filter(|s| usable(s)) {
-                    let mut plan = Plan::new(server.clone());
-                    plan.matched = Some(s.id.clone().into_bytes());
-                    return Some(plan);
-                }
-                dp.metrics.session_break(&pool.name);
+            let signed = cookie.and_then(|v| dp.signer.verify(&pool.name, v));
+            if let Some(s) = &signed
+                && let Some(plan) = honour_cookie(dp, pool, s, &states)
+            {
+                return Some(plan);
             }
             let mut plan = fresh(None)?;
             plan.new_session = Some(CookieSigner::new_id());
@@ -135,6 +136,38 @@ pub async fn plan(
             Some(plan)
         }
     }
+}
+
+/// An insert cookie is honoured while its binding lives, or, with no binding (not
+/// applied here yet, or lost), while its signed time is within ttl plus the refresh slack
+/// (ttl/4). Past both it is a new client (not a break: its session ended). The cookie is
+/// re-issued at most every ttl/4 (HAProxy's `maxidle`), but never for a draining server
+/// the table holds no binding for: such a cookie ages out, so an old cookie never keeps a
+/// drain open. A live session whose server is unusable is a counted break.
+fn honour_cookie(
+    dp: &DataPlane,
+    pool: &Pool,
+    signed: &Signed,
+    states: &holdfast_table::view::ServerStates,
+) -> Option<Plan> {
+    let view = dp.node.shared().view();
+    let id = signed.id.as_bytes();
+    let bound = view.lookup(&pool.name, id).is_some() || dp.overrides.get(&pool.name, id).is_some();
+    let ttl = pool.ttl / 1000;
+    let age = (now_ms() / 1000).saturating_sub(signed.at);
+    let live = bound || age <= ttl + ttl / 4;
+    let server = pool.server(&signed.server);
+    let usable = server.map_or(Usable::No, |s| pool.usable(states, s));
+    if !live || usable == Usable::No {
+        if live {
+            dp.metrics.session_break(&pool.name);
+        }
+        return None;
+    }
+    let mut plan = Plan::new(server?.clone());
+    plan.matched = Some(id.to_vec());
+    plan.reissue = age >= (ttl / 4).max(1) && (bound || usable == Usable::Any);
+    Some(plan)
 }
 
 /// Routes a bound client whose server (`from`) is unusable: to the server this node
@@ -240,15 +273,21 @@ pub fn record(
     }
     match pool.config.persistence {
         Persistence::Insert => {
-            let id = plan.new_session.as_ref()?;
-            queue.bind(Bind {
-                backend,
-                key: id.clone().into_bytes(),
-                server: server.clone(),
-                ttl,
-                replaces: None,
-            });
-            let value = dp.signer.sign(&server, id);
+            let id = match (&plan.new_session, &plan.matched) {
+                (Some(id), _) => {
+                    queue.bind(Bind {
+                        backend,
+                        key: id.clone().into_bytes(),
+                        server: server.clone(),
+                        ttl,
+                        replaces: None,
+                    });
+                    id.clone()
+                }
+                (None, Some(id)) if plan.reissue => String::from_utf8(id.clone()).ok()?,
+                _ => return None,
+            };
+            let value = dp.signer.sign(&pool.name, &server, &id, now_ms() / 1000);
             Some(set_cookie(
                 pool.config.cookie_name(),
                 &value,
@@ -257,13 +296,21 @@ pub fn record(
             ))
         }
         Persistence::Learn => {
-            let learned = learned?;
-            let same = plan.matched.as_deref() == Some(learned.as_bytes());
-            if !same {
-                remember(dp, pool, learned.as_bytes(), plan);
+            let key: &[u8] = match learned {
+                Some(l) => l.as_bytes(),
+                // The backend set no cookie, but the client sent one the table does not
+                // know (its binding expired, or it never was bound): store it on the
+                // request, like HAProxy's `stick on req.cook()`.
+                None if plan.matched.is_none() && plan.bind_key.is_none() => {
+                    plan.sent_key.as_deref()?
+                }
+                None => return None,
+            };
+            if plan.matched.as_deref() != Some(key) {
+                remember(dp, pool, key, plan);
                 queue.bind(Bind {
                     backend,
-                    key: learned.as_bytes().to_vec(),
+                    key: key.to_vec(),
                     server,
                     ttl,
                     replaces: None,
