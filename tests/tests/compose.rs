@@ -317,9 +317,17 @@ fn compose_cluster_release_waits_for_a_cut_off_node() {
         let seen: Vec<Option<u64>> = NODES.iter().map(leader_seen_by).collect();
         seen[0].filter(|_| seen.iter().all(|l| *l == seen[0]))
     });
+    // A node takes client traffic only once ready (/readyz): what an operator's load
+    // balancer, keepalived or orchestrator waits for too.
+    wait_for("every node ready", PATIENCE, || {
+        NODES
+            .iter()
+            .all(|n| request(n.admin, "GET", "/readyz", None, None).is_ok_and(|r| r.status == 200))
+            .then_some(())
+    });
     println!(
-        "compose: image built in {build_time:?}; cluster up, leader node {leader} {:?} after \
-         `up -d` returned",
+        "compose: image built in {build_time:?}; cluster up, leader node {leader}, every node \
+         ready {:?} after `up -d` returned",
         started.elapsed()
     );
 
