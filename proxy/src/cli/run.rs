@@ -114,6 +114,7 @@ async fn serve(config: config::Config, path: &Path, data_dir: Option<&Path>) -> 
         }
     }
     let mut data_plane = crate::http::start(Arc::clone(&node), metrics).await?;
+    node.set_serving();
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .context("installing the SIGHUP handler")?;
     loop {

@@ -56,10 +56,18 @@ pub(super) async fn form(f: Formation) {
         return;
     }
     // A member may have come up meanwhile and may tell that this node's data was lost.
-    if let Err(e) = refuse_if_formed_without_me(&peers, id, &members, &data_dir).await {
+    let formed = std::sync::atomic::AtomicBool::new(false);
+    if let Err(e) = refuse_if_formed_without_me(&peers, id, &members, &data_dir, &formed).await {
         tracing::error!(id, "{e:#}");
         eprintln!("holdfast: {e:#}");
         let _ = raft.shutdown().await;
+        return;
+    }
+    if formed.load(std::sync::atomic::Ordering::Acquire) {
+        tracing::info!(
+            id,
+            "a cluster is formed: waiting for its leader to replicate here"
+        );
         return;
     }
     if !lowest {
@@ -111,6 +119,7 @@ pub(super) async fn refuse_if_formed_without_me(
     id: NodeId,
     members: &BTreeMap<NodeId, BasicNode>,
     data_dir: &std::path::Path,
+    formed: &std::sync::atomic::AtomicBool,
 ) -> anyhow::Result<()> {
     let mut asks = tokio::task::JoinSet::new();
     for (_, node) in members.iter().filter(|(m, _)| **m != id) {
@@ -124,11 +133,16 @@ pub(super) async fn refuse_if_formed_without_me(
             serde_json::from_slice::<FormedAnswer>(&reply).ok()
         });
     }
-    let answers = asks.join_all().await;
+    let answers: Vec<FormedAnswer> = asks.join_all().await.into_iter().flatten().collect();
+    if answers.iter().any(|a| a.initialized) {
+        // Never initialize a second cluster: wait for the formed one's leader.
+        formed.store(true, std::sync::atomic::Ordering::Release);
+    }
+    // Only a leader that had replicated to this node proves its data was lost; a member
+    // that never started yet (first boot, started late) has nothing to lose.
     let Some(formed) = answers
         .into_iter()
-        .flatten()
-        .find(|a| a.initialized && a.voters.contains(&id))
+        .find(|a| a.initialized && a.voters.contains(&id) && a.matched.is_some())
     else {
         return Ok(());
     };

@@ -53,7 +53,7 @@ impl PeerHandler<TypeConfig> for Handler {
         let query: PeerQuery = serde_json::from_slice(&q)
             .map_err(|e| ForwardError::Rejected(format!("bad query: {e}")))?;
         match query {
-            PeerQuery::Formed => serde_json::to_vec(&FormedAnswer::of(&self.raft))
+            PeerQuery::Formed => serde_json::to_vec(&FormedAnswer::of(&self.raft, from))
                 .map_err(|e| ForwardError::Rejected(e.to_string())),
             PeerQuery::Readiness => {
                 let id = self.raft.metrics().borrow().id;

@@ -55,11 +55,14 @@ pub struct FormedAnswer {
     pub voters: Vec<u64>,
     /// The leader it knows.
     pub leader: Option<u64>,
+    /// When it is the leader: the last log index it replicated to the asking node (`None`:
+    /// it never reached it, a member that has not started yet).
+    pub matched: Option<u64>,
 }
 
 impl FormedAnswer {
-    /// What node `raft` would answer.
-    pub fn of(raft: &Raft) -> FormedAnswer {
+    /// What node `raft` would answer to node `asker`.
+    pub fn of(raft: &Raft, asker: u64) -> FormedAnswer {
         let m = raft.metrics().borrow().clone();
         let membership = m.membership_config.membership();
         let voters: Vec<u64> = membership.voter_ids().collect();
@@ -68,6 +71,11 @@ impl FormedAnswer {
             initialized: membership.nodes().next().is_some() || m.last_log_index.is_some(),
             voters,
             leader: m.current_leader,
+            matched: m
+                .replication
+                .as_ref()
+                .and_then(|r| r.get(&asker).cloned().flatten())
+                .map(|l| l.index),
         }
     }
 }

@@ -37,6 +37,8 @@ pub struct Node {
     queue: BindQueue,
     flush_stats: Arc<FlushStats>,
     commits: Arc<CommitWatch>,
+    /// Set once the data plane's frontends listen: only then is the node ready.
+    serving: std::sync::atomic::AtomicBool,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -122,8 +124,9 @@ impl Node {
             .context("starting raft")?;
         let peers = PeerClient::new(peer.clone());
         if !raft.is_initialized().await? {
-            bootstrap::refuse_if_formed_without_me(&peers, id, &static_members(&config), &dir)
-                .await?;
+            let formed = std::sync::atomic::AtomicBool::new(false);
+            let members = static_members(&config);
+            bootstrap::refuse_if_formed_without_me(&peers, id, &members, &dir, &formed).await?;
         }
         let writer = Arc::new(Writer::new(
             id,
@@ -180,6 +183,7 @@ impl Node {
             queue,
             flush_stats,
             commits,
+            serving: std::sync::atomic::AtomicBool::new(false),
             tasks,
         });
         node.form_cluster().await?;
@@ -290,7 +294,18 @@ impl Node {
 
     /// Whether this node may serve clients and speak for the table (`/readyz`).
     pub fn readiness(&self) -> Readiness {
-        readiness::evaluate(&self.raft, self.id, &self.commits)
+        let mut r = readiness::evaluate(&self.raft, self.id, &self.commits);
+        if r.ready && !self.serving.load(std::sync::atomic::Ordering::Acquire) {
+            r.ready = false;
+            r.reason = Some("caught up; frontends opening".into());
+        }
+        r
+    }
+
+    /// Marks the data plane's frontends as listening (see [`Node::readiness`]).
+    pub fn set_serving(&self) {
+        self.serving
+            .store(true, std::sync::atomic::Ordering::Release);
     }
 
     /// Completes when the Raft core stops on a fatal error (a storage failure, a broken
@@ -312,7 +327,7 @@ impl Node {
     pub async fn wait_ready(&self) {
         let mut last_said = tokio::time::Instant::now();
         loop {
-            let r = self.readiness();
+            let r = readiness::evaluate(&self.raft, self.id, &self.commits);
             if r.ready {
                 tracing::info!(id = self.id, applied = r.applied, "ready: serving clients");
                 return;
