@@ -93,6 +93,25 @@ pub struct Touch {
     pub ttl: Millis,
 }
 
+/// A node's promise for a server: something of the node's holds the server until `until`
+/// (node clock): an exchange that closed then plus its hold, or [`Promise::OPEN`] while a
+/// request, stream or tunnel is still open. The release rule waits for the table clock to
+/// pass every member's promise.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Promise {
+    /// Backend name.
+    pub backend: String,
+    /// Server name.
+    pub server: String,
+    /// Until when the node holds the server.
+    pub until: Millis,
+}
+
+impl Promise {
+    /// `until` of a server something is still open to: no clock passes it.
+    pub const OPEN: Millis = Millis::MAX;
+}
+
 /// One node's flushed batch of binds and touches, with its watermark.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeBatch {
@@ -109,6 +128,10 @@ pub struct NodeBatch {
     /// took `watermark`: the watermark counts toward a drain only if this is at least the
     /// drain's index.
     pub applied: u64,
+    /// This node's promises, one per server at most: all of them, replacing the ones it
+    /// reported before (`None`: this batch says nothing about them, e.g. an operator's
+    /// pin). A node that restarted reports none, clearing what it held before.
+    pub promises: Option<Vec<Promise>>,
 }
 
 /// A state change the table applies. Time comes from the [`Proposal`] around it.
@@ -207,6 +230,8 @@ pub struct ServerStatus {
     pub bindings: u64,
     /// Latest `expires_at` among this server's bindings that have expired (0 if none).
     pub last_expiry: Millis,
+    /// The latest time any member promised the server to a client (0 if none).
+    pub promised_until: Millis,
 }
 
 /// Cumulative counters of what the table has applied (replicated, identical everywhere).

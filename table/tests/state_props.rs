@@ -83,7 +83,13 @@ fn check_release(before: &StickTable, after: &StickTable, step: &Step) {
         let point = |since: u64| s.last_expiry.max(since).saturating_add(skew);
         let drained_at = after.drain_index(&s.backend, &s.server).unwrap_or(0);
         let applied = |n: &u64| after.reported_applied().get(n).copied().unwrap_or(0);
-        let holds_back = |n: &u64, w: u64, since: u64| w < point(since) || applied(n) < drained_at;
+        let promises = after.promises(&s.backend, &s.server);
+        let promised = |n: &u64| promises.iter().find(|(m, _)| m == n).map(|&(_, u)| u);
+        let holds_back = |n: &u64, w: u64, since: u64| {
+            w < point(since)
+                || applied(n) < drained_at
+                || promised(n).is_some_and(|u| u.saturating_add(skew) >= now)
+        };
         let rule_holds = |since: u64| {
             s.bindings == 0
                 && after

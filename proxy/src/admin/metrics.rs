@@ -105,8 +105,31 @@ pub fn render(node: &Node, http: Option<&HttpMetrics>) -> Response<Body> {
 
     let bindings = Family::<ServerLabels, Gauge>::default();
     let states = Family::<StateLabels, Gauge>::default();
+    let open = Family::<ServerLabels, Gauge>::default();
+    for ((backend, server), n) in node.open_set().counts() {
+        let labels = ServerLabels {
+            backend: backend.to_string(),
+            server: server.to_string(),
+        };
+        open.get_or_create(&labels).set(n as i64);
+    }
+    registry.register(
+        "holdfast_server_open",
+        "Requests, streams and tunnels open to the server from this node (they hold its release)",
+        open,
+    );
+    let promised = Family::<ServerLabels, Gauge>::default();
     let counters = node.shared().with_table(|t| {
         for s in t.servers() {
+            if s.promised_until > 0 {
+                let labels = ServerLabels {
+                    backend: s.backend.clone(),
+                    server: s.server.clone(),
+                };
+                promised
+                    .get_or_create(&labels)
+                    .set((s.promised_until / 1000) as i64);
+            }
             let labels = ServerLabels {
                 backend: s.backend.clone(),
                 server: s.server.clone(),
@@ -129,6 +152,11 @@ pub fn render(node: &Node, http: Option<&HttpMetrics>) -> Response<Body> {
         "holdfast_table_bindings",
         "Live bindings per server in the replicated stick table",
         bindings,
+    );
+    registry.register(
+        "holdfast_server_promised_until_seconds",
+        "The latest time any member promised the server to a client it holds no binding for",
+        promised,
     );
     registry.register(
         "holdfast_server_admin_state",

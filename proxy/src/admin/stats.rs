@@ -63,13 +63,13 @@ function render(s){
     `node ${c.id} · leader ${c.leader ?? 'none'} · term ${c.term} · applied ${c.applied_index}`;
   let html='';
   for(const b of s.backends){
-    html+=`<h3>${esc(b.name)}</h3><table><thead><tr><th>server</th><th>admin state</th><th>health</th><th>bindings</th><th>release waits on</th><th>drain</th></tr></thead><tbody>`;
+    html+=`<h3>${esc(b.name)}</h3><table><thead><tr><th>server</th><th>admin state</th><th>health</th><th>bindings</th><th>open here</th><th>release waits on</th><th>drain</th></tr></thead><tbody>`;
     for(const v of b.servers){
       const k=b.name+'/'+v.name; const hist=(history[k]=history[k]||[]);
       hist.push(v.bindings); if(hist.length>120) hist.shift();
       const blockers=v.release_blockers.length?('nodes '+v.release_blockers.join(', ')):'';
       html+=`<tr class="${esc(v.admin_state)}"><td>${esc(v.name)}</td><td>${esc(v.admin_state)}</td>`+
-        `<td class="${esc(v.health)}">${esc(v.health)}</td><td>${v.bindings}</td><td>${esc(blockers)}</td>`+
+        `<td class="${esc(v.health)}">${esc(v.health)}</td><td>${v.bindings}</td><td>${v.open_here}</td><td>${esc(blockers)}</td>`+
         `<td>${v.admin_state==='drain'?chart(hist):''}</td></tr>`;
     }
     html+='</tbody></table>';

@@ -298,8 +298,14 @@ async fn wait_released(
             format!("{backend}/{server}: {state}, 0 bindings left, releasing")
         } else {
             let nodes: Vec<String> = blockers.iter().map(Value::to_string).collect();
+            let promised = s["promised_until"].as_u64().unwrap_or(0);
+            let open = if promised > 0 {
+                ", open streams or requests"
+            } else {
+                ""
+            };
             format!(
-                "{backend}/{server}: {state}, 0 bindings left, waiting for the watermarks of nodes {}",
+                "{backend}/{server}: {state}, 0 bindings left, waiting for the watermarks{open} of nodes {}",
                 nodes.join(", ")
             )
         };

@@ -50,6 +50,7 @@ pub fn backends(v: &Value) -> String {
                 str_of(&s["admin_state"]),
                 str_of(&s["health"]),
                 str_of(&s["bindings"]),
+                str_of(&s["open_here"]),
                 if blockers.is_empty() {
                     "-".into()
                 } else {
@@ -59,7 +60,14 @@ pub fn backends(v: &Value) -> String {
         }
     }
     columns(
-        &["server", "state", "health", "bindings", "release waits on"],
+        &[
+            "server",
+            "state",
+            "health",
+            "bindings",
+            "open here",
+            "release waits on",
+        ],
         &rows,
     )
 }
@@ -174,12 +182,12 @@ mod tests {
     #[test]
     fn backends_lays_out_servers() {
         let v = serde_json::json!([{ "name": "app", "servers": [
-            { "name": "s1", "admin_state": "drain", "health": "up", "bindings": 3, "release_blockers": [2, 3] }
+            { "name": "s1", "admin_state": "drain", "health": "up", "bindings": 3, "open_here": 1, "release_blockers": [2, 3] }
         ]}]);
         let out = backends(&v);
         assert!(out.starts_with("SERVER"), "{out}");
         assert!(
-            out.contains("app/s1  drain  up      3         2,3"),
+            out.contains("app/s1  drain  up      3         1          2,3"),
             "{out}"
         );
     }

@@ -7,11 +7,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use holdfast_table::model::{Bind, Command, NodeBatch, NodeId, Touch};
+use holdfast_table::model::{Bind, Command, NodeBatch, NodeId, Promise, Touch};
 use holdfast_table::raft::SharedState;
 use tokio::sync::mpsc;
 
 use super::clock::now_ms;
+use super::open::{Activity, OpenSet};
 use super::queue::Record;
 use super::writer::Writer;
 
@@ -55,7 +56,38 @@ impl Pending {
         self.binds.len() + self.touches.len()
     }
 
-    fn take(&mut self, node: NodeId, watermark: u64, applied: u64) -> NodeBatch {
+    /// Open and recently closed exchanges: touches of their bindings join the pending
+    /// ones; the node's promises (one per server) are returned, sorted.
+    fn add_activity(&mut self, activity: Activity) -> Vec<Promise> {
+        for o in activity.touches {
+            let Some(key) = o.key else { continue };
+            self.add(Record::Touch(Touch {
+                backend: o.backend.to_string(),
+                key,
+                server: o.server.to_string(),
+                ttl: o.ttl,
+            }));
+        }
+        let mut promises: Vec<Promise> = activity
+            .promises
+            .into_iter()
+            .map(|((backend, server), until)| Promise {
+                backend: backend.to_string(),
+                server: server.to_string(),
+                until,
+            })
+            .collect();
+        promises.sort_by(|a, b| (&a.backend, &a.server).cmp(&(&b.backend, &b.server)));
+        promises
+    }
+
+    fn take(
+        &mut self,
+        node: NodeId,
+        watermark: u64,
+        applied: u64,
+        promises: Vec<Promise>,
+    ) -> NodeBatch {
         let mut touches: Vec<Touch> = self.touches.drain().map(|(_, t)| t).collect();
         touches.sort_by(|a, b| (&a.backend, &a.key).cmp(&(&b.backend, &b.key)));
         NodeBatch {
@@ -64,10 +96,12 @@ impl Pending {
             touches,
             watermark,
             applied,
+            promises: Some(promises),
         }
     }
 
     fn restore(&mut self, batch: NodeBatch, limit: usize, stats: &FlushStats) {
+        // Promises are not kept: the next batch reports the node's current ones.
         for b in batch.binds {
             self.keep(Record::Bind(b), limit, stats);
         }
@@ -85,63 +119,90 @@ impl Pending {
     }
 }
 
-/// Runs the flusher until the queue's senders are all gone.
-pub async fn run(
-    node: NodeId,
-    mut rx: mpsc::Receiver<Record>,
-    writer: Arc<Writer>,
-    shared: Arc<SharedState>,
-    interval: Duration,
-    limit: usize,
-    stats: Arc<FlushStats>,
-) {
-    let mut pending = Pending::default();
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_sent = Instant::now();
-    loop {
-        let due = tokio::select! {
-            record = rx.recv() => match record {
-                Some(r) => { pending.add(r); false }
-                None => return,
-            },
-            _ = ticker.tick() => true,
-        };
-        // The index first, then the time: every request after `applied` was visible saw
-        // the table as of that entry, and everything served before `watermark` is already
-        // in the channel (drained just below).
-        let applied = shared.visible_index();
-        let watermark = now_ms();
-        while let Ok(r) = rx.try_recv() {
-            pending.keep(r, limit, &stats);
-        }
-        let draining = shared
-            .view()
-            .states()
-            .servers
-            .iter()
-            .any(|s| s.admin_state.name() == "drain");
-        let send = !pending.binds.is_empty()
-            || (due
-                && (pending.len() > 0 || draining || last_sent.elapsed() >= IDLE_WATERMARK_EVERY));
-        if !send {
-            continue;
-        }
-        let batch = pending.take(node, watermark, applied);
-        let (binds, touches) = (batch.binds.len() as u64, batch.touches.len() as u64);
-        match writer.write(Command::Batch(batch.clone())).await {
-            Ok(_) => {
-                last_sent = Instant::now();
-                stats.batches.fetch_add(1, Ordering::Relaxed);
-                stats.binds.fetch_add(binds, Ordering::Relaxed);
-                stats.touches.fetch_add(touches, Ordering::Relaxed);
+/// What the flusher works with.
+pub struct Flusher {
+    /// This node.
+    pub node: NodeId,
+    /// Commits batches.
+    pub writer: Arc<Writer>,
+    /// The applied state (visible index, server states).
+    pub shared: Arc<SharedState>,
+    /// Exchanges open from this node.
+    pub open: Arc<OpenSet>,
+    /// Touches are flushed this often.
+    pub interval: Duration,
+    /// Pending records kept at most while writes fail.
+    pub limit: usize,
+    /// Counters.
+    pub stats: Arc<FlushStats>,
+}
+
+impl Flusher {
+    /// Runs the flusher until the queue's senders are all gone.
+    pub async fn run(self, mut rx: mpsc::Receiver<Record>) {
+        let Flusher {
+            node,
+            writer,
+            shared,
+            open,
+            interval,
+            limit,
+            stats,
+        } = self;
+        let mut pending = Pending::default();
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_sent = Instant::now();
+        loop {
+            let due = tokio::select! {
+                record = rx.recv() => match record {
+                    Some(r) => { pending.add(r); false }
+                    None => return,
+                },
+                _ = ticker.tick() => true,
+            };
+            // The index first, then the time: every request after `applied` was visible
+            // saw the table as of that entry, and everything served before `watermark` is
+            // already in the channel (drained just below) or in the open set.
+            let applied = shared.visible_index();
+            let watermark = now_ms();
+            while let Ok(r) = rx.try_recv() {
+                pending.keep(r, limit, &stats);
             }
-            Err(e) => {
-                stats.failures.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(error = %e, binds, touches, "batch not committed, keeping it");
-                pending.restore(batch, limit, &stats);
-                // Back off a little so a cluster without quorum is not hammered.
-                tokio::time::sleep(interval).await;
+            let draining = shared
+                .view()
+                .states()
+                .servers
+                .iter()
+                .any(|s| s.admin_state.name() == "drain");
+            let send = !pending.binds.is_empty()
+                || (due
+                    && (pending.len() > 0
+                        || draining
+                        || !open.is_quiet()
+                        || last_sent.elapsed() >= IDLE_WATERMARK_EVERY));
+            if !send {
+                continue;
+            }
+            // Every batch carries what is open now, what closed since the last one, and
+            // all of this node's promises.
+            let promises = pending.add_activity(open.activity());
+            let batch = pending.take(node, watermark, applied, promises);
+            let (binds, touches) = (batch.binds.len() as u64, batch.touches.len() as u64);
+            match writer.write(Command::Batch(batch.clone())).await {
+                Ok(_) => {
+                    last_sent = Instant::now();
+                    stats.batches.fetch_add(1, Ordering::Relaxed);
+                    stats.binds.fetch_add(binds, Ordering::Relaxed);
+                    stats.touches.fetch_add(touches, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    stats.failures.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(error = %e, binds, touches, "batch not committed, keeping it");
+                    pending.restore(batch, limit, &stats);
+                    // Back off a little so a cluster without quorum is not hammered.
+                    tokio::time::sleep(interval).await;
+                }
             }
         }
     }

@@ -21,6 +21,7 @@ use super::bootstrap;
 use super::flusher::{self, FlushStats};
 use super::handler::Handler;
 use super::membership::{self, ClusterOp, PeerQuery};
+use super::open::OpenSet;
 use super::queue::BindQueue;
 use super::readiness::{self, CommitWatch, Readiness};
 use super::writer::{self, WriteError, Writer};
@@ -37,6 +38,7 @@ pub struct Node {
     queue: BindQueue,
     flush_stats: Arc<FlushStats>,
     commits: Arc<CommitWatch>,
+    open: Arc<OpenSet>,
     /// Set once the data plane's frontends listen: only then is the node ready.
     serving: std::sync::atomic::AtomicBool,
     tasks: Vec<JoinHandle<()>>,
@@ -157,15 +159,17 @@ impl Node {
 
         let (queue, rx) = BindQueue::new(config.cluster.queue_limit);
         let flush_stats = Arc::new(FlushStats::default());
-        tasks.push(tokio::spawn(flusher::run(
-            id,
-            rx,
-            writer.clone(),
-            shared.clone(),
-            config.cluster.flush,
-            config.cluster.queue_limit,
-            flush_stats.clone(),
-        )));
+        let open = Arc::new(OpenSet::default());
+        let flusher = flusher::Flusher {
+            node: id,
+            writer: writer.clone(),
+            shared: shared.clone(),
+            open: open.clone(),
+            interval: config.cluster.flush,
+            limit: config.cluster.queue_limit,
+            stats: flush_stats.clone(),
+        };
+        tasks.push(tokio::spawn(flusher.run(rx)));
         tasks.push(tokio::spawn(writer::run_ticker(
             writer.clone(),
             raft.clone(),
@@ -183,6 +187,7 @@ impl Node {
             queue,
             flush_stats,
             commits,
+            open,
             serving: std::sync::atomic::AtomicBool::new(false),
             tasks,
         });
@@ -285,6 +290,11 @@ impl Node {
     /// The client for talking to peers.
     pub(super) fn peer_client(&self) -> &PeerClient<holdfast_table::raft::TypeConfig> {
         &self.peers
+    }
+
+    /// The exchanges open from this node (open means active: they hold their server).
+    pub fn open_set(&self) -> &Arc<OpenSet> {
+        &self.open
     }
 
     /// Counters of the flusher.

@@ -72,8 +72,14 @@ pub struct ServerView {
     pub health: &'static str,
     /// Live bindings (the replicated count).
     pub bindings: u64,
-    /// Members whose watermark still holds a drain's release back.
+    /// Members whose watermark, unapplied drain or promise still holds a drain's release
+    /// back.
     pub release_blockers: Vec<u64>,
+    /// Requests, streams and tunnels open to the server from the node answering.
+    pub open_here: u64,
+    /// The latest time any member promised the server to a client it holds no binding
+    /// for (open exchanges; ms since epoch, 0: none).
+    pub promised_until: u64,
 }
 
 /// `GET /v1/table/{backend}`.
@@ -173,6 +179,12 @@ impl Node {
         &self,
         health: impl Fn(&str, &str) -> &'static str,
     ) -> Vec<BackendStatus> {
+        let open = self.open_set().counts();
+        let open_here = |b: &str, s: &str| {
+            open.iter()
+                .find(|((ob, os), _)| &**ob == b && &**os == s)
+                .map_or(0, |(_, n)| *n)
+        };
         self.shared().with_table(|t| {
             let mut out: Vec<BackendStatus> = Vec::new();
             let mut names: Vec<(String, String)> = self
@@ -199,6 +211,8 @@ impl Node {
                     health: health(&backend, &server),
                     bindings: t.bindings_of(&backend, &server),
                     release_blockers: t.release_blockers(&backend, &server),
+                    open_here: open_here(&backend, &server),
+                    promised_until: status.as_ref().map_or(0, |s| s.promised_until),
                 };
                 match out.iter_mut().find(|b| b.name == backend) {
                     Some(b) => b.servers.push(view),

@@ -219,7 +219,7 @@ async fn route(
         };
         let mut out = Request::from_parts(this, body.take().unwrap_or_else(empty));
         *out.uri_mut() = uri;
-        let inflight = plan.server.start();
+        let inflight = persist::open(dp, &pool, &plan);
         let sent = tokio::time::timeout(dp.timeouts.server, dp.client.request(out)).await;
         match sent {
             Ok(Ok(resp)) => break (resp, inflight),

@@ -10,8 +10,8 @@ use holdfast_table::model::{Bind, Touch};
 
 use super::DataPlane;
 use super::cookie::{CookieSigner, Signed, set_cookie};
-use super::pool::{Pool, Server, Usable};
-use crate::cluster::now_ms;
+use super::pool::{InFlight, Pool, Server, Usable};
+use crate::cluster::{Open, OpenGuard, now_ms};
 use crate::config::Persistence;
 
 /// Where a request goes and what to record once the server answered.
@@ -47,6 +47,40 @@ impl Plan {
             replaces: None,
             reissue: false,
         }
+    }
+}
+
+/// A request to `plan.server` from dispatch until its response is finished or its tunnel
+/// closed: in flight for least-connections, open for the release (DESIGN.md: open means
+/// active; its binding is touched, or its server promised, with every flush).
+pub struct Exchange {
+    _inflight: InFlight,
+    _open: OpenGuard,
+}
+
+/// Starts counting an exchange with `plan.server` as in flight and open.
+pub fn open(dp: &DataPlane, pool: &Pool, plan: &Plan) -> Exchange {
+    let key = plan
+        .matched
+        .clone()
+        .or_else(|| plan.bind_key.clone())
+        .or_else(|| plan.new_session.as_ref().map(|s| s.clone().into_bytes()));
+    // Without persistence nothing comes back to the server after the exchange: it holds
+    // the server only while open.
+    let hold = match pool.config.persistence {
+        Persistence::None => 0,
+        _ => pool.ttl,
+    };
+    let open = Open {
+        backend: pool.name.clone(),
+        server: plan.server.name.clone(),
+        key,
+        ttl: pool.ttl,
+        hold,
+    };
+    Exchange {
+        _inflight: plan.server.start(),
+        _open: dp.node.open_set().open(open),
     }
 }
 

@@ -93,6 +93,10 @@ impl StickTable {
     pub fn set_members(&mut self, members: &BTreeSet<NodeId>) {
         self.watermarks.retain(|node, _| members.contains(node));
         self.reported.retain(|node, _| members.contains(node));
+        for id in self.registry.ids() {
+            let promised = &mut self.registry.server_mut(id).promised;
+            promised.retain(|node, _| members.contains(node));
+        }
         for &m in members {
             self.watermarks.entry(m).or_insert(0);
             self.reported.entry(m).or_insert(0);
@@ -120,6 +124,20 @@ impl StickTable {
         }
         if let Some(a) = self.reported.get_mut(&batch.node) {
             *a = (*a).max(batch.applied);
+        }
+        if let Some(promises) = &batch.promises
+            && self.members.contains(&batch.node)
+        {
+            // Servers are few: the pass does not grow with the table.
+            for id in self.registry.ids() {
+                self.registry.server_mut(id).promised.remove(&batch.node);
+            }
+            for p in promises {
+                let (_, id) = self.mention(&p.backend, &p.server);
+                let promised = self.registry.server_mut(id).promised.entry(batch.node);
+                let until = promised.or_insert(0);
+                *until = (*until).max(p.until);
+            }
         }
         Response::Batch {
             bound,

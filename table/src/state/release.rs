@@ -57,6 +57,17 @@ impl StickTable {
         matches!(s.state, AdminState::Drain { .. }).then_some(s.drain_index)
     }
 
+    /// Each member's latest promise for `backend/server` (empty if none or unknown).
+    pub fn promises(&self, backend: &str, server: &str) -> Vec<(NodeId, Millis)> {
+        self.registry
+            .server_id(backend, server)
+            .map(|id| {
+                let s = self.registry.server(id);
+                s.promised.iter().map(|(&n, &u)| (n, u)).collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Members whose watermark is not yet past what release of this draining server needs
     /// (empty if the server is not draining or no member holds it back).
     ///
@@ -72,13 +83,17 @@ impl StickTable {
     }
 
     /// Members holding the release of draining server `s` back: their watermark is not
-    /// past `point`, or it was taken before they had applied the drain.
+    /// past `point`, or it was taken before they had applied the drain, or the table
+    /// clock has not passed their promise for `s` (plus the skew).
     fn blockers<'a>(&'a self, s: &'a Server, point: Millis) -> impl Iterator<Item = NodeId> + 'a {
         self.watermarks
             .iter()
             .filter(move |&(node, &w)| {
                 let applied = self.reported.get(node).copied().unwrap_or(0);
-                w < point || applied < s.drain_index
+                let promised = s.promised.get(node).copied();
+                w < point
+                    || applied < s.drain_index
+                    || promised.is_some_and(|u| u.saturating_add(self.params.max_skew) >= self.now)
             })
             .map(|(&node, _)| node)
     }

@@ -23,6 +23,8 @@ pub(crate) struct Server {
     /// watermark counts toward this drain's release only from a batch it took after it
     /// had applied this index.
     pub(crate) drain_index: u64,
+    /// Each member's latest promise for the server (see [`crate::model::Promise`]).
+    pub(crate) promised: BTreeMap<crate::model::NodeId, Millis>,
 }
 
 /// A backend: its name and its servers by name.
@@ -103,6 +105,7 @@ impl Registry {
             count: 0,
             last_expiry,
             drain_index,
+            promised: BTreeMap::new(),
         });
         self.set_state(id, state);
         id
@@ -135,6 +138,11 @@ impl Registry {
         } else {
             self.draining.remove(&id);
         }
+    }
+
+    /// Every server's id (for the rare whole-registry passes: membership changes).
+    pub(crate) fn ids(&self) -> std::ops::Range<u32> {
+        0..self.servers.len() as u32
     }
 
     /// Ids of the draining servers.
@@ -172,6 +180,7 @@ impl Registry {
             admin_state: s.state,
             bindings: s.count,
             last_expiry: s.last_expiry,
+            promised_until: s.promised.values().copied().max().unwrap_or(0),
         }
     }
 }

@@ -66,6 +66,7 @@ struct ServerOut<'a> {
     state: AdminState,
     last_expiry: Millis,
     drain_index: u64,
+    promised: Vec<(NodeId, Millis)>,
 }
 
 /// One backend's bindings, sorted by key; `server` is the index in the backend's servers.
@@ -126,6 +127,7 @@ struct ServerIn<'a> {
     state: AdminState,
     last_expiry: Millis,
     drain_index: u64,
+    promised: Vec<(NodeId, Millis)>,
 }
 
 #[derive(Deserialize)]
@@ -174,6 +176,7 @@ impl StickTable {
                                 state: s.state,
                                 last_expiry: s.last_expiry,
                                 drain_index: s.drain_index,
+                                promised: s.promised.iter().map(|(&n, &u)| (n, u)).collect(),
                             }
                         })
                         .collect(),
@@ -258,6 +261,15 @@ fn build(snap: SnapIn<'_>) -> Result<StickTable, SnapshotError> {
         if b.servers.iter().any(|s| s.drain_index > snap.index) {
             return Err(Invalid("drain index ahead of the table's index"));
         }
+        let member = |n: NodeId| snap.watermarks.iter().any(|&(m, _, _)| m == n);
+        for s in &b.servers {
+            if !strictly_increasing(s.promised.iter().map(|&(n, _)| n)) {
+                return Err(Invalid("promises not sorted or repeated"));
+            }
+            if s.promised.iter().any(|&(n, _)| !member(n)) {
+                return Err(Invalid("promise of a node that is not a member"));
+            }
+        }
         if !strictly_increasing(b.bindings.iter().map(|x| x.key)) {
             return Err(Invalid("keys not sorted or repeated"));
         }
@@ -289,8 +301,11 @@ fn build(snap: SnapIn<'_>) -> Result<StickTable, SnapshotError> {
             .servers
             .iter()
             .map(|s| {
-                t.registry
-                    .push_server(bid, s.name, s.state, s.last_expiry, s.drain_index)
+                let id = t
+                    .registry
+                    .push_server(bid, s.name, s.state, s.last_expiry, s.drain_index);
+                t.registry.server_mut(id).promised = s.promised.iter().copied().collect();
+                id
             })
             .collect();
         for x in b.bindings {

@@ -359,3 +359,46 @@ fn a_watermark_taken_before_the_node_applied_the_drain_does_not_release_it() {
     assert_eq!(state(&t, "s1"), AdminState::Maint);
     assert_eq!(t.drain_index("app", "s1"), None);
 }
+
+/// DESIGN.md (c): an open stream or tunnel on a node is a promise for its server; the
+/// release waits for the table clock to pass every member's promise (plus the skew).
+#[test]
+fn a_promise_holds_the_release_until_the_clock_passes_it() {
+    use crate::model::{Command, NodeBatch, Promise, Proposal};
+    let mut t = StickTable::new();
+    members(&mut t, &[1, 2]);
+    set_state(&mut t, 10, "s1", DRAIN);
+    let promise = |t: &mut StickTable, now: u64, node: u64, until: u64| {
+        t.apply(&Proposal {
+            now,
+            command: Command::Batch(NodeBatch {
+                node,
+                watermark: now,
+                promises: Some(vec![Promise {
+                    backend: "app".into(),
+                    server: "s1".into(),
+                    until,
+                }]),
+                ..NodeBatch::default()
+            }),
+        });
+        t.check_invariants().unwrap();
+    };
+    promise(&mut t, 1_000, 1, 0);
+    promise(&mut t, 1_000, 2, 5_000);
+    assert_eq!(t.server("app", "s1").unwrap().promised_until, 5_000);
+    assert_eq!(t.release_blockers("app", "s1"), vec![2]);
+    // Open: no clock passes it. A batch without promises (an operator's pin) keeps it.
+    promise(&mut t, 2_000, 2, Promise::OPEN);
+    report(&mut t, 2_000, 1, 60_000);
+    report(&mut t, 2_000, 2, 60_000);
+    tick(&mut t, 50_000);
+    assert!(matches!(state(&t, "s1"), AdminState::Drain { .. }));
+    assert_eq!(t.release_blockers("app", "s1"), vec![2]);
+    // Closed at 50 000: the node's next report replaces its promise.
+    promise(&mut t, 50_000, 2, 51_000);
+    tick(&mut t, 51_000 + SKEW);
+    assert!(matches!(state(&t, "s1"), AdminState::Drain { .. }));
+    tick(&mut t, 51_001 + SKEW);
+    assert_eq!(state(&t, "s1"), AdminState::Maint);
+}

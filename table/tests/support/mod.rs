@@ -5,8 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use holdfast_table::model::{
-    AdminState, Bind, Command, Millis, NodeBatch, NodeId, Proposal, RequestedState, Response,
-    ServerStatus, TableCounters, Touch,
+    AdminState, Bind, Command, Millis, NodeBatch, NodeId, Promise, Proposal, RequestedState,
+    Response, ServerStatus, TableCounters, Touch,
 };
 use proptest::prelude::*;
 
@@ -28,6 +28,8 @@ pub enum Op {
         lag: Millis,
         /// How many log entries behind the batch's node was when it took its watermark.
         behind: u64,
+        /// Promises: (backend, server, how far past the leader clock).
+        promises: Vec<(usize, usize, Millis)>,
     },
     State {
         dt: i64,
@@ -79,14 +81,22 @@ pub fn op() -> impl Strategy<Value = Op> {
             proptest::collection::vec(entry(), 0..4),
             0u64..1200,
             prop_oneof![3 => Just(0u64), 1 => 1u64..12],
+            prop_oneof![
+                3 => Just(Vec::new()),
+                1 => proptest::collection::vec(
+                    (0..BACKENDS.len(), 0..SERVERS.len(), 0u64..2500),
+                    1..3,
+                ),
+            ],
         )
-            .prop_map(|(dt, node, binds, touches, lag, behind)| Op::Batch {
+            .prop_map(|(dt, node, binds, touches, lag, behind, promises)| Op::Batch {
                 dt,
                 node,
                 binds,
                 touches,
                 lag,
                 behind,
+                promises,
             }),
         3 => (dt(), 0..BACKENDS.len(), 0..SERVERS.len(), requested()).prop_map(
             |(dt, backend, server, state)| Op::State {
@@ -132,6 +142,7 @@ pub fn steps(ops: &[Op]) -> Vec<Step> {
                     touches,
                     lag,
                     behind,
+                    promises,
                 } => {
                     let (now, leader) = stamp(*dt);
                     let batch = NodeBatch {
@@ -160,6 +171,22 @@ pub fn steps(ops: &[Op]) -> Vec<Step> {
                             .collect(),
                         watermark: leader.saturating_sub(*lag),
                         applied: (index - 1).saturating_sub(*behind),
+                        // Some batches say nothing of promises; an `ahead` of 0 stands
+                        // for an exchange still open.
+                        promises: (lag % 5 != 0).then(|| {
+                            promises
+                                .iter()
+                                .map(|&(b, s, ahead)| Promise {
+                                    backend: BACKENDS[b].into(),
+                                    server: SERVERS[s].into(),
+                                    until: if ahead == 0 {
+                                        Promise::OPEN
+                                    } else {
+                                        leader + ahead
+                                    },
+                                })
+                                .collect()
+                        }),
                     };
                     (now, Command::Batch(batch))
                 }
@@ -209,6 +236,8 @@ pub struct Model {
     pub drain_index: BTreeMap<(String, String), u64>,
     /// The index of the entry being applied.
     pub index: u64,
+    /// (backend, server) -> member -> latest promise.
+    pub promised: BTreeMap<(String, String), BTreeMap<NodeId, Millis>>,
     pub counters: TableCounters,
 }
 
@@ -303,8 +332,12 @@ impl Model {
                 continue;
             };
             let drained_at = self.drain_index.get(&k).copied().unwrap_or(0);
+            let promises = self.promised.get(&k).cloned().unwrap_or_default();
             let all_past = self.watermarks.iter().all(|(n, &w)| {
-                w >= point && self.reported.get(n).copied().unwrap_or(0) >= drained_at
+                let promised = promises.get(n).copied();
+                w >= point
+                    && self.reported.get(n).copied().unwrap_or(0) >= drained_at
+                    && promised.is_none_or(|u| u.saturating_add(self.skew) < self.now)
             });
             if self.count(&k.0, &k.1) == 0 && all_past {
                 self.counters.released += 1;
@@ -373,6 +406,26 @@ impl Model {
                 if let Some(a) = self.reported.get_mut(&b.node) {
                     *a = (*a).max(b.applied);
                 }
+                if let Some(promises) = b
+                    .promises
+                    .as_ref()
+                    .filter(|_| self.watermarks.contains_key(&b.node))
+                {
+                    for per_server in self.promised.values_mut() {
+                        per_server.remove(&b.node);
+                    }
+                    for p in promises {
+                        self.register(&p.backend, &p.server);
+                        let k = (p.backend.clone(), p.server.clone());
+                        let until = self
+                            .promised
+                            .entry(k)
+                            .or_default()
+                            .entry(b.node)
+                            .or_insert(0);
+                        *until = (*until).max(p.until);
+                    }
+                }
                 Response::Batch {
                     bound: (mid.bound - before.bound) as u32,
                     conflicts: (mid.conflicts - before.conflicts) as u32,
@@ -424,6 +477,9 @@ impl Model {
     pub fn set_members(&mut self, members: &BTreeSet<NodeId>) {
         self.watermarks.retain(|n, _| members.contains(n));
         self.reported.retain(|n, _| members.contains(n));
+        for promises in self.promised.values_mut() {
+            promises.retain(|n, _| members.contains(n));
+        }
         for &m in members {
             self.watermarks.entry(m).or_insert(0);
             self.reported.entry(m).or_insert(0);
@@ -441,6 +497,11 @@ impl Model {
                 admin_state: state,
                 bindings: self.count(b, s),
                 last_expiry: last,
+                promised_until: self
+                    .promised
+                    .get(&(b.clone(), s.clone()))
+                    .and_then(|p| p.values().copied().max())
+                    .unwrap_or(0),
             })
             .collect()
     }

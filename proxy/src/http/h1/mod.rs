@@ -429,7 +429,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<'_, I> {
                     }
                 },
             };
-            let inflight = server.start();
+            let inflight = persist::open(dp, &pool, &plan);
             let sent = match up.stream.write_all(&self.out).await {
                 Ok(()) => {
                     pass_length(&mut self.io, &mut self.buf, &mut up.stream, rest, stall).await

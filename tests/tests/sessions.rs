@@ -1,0 +1,179 @@
+//! Open means active (issue 11): an upgraded tunnel (WebSocket) holds its server for as
+//! long as it is open, on every node, and the release comes a ttl after it closes.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use holdfast_tests::{ClusterOptions, Lab, PATIENCE, three_modes_config, wait_for};
+
+const TTL: Duration = Duration::from_secs(2);
+
+/// A WebSocket-style tunnel through a node to the demo backend's `/ws` echo.
+struct Tunnel {
+    stream: TcpStream,
+    server: String,
+}
+
+impl Tunnel {
+    /// Opens a tunnel of a new insert-mode client through `addr`; the server is read from
+    /// the cookie holdfast sets on the 101.
+    fn open(addr: &str) -> Tunnel {
+        let mut stream = TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        stream
+            .write_all(
+                b"GET /ws HTTP/1.1\r\nHost: insert.local\r\nUpgrade: websocket\r\n\
+                  Connection: Upgrade\r\n\r\n",
+            )
+            .expect("send");
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            stream.read_exact(&mut byte).expect("101 head");
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+        assert!(head.starts_with("http/1.1 101"), "{head}");
+        let server = head
+            .lines()
+            .find_map(|l| l.strip_prefix("set-cookie: hfsid="))
+            .and_then(|v| v.split('.').next())
+            .expect("the insert cookie names the server")
+            .to_string();
+        Tunnel { stream, server }
+    }
+
+    /// Sends `text` and reads the echo back.
+    fn echo(&mut self, text: &str) {
+        self.stream.write_all(text.as_bytes()).expect("send");
+        let mut back = vec![0u8; text.len()];
+        self.stream.read_exact(&mut back).expect("echo");
+        assert_eq!(back, text.as_bytes());
+    }
+}
+
+#[test]
+fn an_open_websocket_holds_its_server_until_a_ttl_after_it_closes() {
+    let options = ClusterOptions {
+        expiry_grace: "1s".into(),
+        ..ClusterOptions::default()
+    };
+    let lab = Lab::start_with(3, options, |s| three_modes_config(s, "2s"));
+    println!("open means active: a WebSocket tunnel through node 1 to s1, drained via node 2");
+    let mut tunnel = wait_for("a tunnel to s1", PATIENCE, || {
+        let t = Tunnel::open(&lab.http(0));
+        (t.server == "s1").then_some(t)
+    });
+    tunnel.echo("hello");
+    let state = |i: usize| lab.cluster.node(i).admin_state("ins", "s1");
+    lab.set_state(1, "ins", "s1", "drain");
+    // Three ttls with the tunnel open and talking: never released, on any node.
+    let until = Instant::now() + TTL * 3;
+    let mut messages = 0;
+    while Instant::now() < until {
+        tunnel.echo(&format!("message {messages}"));
+        messages += 1;
+        for i in 0..3 {
+            assert_eq!(
+                state(i).as_deref(),
+                Some("drain"),
+                "released on node {} while a tunnel to s1 was open",
+                i + 1
+            );
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let open: Vec<u64> = (0..3)
+        .filter_map(|i| {
+            lab.cluster
+                .node(i)
+                .server("ins", "s1")
+                .and_then(|s| s["open_here"].as_u64())
+        })
+        .collect();
+    assert_eq!(
+        open,
+        vec![1, 0, 0],
+        "the tunnel is counted open on node 1 only"
+    );
+    let closed = Instant::now();
+    drop(tunnel);
+    let release = &lab.watch_release(&[("ins", "s1")])[0];
+    assert!(
+        release.held_until >= closed + TTL,
+        "released {:?} after the tunnel closed, before the ttl",
+        release.seen - closed
+    );
+    println!(
+        "  {messages} messages over {:?} with s1 draining; released {:?} after the tunnel closed",
+        TTL * 3,
+        release.seen - closed
+    );
+}
+
+/// Without persistence nothing comes back to a server after an exchange, but a request
+/// still in flight (here a slow upload to the demo backend's `/echo`) holds its server:
+/// the drain is released only once it is answered.
+#[test]
+fn a_request_in_flight_holds_a_server_of_a_backend_without_persistence() {
+    let lab = Lab::start(3, |servers| {
+        format!(
+            "[[frontend]]\nname = \"web\"\nlisten = \"{{http}}\"\ndefault_backend = \"nop\"\n\n\
+             [[backend]]\nname = \"nop\"\npersistence = \"none\"\n{servers}\n"
+        )
+    });
+    println!("open means active: a slow upload in flight, persistence none");
+    let body = b"0123456789";
+    let open_on_s1 = || {
+        lab.cluster
+            .node(0)
+            .server("nop", "s1")
+            .and_then(|s| s["open_here"].as_u64())
+            .unwrap_or(0)
+    };
+    // Round robin: new uploads until one is open to s1 (the node counts it open there).
+    let mut stream = wait_for("a slow upload open to s1", PATIENCE, || {
+        let mut s = TcpStream::connect(lab.http(0)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        write!(
+            s,
+            "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: {}\r\n\r\n0",
+            body.len()
+        )
+        .expect("send");
+        std::thread::sleep(Duration::from_millis(300));
+        (open_on_s1() == 1).then_some(s)
+    });
+    lab.set_state(1, "nop", "s1", "drain");
+    for &b in &body[1..] {
+        std::thread::sleep(Duration::from_millis(400));
+        stream.write_all(&[b]).expect("upload");
+        for i in 0..3 {
+            assert_eq!(
+                lab.cluster.node(i).admin_state("nop", "s1").as_deref(),
+                Some("drain"),
+                "released on node {} with a request in flight",
+                i + 1
+            );
+        }
+    }
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !answer.ends_with(body) {
+        let n = stream.read(&mut buf).expect("answer");
+        assert!(n > 0, "closed before the echo");
+        answer.extend_from_slice(&buf[..n]);
+    }
+    let answered = Instant::now();
+    let release = &lab.watch_release(&[("nop", "s1")])[0];
+    println!(
+        "  upload of {} bytes over {:?}; released {:?} after the answer",
+        body.len(),
+        Duration::from_millis(400) * 9,
+        release.seen - answered
+    );
+}
