@@ -108,8 +108,16 @@ pub fn get(addr: &str, host: &str, path: &str, extra: &[(&str, &str)]) -> std::i
 
 /// Sends `bytes` as they are and reads the whole answer (until the server closes).
 pub fn raw(addr: &str, bytes: &[u8]) -> std::io::Result<Answer> {
-    let mut stream = TcpStream::connect(addr)?;
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    raw_within(addr, bytes, Duration::from_secs(30))
+}
+
+/// [`raw`], giving up on connecting or reading after `limit`.
+pub fn raw_within(addr: &str, bytes: &[u8], limit: Duration) -> std::io::Result<Answer> {
+    let mut stream = match addr.parse::<std::net::SocketAddr>() {
+        Ok(a) => TcpStream::connect_timeout(&a, limit)?,
+        Err(_) => TcpStream::connect(addr)?,
+    };
+    stream.set_read_timeout(Some(limit))?;
     stream.write_all(bytes)?;
     let mut buf = Vec::new();
     stream.read_to_end(&mut buf)?;
@@ -177,9 +185,22 @@ impl Jar {
 
     /// `GET /` through `addr` with this jar, storing what the server sets.
     pub fn get(&mut self, addr: &str, host: &str) -> std::io::Result<Answer> {
-        let cookie = self.header();
-        let extra: Vec<(&str, &str)> = cookie.iter().map(|c| ("Cookie", c.as_str())).collect();
-        let answer = get(addr, host, "/", &extra)?;
+        self.get_within(addr, host, Duration::from_secs(30))
+    }
+
+    /// [`Jar::get`], giving up on connecting or reading after `limit`.
+    pub fn get_within(
+        &mut self,
+        addr: &str,
+        host: &str,
+        limit: Duration,
+    ) -> std::io::Result<Answer> {
+        let mut head = format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+        if let Some(cookie) = self.header() {
+            head.push_str(&format!("Cookie: {cookie}\r\n"));
+        }
+        head.push_str("\r\n");
+        let answer = raw_within(addr, head.as_bytes(), limit)?;
         self.update(&answer);
         Ok(answer)
     }

@@ -6,10 +6,11 @@ mod backend;
 mod disk;
 mod http;
 mod lab;
+pub mod netns;
 mod node;
 mod traffic;
 
-pub use backend::{Answer, BackendProc, Jar, get, raw};
+pub use backend::{Answer, BackendProc, Jar, get, raw, raw_within};
 pub use disk::SmallDisk;
 pub use http::{Reply, request};
 pub use lab::{Lab, PATIENCE};
