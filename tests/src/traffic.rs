@@ -480,6 +480,26 @@ impl Lab {
             .collect()
     }
 
+    /// Waits until, on every node of `live`, `server` of every backend of [`MODES`] is
+    /// draining with no binding left and only node id `blocker` holding its release.
+    pub fn wait_held_only_by(&self, live: &[usize], server: &str, blocker: u64) {
+        let what = format!("only node {blocker} holding {server} back");
+        wait_for(&what, PATIENCE, || {
+            MODES
+                .iter()
+                .all(|(b, _)| {
+                    live.iter().all(|&i| {
+                        self.cluster.node(i).server(b, server).is_some_and(|s| {
+                            s["admin_state"] == "drain"
+                                && s["bindings"] == 0
+                                && s["release_blockers"] == serde_json::json!([blocker])
+                        })
+                    })
+                })
+                .then_some(())
+        });
+    }
+
     /// `backend/server`'s (admin state, bindings) on every running node.
     pub fn server_everywhere(
         &self,

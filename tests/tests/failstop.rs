@@ -180,20 +180,7 @@ fn storage_fault(fault: Fault) {
     println!("  node {id} stopped {stopped_in:?} after its storage failed, exit 70");
 
     // Bindings to s1 expire; only the stopped node's watermark holds the release back.
-    wait_for("only the stopped node holding s1 back", PATIENCE, || {
-        MODES
-            .iter()
-            .all(|(b, _)| {
-                live.iter().all(|&i| {
-                    lab.cluster.node(i).server(b, "s1").is_some_and(|s| {
-                        s["admin_state"] == "drain"
-                            && s["bindings"] == 0
-                            && s["release_blockers"] == serde_json::json!([id])
-                    })
-                })
-            })
-            .then_some(())
-    });
+    lab.wait_held_only_by(&live, "s1", id);
     std::thread::sleep(Duration::from_secs(1));
     let held = Instant::now();
     // Its disk repaired, the node comes back, catches up, and lets the release through.

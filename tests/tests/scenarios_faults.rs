@@ -112,20 +112,7 @@ fn a_paused_node_holds_the_release_until_it_resumes_while_clients_run() {
 
     // The bindings expire and the live nodes report past them: only the paused node's
     // watermark holds each release back.
-    wait_for("only the paused node holding s1 back", PATIENCE, || {
-        MODES
-            .iter()
-            .all(|(b, _)| {
-                let s = on_live(b);
-                s.len() == 2
-                    && s.iter().all(|s| {
-                        s["admin_state"] == "drain"
-                            && s["bindings"] == 0
-                            && s["release_blockers"] == serde_json::json!([paused_id])
-                    })
-            })
-            .then_some(())
-    });
+    lab.wait_held_only_by(&live, "s1", paused_id);
     std::thread::sleep(Duration::from_secs(1));
     let held = Instant::now();
     for (b, _) in MODES {
