@@ -177,3 +177,61 @@ fn a_request_in_flight_holds_a_server_of_a_backend_without_persistence() {
         release.seen - answered
     );
 }
+
+/// Header sessions (issue 11): a backend in learn mode on `Mcp-Session-Id` (MCP over
+/// Streamable HTTP). Sessions begun on any node stay on their server through every node;
+/// with s1 draining, its sessions keep reaching it and new sessions never do.
+#[test]
+fn mcp_sessions_named_by_a_header_stick_across_nodes_and_through_a_drain() {
+    let lab = Lab::start(3, |servers| {
+        format!(
+            "[[frontend]]\nname = \"web\"\nlisten = \"{{http}}\"\ndefault_backend = \"mcp\"\n\n\
+             [[backend]]\nname = \"mcp\"\npersistence = \"learn\"\nheader = \"Mcp-Session-Id\"\n\
+             ttl = \"30s\"\n{servers}\n"
+        )
+    });
+    println!("header sessions: Mcp-Session-Id");
+    let call = |node: usize, session: Option<&str>| {
+        let mut extra = vec![("Content-Type", "application/json")];
+        if let Some(s) = session {
+            extra.push(("Mcp-Session-Id", s));
+        }
+        let a = holdfast_tests::get(&lab.http(node), "mcp.local", "/mcp", &extra).expect("request");
+        assert_eq!(a.status, 200, "{a:?}");
+        a
+    };
+    let begin = |node: usize| {
+        let a = call(node, None);
+        let id = a
+            .all("mcp-session-id")
+            .first()
+            .map(|s| s.to_string())
+            .expect("a session id");
+        (id, a.body.clone())
+    };
+    let sessions: Vec<(String, String)> = (0..30).map(|n| begin(n % 3)).collect();
+    for (id, server) in &sessions {
+        for node in 0..3 {
+            assert_eq!(&call(node, Some(id)).body, server, "session {id} moved");
+        }
+    }
+    lab.set_state(0, "mcp", "s1", "drain");
+    let on_s1 = sessions.iter().filter(|(_, s)| s == "s1").count();
+    for (id, server) in &sessions {
+        for node in 0..3 {
+            assert_eq!(
+                &call(node, Some(id)).body,
+                server,
+                "session {id} moved while s1 drains"
+            );
+        }
+    }
+    let fresh: Vec<String> = (0..12).map(|n| begin(n % 3).1).collect();
+    assert!(
+        fresh.iter().all(|s| s != "s1"),
+        "a new session went to a draining server: {fresh:?}"
+    );
+    println!(
+        "  30 sessions ({on_s1} on s1) stayed put through 3 nodes and a drain; 12 new ones avoided s1"
+    );
+}

@@ -1,7 +1,8 @@
 //! `holdfast backend`: a tiny demo and test server. It answers 200 with its name as body,
 //! sets `PHPSESSID=<random>` when the request carries none, and echoes raw bytes after
 //! accepting any `Upgrade` request on `/ws` (enough to test WebSocket pass-through).
-//! `/echo` streams the request body back; `/chunked` answers its name in three chunks.
+//! `/echo` streams the request body back; `/chunked` answers its name in three chunks;
+//! `/mcp` hands out an `Mcp-Session-Id` header to a request that has none.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -129,12 +130,28 @@ fn answer(name: &str, mut req: Request<Incoming>) -> Response<Full<Bytes>> {
     let mut resp = Response::new(Full::new(Bytes::from(name.to_string())));
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-    if request_cookie(req.headers(), "PHPSESSID").is_none() {
-        let id: [u8; 12] = rand::random();
-        let id: String = id.iter().map(|b| format!("{b:02x}")).collect();
-        if let Ok(v) = HeaderValue::from_str(&format!("PHPSESSID={id}; Path=/")) {
-            resp.headers_mut().insert(SET_COOKIE, v);
+    // `/mcp`: an MCP server's session over Streamable HTTP, in miniature: a request
+    // without `Mcp-Session-Id` (an `initialize`) is given one in the response header.
+    if req.uri().path() == "/mcp" {
+        if !req.headers().contains_key(MCP_SESSION)
+            && let Ok(v) = HeaderValue::from_str(&random_id())
+        {
+            resp.headers_mut().insert(MCP_SESSION, v);
         }
+        return resp;
+    }
+    if request_cookie(req.headers(), "PHPSESSID").is_none()
+        && let Ok(v) = HeaderValue::from_str(&format!("PHPSESSID={}; Path=/", random_id()))
+    {
+        resp.headers_mut().insert(SET_COOKIE, v);
     }
     resp
+}
+
+/// The session header of MCP's Streamable HTTP transport.
+const MCP_SESSION: &str = "mcp-session-id";
+
+fn random_id() -> String {
+    let id: [u8; 12] = rand::random();
+    id.iter().map(|b| format!("{b:02x}")).collect()
 }

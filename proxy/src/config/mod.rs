@@ -164,6 +164,11 @@ pub struct BackendSection {
     /// cookie (learn, default `PHPSESSID`).
     #[serde(default)]
     pub cookie: Option<String>,
+    /// Learn mode: the session travels in this header instead of a cookie (e.g.
+    /// `Mcp-Session-Id` for MCP servers over Streamable HTTP): learned from the response,
+    /// matched on later requests.
+    #[serde(default)]
+    pub header: Option<String>,
     /// `SameSite` of the insert cookie: `lax` (default), `strict` or `none`.
     #[serde(default)]
     pub same_site: SameSite,

@@ -180,6 +180,21 @@ pub(super) fn check(text: &str, config: &Config) -> Vec<Problem> {
                 ),
             );
         }
+        if let Some(h) = &b.header {
+            let why = if b.persistence != Persistence::Learn {
+                Some("a session header is for persistence = \"learn\"".to_string())
+            } else if b.cookie.is_some() {
+                Some("set either cookie or header, not both".to_string())
+            } else if !is_token(h) {
+                Some(format!("bad header name {h:?}"))
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                let at = find_line(text, "header", 0).or(line);
+                problem("backend.header", at, format!("backend {:?}: {why}", b.name));
+            }
+        }
         if b.persistence == Persistence::Learn && b.learn_wait.as_secs() > 10 {
             problem(
                 "backend.learn_wait",

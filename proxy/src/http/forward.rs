@@ -15,14 +15,14 @@ use hyper_util::rt::TokioIo;
 
 use super::body::{Body, Guarded, empty, error_response};
 use super::conn::{Busy, ConnState};
-use super::cookie::{learned_cookie, request_cookie, strip_request_cookie};
+use super::cookie::strip_request_cookie;
 use super::headers::{
     check_framing, client_ip, host_name, is_upgrade, remove_hop_by_hop, request_host, set_forwarded,
 };
 use super::metrics::ErrorKind;
-use super::persist;
 use super::pool::Server;
 use super::{DataPlane, Frontend};
+use super::{persist, session};
 use crate::config::Persistence;
 
 /// What the handler knows about the client connection.
@@ -149,7 +149,7 @@ async fn route(
     let peer_ip = client.peer.ip();
     let proxies = &pool.config.trusted_proxies;
     let client_addr = client_ip(peer_ip, req.headers(), proxies);
-    let cookie = request_cookie(req.headers(), pool.config.cookie_name());
+    let cookie = session::in_request(&pool.config, req.headers());
     let Some(plan) = persist::plan(dp, &pool, cookie, client_addr).await else {
         let resp = fail(
             dp,
@@ -261,7 +261,7 @@ async fn route(
     let (mut resp, inflight) = response;
     let server = plan.server.name.clone();
     let learned = match pool.config.persistence {
-        Persistence::Learn => learned_cookie(resp.headers(), pool.config.cookie_name()),
+        Persistence::Learn => session::in_response(&pool.config, resp.headers()),
         _ => None,
     };
     let cookie = persist::record(dp, &pool, &plan, learned.as_deref(), client.tls);

@@ -15,6 +15,7 @@ mod persist;
 pub mod pool;
 pub mod recent;
 pub mod route;
+mod session;
 pub mod tls;
 
 use std::collections::HashMap;

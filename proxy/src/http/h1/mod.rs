@@ -7,7 +7,7 @@
 
 mod buf;
 mod chunked;
-mod head;
+pub(super) mod head;
 mod rewrite;
 pub mod upstream;
 
@@ -19,12 +19,11 @@ use http::StatusCode;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use super::body::error_text;
-use super::cookie::{cookie_in, set_cookie_value};
 use super::forward::{Access, NONE, account, is_idempotent};
 use super::headers::{client_ip_from, trusted};
 use super::metrics::ErrorKind;
-use super::persist;
 use super::{DataPlane, Frontend};
+use super::{persist, session};
 use crate::config::Persistence;
 use buf::ReadBuf;
 use chunked::Chunked;
@@ -367,10 +366,9 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<'_, I> {
         let persistence = pool.config.persistence;
         let name = pool.config.cookie_name();
         let cookie = match persistence {
-            Persistence::Insert | Persistence::Learn => head
-                .values(bytes, Kind::Cookie)
-                .filter_map(|v| std::str::from_utf8(v).ok())
-                .find_map(|v| cookie_in(v, name)),
+            Persistence::Insert | Persistence::Learn => {
+                session::in_request_head(&pool.config, head, bytes)
+            }
             _ => None,
         };
         let Some(mut plan) = persist::plan(dp, &pool, cookie, client).await else {
@@ -491,11 +489,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<'_, I> {
             }
         };
         let learned = match persistence {
-            Persistence::Learn => resp
-                .values(bytes, Kind::SetCookie)
-                .filter_map(|v| std::str::from_utf8(v).ok())
-                .filter_map(|v| set_cookie_value(v, name))
-                .last(),
+            Persistence::Learn => session::in_response_head(&pool.config, resp, bytes),
             _ => None,
         };
         let set_cookie = persist::record(dp, &pool, &plan, learned, self.tls);
