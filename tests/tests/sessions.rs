@@ -235,3 +235,66 @@ fn mcp_sessions_named_by_a_header_stick_across_nodes_and_through_a_drain() {
         "  30 sessions ({on_s1} on s1) stayed put through 3 nodes and a drain; 12 new ones avoided s1"
     );
 }
+
+/// A server-sent event stream holds its server like a tunnel: a client bound to s1 reads
+/// a 7 s stream through another node while s1 drains (ttl 2 s); no release before the
+/// stream ends, and the release comes a ttl after.
+#[test]
+fn an_open_event_stream_holds_its_server_until_a_ttl_after_it_ends() {
+    let options = ClusterOptions {
+        expiry_grace: "1s".into(),
+        ..ClusterOptions::default()
+    };
+    let lab = Lab::start_with(3, options, |s| three_modes_config(s, "2s"));
+    println!("open means active: an SSE stream through node 2 to s1, drained via node 3");
+    let cookie = wait_for("a client bound to s1", PATIENCE, || {
+        let mut jar = holdfast_tests::Jar::default();
+        let a = jar.get(&lab.http(0), "insert.local").ok()?;
+        (a.body == "s1").then(|| jar.header()).flatten()
+    });
+    let mut stream = TcpStream::connect(lab.http(1)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    write!(
+        stream,
+        "GET /sse/7000 HTTP/1.1\r\nHost: insert.local\r\nCookie: {cookie}\r\n\r\n"
+    )
+    .expect("send");
+    lab.set_state(2, "ins", "s1", "drain");
+    let started = Instant::now();
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    let mut events = 0;
+    while !seen.ends_with("0\r\n\r\n") {
+        let n = stream.read(&mut buf).expect("events");
+        assert!(n > 0, "stream closed early");
+        let chunk = String::from_utf8_lossy(&buf[..n]);
+        events += chunk.matches("data: s1").count();
+        seen.push_str(&chunk);
+        for i in 0..3 {
+            if seen.ends_with("0\r\n\r\n") {
+                break;
+            }
+            assert_eq!(
+                lab.cluster.node(i).admin_state("ins", "s1").as_deref(),
+                Some("drain"),
+                "released on node {} while an event stream from s1 was open",
+                i + 1
+            );
+        }
+    }
+    let ended = Instant::now();
+    assert!(seen.contains("text/event-stream"), "{seen}");
+    let release = &lab.watch_release(&[("ins", "s1")])[0];
+    assert!(
+        release.held_until >= ended + TTL,
+        "released {:?} after the stream ended, before the ttl",
+        release.seen - ended
+    );
+    println!(
+        "  {events} events over {:?} with s1 draining; released {:?} after the stream ended",
+        ended - started,
+        release.seen - ended
+    );
+}

@@ -2,7 +2,8 @@
 //! sets `PHPSESSID=<random>` when the request carries none, and echoes raw bytes after
 //! accepting any `Upgrade` request on `/ws` (enough to test WebSocket pass-through).
 //! `/echo` streams the request body back; `/chunked` answers its name in three chunks;
-//! `/mcp` hands out an `Mcp-Session-Id` header to a request that has none.
+//! `/mcp` hands out an `Mcp-Session-Id` header to a request that has none; `/sse/MS`
+//! streams server-sent events for MS milliseconds.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -60,7 +61,11 @@ pub async fn serve(listener: TcpListener, name: Arc<str>) {
                         let ms = ms.parse::<u64>().unwrap_or(0).min(10_000);
                         tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
                     }
-                    let resp = match req.uri().path() {
+                    let path = req.uri().path();
+                    if let Some(ms) = path.strip_prefix("/sse/").and_then(|m| m.parse().ok()) {
+                        return Ok(Events::response(&name, ms));
+                    }
+                    let resp = match path {
                         "/echo" => Response::new(req.into_body().boxed()),
                         "/chunked" => Response::new(Chunks::of(&name).boxed()),
                         _ => answer(&name, req).map(|b| b.map_err(|never| match never {}).boxed()),
@@ -72,6 +77,54 @@ pub async fn serve(listener: TcpListener, name: Arc<str>) {
                 .serve_connection_with_upgrades(TokioIo::new(stream), service)
                 .await;
         });
+    }
+}
+
+/// `/sse/MS`: a server-sent event stream, one event every 200 ms for MS milliseconds (at
+/// most a minute) with the server's name, then the end.
+struct Events {
+    event: Bytes,
+    left: u32,
+    next: std::pin::Pin<Box<tokio::time::Sleep>>,
+}
+
+/// Time between two events.
+const EVENT_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+
+impl Events {
+    fn response(
+        name: &str,
+        ms: u64,
+    ) -> Response<http_body_util::combinators::BoxBody<Bytes, hyper::Error>> {
+        let events = Events {
+            event: Bytes::from(format!("event: tick\ndata: {name}\n\n")),
+            left: (ms.min(60_000) / EVENT_EVERY.as_millis() as u64) as u32,
+            next: Box::pin(tokio::time::sleep(EVENT_EVERY)),
+        };
+        let mut resp = Response::new(events.boxed());
+        resp.headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+        resp
+    }
+}
+
+impl hyper::body::Body for Events {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        if this.left == 0 {
+            return std::task::Poll::Ready(None);
+        }
+        std::task::ready!(this.next.as_mut().poll(cx));
+        this.left -= 1;
+        let at = tokio::time::Instant::now() + EVENT_EVERY;
+        this.next.as_mut().reset(at);
+        std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(this.event.clone()))))
     }
 }
 
