@@ -187,16 +187,19 @@ fn mcp_sessions_named_by_a_header_stick_across_nodes_and_through_a_drain() {
         format!(
             "[[frontend]]\nname = \"web\"\nlisten = \"{{http}}\"\ndefault_backend = \"mcp\"\n\n\
              [[backend]]\nname = \"mcp\"\npersistence = \"learn\"\nheader = \"Mcp-Session-Id\"\n\
-             ttl = \"30s\"\n{servers}\n"
+             ttl = \"30s\"\non_lost = \"reject\"\n{servers}\n"
         )
     });
     println!("header sessions: Mcp-Session-Id");
-    let call = |node: usize, session: Option<&str>| {
+    let send = |node: usize, session: Option<&str>| {
         let mut extra = vec![("Content-Type", "application/json")];
         if let Some(s) = session {
             extra.push(("Mcp-Session-Id", s));
         }
-        let a = holdfast_tests::get(&lab.http(node), "mcp.local", "/mcp", &extra).expect("request");
+        holdfast_tests::get(&lab.http(node), "mcp.local", "/mcp", &extra).expect("request")
+    };
+    let call = |node: usize, session: Option<&str>| {
+        let a = send(node, session);
         assert_eq!(a.status, 200, "{a:?}");
         a
     };
@@ -234,6 +237,24 @@ fn mcp_sessions_named_by_a_header_stick_across_nodes_and_through_a_drain() {
     println!(
         "  30 sessions ({on_s1} on s1) stayed put through 3 nodes and a drain; 12 new ones avoided s1"
     );
+    // s1 gone (maint): with on_lost = "reject" its sessions get 404 (an MCP client then
+    // starts a new session) and are counted; the others carry on.
+    lab.set_state(0, "mcp", "s1", "maint");
+    for (id, server) in &sessions {
+        for node in 0..3 {
+            let a = send(node, Some(id));
+            if server == "s1" {
+                assert_eq!(a.status, 404, "a lost session is rejected: {a:?}");
+            } else {
+                assert_eq!((a.status, &a.body), (200, server), "session {id}");
+            }
+        }
+    }
+    let lost: f64 = (0..3)
+        .filter_map(|i| lab.metric(i, "holdfast_http_errors_total{kind=\"session_lost\"}"))
+        .sum();
+    assert_eq!(lost as usize, on_s1 * 3, "every rejected request counted");
+    println!("  s1 in maint: {on_s1} sessions rejected with 404 on every node, counted");
 }
 
 /// A server-sent event stream holds its server like a tunnel: a client bound to s1 reads

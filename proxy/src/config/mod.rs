@@ -15,7 +15,7 @@ use serde::Deserialize;
 pub use duration::parse_duration;
 pub use load::{ConfigError, Problem, load, parse};
 pub use proxy::{
-    Balance, CertSection, CheckSection, CheckType, Cidr, FrontendSection, LimitsSection,
+    Balance, CertSection, CheckSection, CheckType, Cidr, FrontendSection, LimitsSection, OnLost,
     Persistence, RouteSection, SameSite, StatusRange, TimeoutsSection, TlsSection,
 };
 pub use proxy_check::{read_chain, read_key};
@@ -169,6 +169,12 @@ pub struct BackendSection {
     /// matched on later requests.
     #[serde(default)]
     pub header: Option<String>,
+    /// A bound client whose server is gone: `rebalance` (default) or `reject`.
+    #[serde(default)]
+    pub on_lost: OnLost,
+    /// The status answered with `on_lost = "reject"` (default 404).
+    #[serde(default = "default_lost_status")]
+    pub lost_status: u16,
     /// `SameSite` of the insert cookie: `lax` (default), `strict` or `none`.
     #[serde(default)]
     pub same_site: SameSite,
@@ -186,6 +192,10 @@ pub struct BackendSection {
     /// Active health check; absent: servers are always considered up.
     #[serde(default)]
     pub check: Option<CheckSection>,
+}
+
+fn default_lost_status() -> u16 {
+    404
 }
 
 impl BackendSection {

@@ -124,6 +124,18 @@ pub enum Persistence {
     None,
 }
 
+/// What happens to a bound client whose server is gone (`maint`, down, removed).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnLost {
+    /// Balance it to another server and bind it there (a counted session break).
+    #[default]
+    Rebalance,
+    /// Answer `lost_status` (404 by default: an MCP client then starts a new session);
+    /// counted as a session break too.
+    Reject,
+}
+
 /// How new clients are spread over servers.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]

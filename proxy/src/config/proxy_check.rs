@@ -195,6 +195,13 @@ pub(super) fn check(text: &str, config: &Config) -> Vec<Problem> {
                 problem("backend.header", at, format!("backend {:?}: {why}", b.name));
             }
         }
+        if !(400..=599).contains(&b.lost_status) {
+            problem(
+                "backend.lost_status",
+                find_line(text, "lost_status", 0).or(line),
+                format!("backend {:?}: must be a 4xx or 5xx status", b.name),
+            );
+        }
         if b.persistence == Persistence::Learn && b.learn_wait.as_secs() > 10 {
             problem(
                 "backend.learn_wait",

@@ -150,14 +150,12 @@ async fn route(
     let proxies = &pool.config.trusted_proxies;
     let client_addr = client_ip(peer_ip, req.headers(), proxies);
     let cookie = session::in_request(&pool.config, req.headers());
-    let Some(plan) = persist::plan(dp, &pool, cookie, client_addr).await else {
-        let resp = fail(
-            dp,
-            ErrorKind::NoServer,
-            StatusCode::SERVICE_UNAVAILABLE,
-            "no server available",
-        );
-        return (resp, backend, NONE.clone());
+    let plan = match persist::plan(dp, &pool, cookie, client_addr).await {
+        Ok(plan) => plan,
+        Err(no) => {
+            let (status, kind, text) = no.answer();
+            return (fail(dp, kind, status, text), backend, NONE.clone());
+        }
     };
 
     // Rewrite the request for the server.

@@ -71,6 +71,8 @@ pub enum ErrorKind {
     Backend,
     /// A connect failure retried on another server.
     Redispatch,
+    /// A bound client's server is gone and the backend rejects instead of rebalancing.
+    SessionLost,
 }
 
 impl ErrorKind {
@@ -88,6 +90,7 @@ impl ErrorKind {
             ErrorKind::ServerTimeout => "server_timeout",
             ErrorKind::Backend => "backend",
             ErrorKind::Redispatch => "redispatch",
+            ErrorKind::SessionLost => "session_lost",
         }
     }
 }

@@ -10,9 +10,10 @@ use holdfast_table::model::{Bind, Touch};
 
 use super::DataPlane;
 use super::cookie::{CookieSigner, Signed, set_cookie};
+use super::metrics::ErrorKind;
 use super::pool::{InFlight, Pool, Server, Usable};
 use crate::cluster::{Open, OpenGuard, now_ms};
-use crate::config::Persistence;
+use crate::config::{OnLost, Persistence};
 
 /// Where a request goes and what to record once the server answered.
 #[derive(Clone, Debug)]
@@ -88,30 +89,73 @@ pub fn open(dp: &DataPlane, pool: &Pool, plan: &Plan) -> Exchange {
 /// holding a stale cookie would otherwise wait `learn_wait` on every request.
 const MISS_MEMORY: Duration = Duration::from_secs(2);
 
-/// Chooses the server for a request to `pool`, from the value of the backend's cookie in
-/// the request (insert and learn modes) and the client's address (source mode). `None`:
-/// no usable server.
+/// Why a request has no server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NoPlan {
+    /// No usable server in the backend (503).
+    NoServer,
+    /// The client's session server is gone and the backend rejects (`on_lost`).
+    Lost(http::StatusCode),
+}
+
+impl NoPlan {
+    /// The answer to the client: status, error kind counted, text.
+    pub fn answer(self) -> (http::StatusCode, ErrorKind, &'static str) {
+        match self {
+            NoPlan::NoServer => (
+                http::StatusCode::SERVICE_UNAVAILABLE,
+                ErrorKind::NoServer,
+                "no server available",
+            ),
+            NoPlan::Lost(status) => (
+                status,
+                ErrorKind::SessionLost,
+                "session lost: its server is gone",
+            ),
+        }
+    }
+}
+
+/// A bound client whose server is gone: counted as a session break, then balanced
+/// elsewhere or rejected, as the backend says (`on_lost`).
+fn lost(dp: &DataPlane, pool: &Pool) -> Result<(), NoPlan> {
+    dp.metrics.session_break(&pool.name);
+    match pool.config.on_lost {
+        OnLost::Rebalance => Ok(()),
+        OnLost::Reject => Err(NoPlan::Lost(
+            http::StatusCode::from_u16(pool.config.lost_status)
+                .unwrap_or(http::StatusCode::NOT_FOUND),
+        )),
+    }
+}
+
+/// Chooses the server for a request to `pool`, from the session key in the request
+/// (insert and learn modes) and the client's address (source mode).
 pub async fn plan(
     dp: &DataPlane,
     pool: &Pool,
     cookie: Option<&str>,
     client: IpAddr,
-) -> Option<Plan> {
+) -> Result<Plan, NoPlan> {
     let states = dp.node.shared().view().states();
     let usable = |s: &Server| pool.usable(&states, s) != Usable::No;
-    let fresh = |exclude: Option<&str>| pool.pick(&states, exclude).map(Plan::new);
+    let fresh = |exclude: Option<&str>| {
+        pool.pick(&states, exclude)
+            .map(Plan::new)
+            .ok_or(NoPlan::NoServer)
+    };
     match pool.config.persistence {
         Persistence::None => fresh(None),
         Persistence::Insert => {
             let signed = cookie.and_then(|v| dp.signer.verify(&pool.name, v));
             if let Some(s) = &signed
-                && let Some(plan) = honour_cookie(dp, pool, s, &states)
+                && let Some(plan) = honour_cookie(dp, pool, s, &states)?
             {
-                return Some(plan);
+                return Ok(plan);
             }
             let mut plan = fresh(None)?;
             plan.new_session = Some(CookieSigner::new_id());
-            Some(plan)
+            Ok(plan)
         }
         Persistence::Learn | Persistence::Source => {
             let key: Vec<u8> = if pool.config.persistence == Persistence::Learn {
@@ -151,7 +195,8 @@ pub async fn plan(
                 None => {
                     // Source: the same choice on every node, so a new client's next
                     // request finds its server even before its bind is visible there.
-                    let mut plan = Plan::new(pool.pick_by_key(&states, &key)?);
+                    let server = pool.pick_by_key(&states, &key).ok_or(NoPlan::NoServer)?;
+                    let mut plan = Plan::new(server);
                     plan.bind_key = Some(key.clone());
                     plan
                 }
@@ -167,7 +212,7 @@ pub async fn plan(
             if learn {
                 plan.sent_key = Some(key);
             }
-            Some(plan)
+            Ok(plan)
         }
     }
 }
@@ -183,7 +228,7 @@ fn honour_cookie(
     pool: &Pool,
     signed: &Signed,
     states: &holdfast_table::view::ServerStates,
-) -> Option<Plan> {
+) -> Result<Option<Plan>, NoPlan> {
     let view = dp.node.shared().view();
     let id = signed.id.as_bytes();
     let bound = view.lookup(&pool.name, id).is_some() || dp.overrides.get(&pool.name, id).is_some();
@@ -192,16 +237,16 @@ fn honour_cookie(
     let live = bound || age <= ttl + ttl / 4;
     let server = pool.server(&signed.server);
     let usable = server.map_or(Usable::No, |s| pool.usable(states, s));
-    if !live || usable == Usable::No {
+    let Some(server) = server.filter(|_| live && usable != Usable::No) else {
         if live {
-            dp.metrics.session_break(&pool.name);
+            lost(dp, pool)?;
         }
-        return None;
-    }
-    let mut plan = Plan::new(server?.clone());
+        return Ok(None);
+    };
+    let mut plan = Plan::new(server.clone());
     plan.matched = Some(id.to_vec());
     plan.reissue = age >= (ttl / 4).max(1) && (bound || usable == Usable::Any);
-    Some(plan)
+    Ok(Some(plan))
 }
 
 /// Routes a bound client whose server (`from`) is unusable: to the server this node
@@ -214,7 +259,7 @@ fn redispatch(
     from: &Arc<str>,
     exclude: Option<&str>,
     states: &holdfast_table::view::ServerStates,
-) -> Option<Plan> {
+) -> Result<Plan, NoPlan> {
     let moved = dp
         .overrides
         .get(&pool.name, key)
@@ -224,14 +269,14 @@ fn redispatch(
     let server = match moved {
         Some(s) => s,
         None => {
-            let s = pool.pick(states, exclude)?;
+            lost(dp, pool)?;
+            let s = pool.pick(states, exclude).ok_or(NoPlan::NoServer)?;
             dp.overrides.set(
                 &pool.name,
                 key,
                 s.name.clone(),
                 Duration::from_millis(pool.ttl),
             );
-            dp.metrics.session_break(&pool.name);
             rebind = Some(from.clone());
             s
         }
@@ -242,7 +287,7 @@ fn redispatch(
         plan.bind_key = Some(key.to_vec());
         plan.replaces = rebind;
     }
-    Some(plan)
+    Ok(plan)
 }
 
 /// After a connect failure to `plan.server`: the same request re-planned on another
@@ -261,7 +306,7 @@ pub fn retry(dp: &DataPlane, pool: &Pool, plan: Plan) -> Option<Plan> {
             p
         }
         (Persistence::Learn | Persistence::Source, Some(key)) => {
-            redispatch(dp, pool, key, &failed, Some(&failed), &states)?
+            redispatch(dp, pool, key, &failed, Some(&failed), &states).ok()?
         }
         _ => {
             let mut p = Plan::new(pool.pick(&states, Some(&failed))?);

@@ -371,12 +371,15 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<'_, I> {
             }
             _ => None,
         };
-        let Some(mut plan) = persist::plan(dp, &pool, cookie, client).await else {
-            dp.metrics.error(ErrorKind::NoServer);
-            done(StatusCode::SERVICE_UNAVAILABLE, &pool.name, &NONE);
-            self.refuse(StatusCode::SERVICE_UNAVAILABLE, "no server available")
-                .await;
-            return Next::Close;
+        let mut plan = match persist::plan(dp, &pool, cookie, client).await {
+            Ok(plan) => plan,
+            Err(no) => {
+                let (status, kind, text) = no.answer();
+                dp.metrics.error(kind);
+                done(status, &pool.name, &NONE);
+                self.refuse(status, text).await;
+                return Next::Close;
+            }
         };
         self.out.clear();
         let hop = RequestHop {
