@@ -93,6 +93,16 @@ pub struct Touch {
     pub ttl: Millis,
 }
 
+/// The application ended a session (its cookie deleted, an MCP session `DELETE`d): the
+/// binding goes at once instead of a ttl later.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionEnd {
+    /// Backend name.
+    pub backend: String,
+    /// The persistence key.
+    pub key: Vec<u8>,
+}
+
 /// A node's promise for a server: something of the node's holds the server until `until`
 /// (node clock): an exchange that closed then plus its hold, or [`Promise::OPEN`] while a
 /// request, stream or tunnel is still open. The release rule waits for the table clock to
@@ -128,6 +138,8 @@ pub struct NodeBatch {
     /// took `watermark`: the watermark counts toward a drain only if this is at least the
     /// drain's index.
     pub applied: u64,
+    /// Sessions that ended, applied after the binds and touches.
+    pub ends: Vec<SessionEnd>,
     /// This node's promises, one per server at most: all of them, replacing the ones it
     /// reported before (`None`: this batch says nothing about them, e.g. an operator's
     /// pin). A node that restarted reports none, clearing what it held before.
@@ -256,4 +268,6 @@ pub struct TableCounters {
     pub released: u64,
     /// Draining servers released by their deadline.
     pub forced_releases: u64,
+    /// Sessions the application ended (logout, session deleted): bindings removed at once.
+    pub ended: u64,
 }

@@ -58,6 +58,7 @@ fn bytes_per_binding(n: usize) -> f64 {
                 touches: vec![],
                 watermark: 0,
                 applied: 0,
+                ends: Vec::new(),
                 promises: None,
             }),
         });

@@ -319,3 +319,70 @@ fn an_open_event_stream_holds_its_server_until_a_ttl_after_it_ends() {
         release.seen - ended
     );
 }
+
+/// Sessions that end (issue 11): the application deletes its session cookie (logout) or
+/// an MCP client `DELETE`s its session. The binding goes at once, so a drain is released
+/// as soon as the watermarks pass, not a ttl (30 s here) later.
+#[test]
+fn sessions_the_application_ends_free_a_draining_server_at_once() {
+    let lab = Lab::start(3, |servers| {
+        let modes = three_modes_config(servers, "30s").replace(
+            "  { host = \"source.local\", backend = \"src\" },",
+            "  { host = \"source.local\", backend = \"src\" },\n  { host = \"mcp.local\", backend = \"mcp\" },",
+        );
+        format!(
+            "{modes}\n[[backend]]\nname = \"mcp\"\npersistence = \"learn\"\n\
+             header = \"Mcp-Session-Id\"\nttl = \"30s\"\n{servers}\n"
+        )
+    });
+    println!("sessions that end: logout and MCP DELETE, ttl 30 s");
+    // A learn-mode client and an MCP session, both on s1.
+    let mut jar = wait_for("a learn client on s1", PATIENCE, || {
+        let mut jar = holdfast_tests::Jar::default();
+        (jar.get(&lab.http(0), "learn.local").ok()?.body == "s1").then_some(jar)
+    });
+    let session = wait_for("an MCP session on s1", PATIENCE, || {
+        let a = holdfast_tests::get(&lab.http(1), "mcp.local", "/mcp", &[]).ok()?;
+        let id = a.all("mcp-session-id").first()?.to_string();
+        (a.body == "s1").then_some(id)
+    });
+    lab.wait_bindings("mcp", 1);
+    lab.set_state(2, "lrn", "s1", "drain");
+    lab.set_state(2, "mcp", "s1", "drain");
+    // Both still reach s1 while draining, then end their sessions.
+    assert_eq!(
+        jar.get(&lab.http(1), "learn.local").expect("request").body,
+        "s1"
+    );
+    let logout = format!(
+        "GET /logout HTTP/1.1\r\nHost: learn.local\r\nCookie: {}\r\nConnection: close\r\n\r\n",
+        jar.header().expect("cookie")
+    );
+    let out = holdfast_tests::raw(&lab.http(2), logout.as_bytes()).expect("logout");
+    assert_eq!(out.body, "s1");
+    let delete = format!(
+        "DELETE /mcp HTTP/1.1\r\nHost: mcp.local\r\nMcp-Session-Id: {session}\r\nConnection: close\r\n\r\n"
+    );
+    let out = holdfast_tests::raw(&lab.http(0), delete.as_bytes()).expect("delete");
+    assert_eq!((out.status, out.body.as_str()), (200, "s1"));
+    let ended = Instant::now();
+    let releases = lab.watch_release(&[("lrn", "s1"), ("mcp", "s1")]);
+    for r in &releases {
+        assert!(
+            r.seen - ended < Duration::from_secs(15),
+            "released a ttl later, not at the end"
+        );
+    }
+    let counted: f64 = (0..3)
+        .filter_map(|i| lab.metric(i, "holdfast_table_ended_total"))
+        .sum();
+    assert_eq!(
+        counted, 6.0,
+        "two ended sessions, counted on each of the three nodes"
+    );
+    println!(
+        "  released {:?} and {:?} after the sessions ended (ttl 30 s)",
+        releases[0].seen - ended,
+        releases[1].seen - ended
+    );
+}

@@ -58,6 +58,7 @@ fn proposals(n: usize) -> impl Iterator<Item = Proposal> {
                 touches: vec![],
                 watermark: 0,
                 applied: 0,
+                ends: Vec::new(),
                 promises: None,
             }),
         }

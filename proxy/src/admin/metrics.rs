@@ -190,6 +190,11 @@ pub fn render(node: &Node, http: Option<&HttpMetrics>) -> Response<Body> {
             "Draining servers released by deadline",
             counters.forced_releases,
         ),
+        (
+            "holdfast_table_ended",
+            "Sessions the application ended (cookie deleted, session DELETEd): bindings removed at once",
+            counters.ended,
+        ),
     ] {
         counter(&mut registry, name, help, value);
     }

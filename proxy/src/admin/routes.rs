@@ -205,6 +205,7 @@ async fn pin(node: &Node, backend: String, body: BindBody) -> Response<Body> {
         touches: vec![],
         watermark: 0,
         applied: 0,
+        ends: Vec::new(),
         promises: None,
     };
     match node.writer().write(Command::Batch(batch)).await {

@@ -3,7 +3,7 @@
 //! accepting any `Upgrade` request on `/ws` (enough to test WebSocket pass-through).
 //! `/echo` streams the request body back; `/chunked` answers its name in three chunks;
 //! `/mcp` hands out an `Mcp-Session-Id` header to a request that has none; `/sse/MS`
-//! streams server-sent events for MS milliseconds.
+//! streams server-sent events for MS milliseconds; `/logout` deletes `PHPSESSID`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -191,6 +191,12 @@ fn answer(name: &str, mut req: Request<Incoming>) -> Response<Full<Bytes>> {
         {
             resp.headers_mut().insert(MCP_SESSION, v);
         }
+        return resp;
+    }
+    // `/logout`: the application ends the session by deleting its cookie.
+    if req.uri().path() == "/logout" {
+        let gone = HeaderValue::from_static("PHPSESSID=deleted; Max-Age=0; Path=/");
+        resp.headers_mut().insert(SET_COOKIE, gone);
         return resp;
     }
     if request_cookie(req.headers(), "PHPSESSID").is_none()

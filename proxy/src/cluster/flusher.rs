@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use holdfast_table::model::{Bind, Command, NodeBatch, NodeId, Promise, Touch};
+use holdfast_table::model::{Bind, Command, NodeBatch, NodeId, Promise, SessionEnd, Touch};
 use holdfast_table::raft::SharedState;
 use tokio::sync::mpsc;
 
@@ -40,6 +40,7 @@ pub struct FlushStats {
 struct Pending {
     binds: Vec<Bind>,
     touches: HashMap<(String, Vec<u8>), Touch>,
+    ends: Vec<SessionEnd>,
 }
 
 impl Pending {
@@ -49,11 +50,12 @@ impl Pending {
             Record::Touch(t) => {
                 self.touches.insert((t.backend.clone(), t.key.clone()), t);
             }
+            Record::End(e) => self.ends.push(e),
         }
     }
 
     fn len(&self) -> usize {
-        self.binds.len() + self.touches.len()
+        self.binds.len() + self.touches.len() + self.ends.len()
     }
 
     /// Open and recently closed exchanges: touches of their bindings join the pending
@@ -96,6 +98,7 @@ impl Pending {
             touches,
             watermark,
             applied,
+            ends: std::mem::take(&mut self.ends),
             promises: Some(promises),
         }
     }
@@ -107,6 +110,9 @@ impl Pending {
         }
         for t in batch.touches {
             self.keep(Record::Touch(t), limit, stats);
+        }
+        for e in batch.ends {
+            self.keep(Record::End(e), limit, stats);
         }
     }
 

@@ -43,7 +43,7 @@ struct Inner {
     open: HashMap<u64, (Open, Instant)>,
     /// Long-lived keyed exchanges closed since the last report: touched a last time.
     closed: Vec<Open>,
-    /// Closed exchanges' promises: (backend, server) -> close time + hold.
+    /// Closed exchanges without a binding: (backend, server) -> close time + hold.
     promised: HashMap<(Arc<str>, Arc<str>), u64>,
 }
 
@@ -124,19 +124,33 @@ impl OpenSet {
     }
 }
 
+impl OpenGuard {
+    /// The exchange turned out to belong to binding `key` (learned from its response):
+    /// from now on it touches that binding rather than promising its server.
+    pub fn set_key(&self, key: &[u8]) {
+        if let Some((open, _)) = self.set.inner.lock().open.get_mut(&self.id) {
+            open.key = Some(key.to_vec());
+        }
+    }
+}
+
 impl Drop for OpenGuard {
     fn drop(&mut self) {
         let mut inner = self.set.inner.lock();
         let Some((open, since)) = inner.open.remove(&self.id) else {
             return;
         };
-        let until = now_ms() + open.hold;
-        let promise = inner
-            .promised
-            .entry((open.backend.clone(), open.server.clone()))
-            .or_default();
-        *promise = (*promise).max(until);
-        if open.key.is_some() && since.elapsed() >= LONG_LIVED {
+        if open.key.is_none() {
+            // Nothing in the table holds the server for it: a promise does.
+            let until = now_ms() + open.hold;
+            let promise = inner
+                .promised
+                .entry((open.backend.clone(), open.server.clone()))
+                .or_default();
+            *promise = (*promise).max(until);
+        } else if since.elapsed() >= LONG_LIVED {
+            // Its binding does, from a last touch (shorter ones were touched when
+            // answered); so a session the application ends frees the server at once.
             inner.closed.push(open);
         }
     }
@@ -160,7 +174,7 @@ mod tests {
     fn open_servers_are_promised_without_end_and_closed_ones_until_their_hold() {
         let set = Arc::new(OpenSet::default());
         let keyed = set.open(open(Some("k"), 1_000));
-        let bare = set.open(open(None, 0));
+        let bare = set.open(open(None, 1_000));
         assert_eq!(set.counts().values().sum::<u64>(), 2);
         let a = set.activity();
         assert_eq!(a.touches.len(), 1);
@@ -168,20 +182,20 @@ mod tests {
             a.promises.values().copied().collect::<Vec<_>>(),
             vec![Promise::OPEN]
         );
-        drop(bare);
+        drop(keyed);
         let a = set.activity();
         assert_eq!(
             a.promises.values().copied().collect::<Vec<_>>(),
             vec![Promise::OPEN]
         );
-        drop(keyed);
+        assert!(
+            a.touches.is_empty(),
+            "a short keyed one was touched when answered, and promises nothing when closed"
+        );
+        drop(bare);
         let a = set.activity();
         let until = a.promises.values().copied().next().expect("a promise");
         assert!(until >= now_ms() + 900 && until < Promise::OPEN, "{until}");
-        assert!(
-            a.touches.is_empty(),
-            "a short keyed one was touched when answered"
-        );
         assert!(set.counts().is_empty());
         // Reported again (a batch replaces the node's promises) until long past.
         assert_eq!(set.activity().promises.len(), 1);

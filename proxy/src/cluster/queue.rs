@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use holdfast_table::model::{Bind, Touch};
+use holdfast_table::model::{Bind, SessionEnd, Touch};
 use tokio::sync::mpsc;
 
 /// One thing the data plane learned from a request.
@@ -14,6 +14,8 @@ pub enum Record {
     Bind(Bind),
     /// A request matched a binding.
     Touch(Touch),
+    /// The application ended a session.
+    End(SessionEnd),
 }
 
 /// Counters of the queue, shared with metrics.
@@ -51,6 +53,11 @@ impl BindQueue {
     /// Queues a touch of an existing binding; never waits.
     pub fn touch(&self, touch: Touch) {
         self.push(Record::Touch(touch));
+    }
+
+    /// Queues the end of a session (the binding goes at once).
+    pub fn end(&self, end: SessionEnd) {
+        self.push(Record::End(end));
     }
 
     /// The queue's counters.

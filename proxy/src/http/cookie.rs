@@ -90,6 +90,37 @@ pub fn set_cookie_value<'a>(header: &'a str, name: &str) -> Option<&'a str> {
     (n == name && !deleted && !value.is_empty() && value.len() <= MAX_VALUE).then_some(value)
 }
 
+/// True when one `Set-Cookie` header value deletes cookie `name`: an empty value, a
+/// `Max-Age` of zero or less, or an `Expires` in the past (applications write 1970).
+pub fn deletes_cookie(header: &str, name: &str) -> bool {
+    let mut parts = header.split(';');
+    let Some((n, value)) = parts.next().and_then(|p| p.trim().split_once('=')) else {
+        return false;
+    };
+    if n != name {
+        return false;
+    }
+    let value = value.trim().trim_matches('"');
+    value.is_empty()
+        || parts.any(|a| {
+            let Some((k, v)) = a.trim().split_once('=') else {
+                return false;
+            };
+            let v = v.trim();
+            (k.eq_ignore_ascii_case("max-age") && v.parse::<i64>().is_ok_and(|s| s <= 0))
+                || (k.eq_ignore_ascii_case("expires") && expired_date(v))
+        })
+}
+
+/// An HTTP date before 2001 (the four-digit year): far enough in the past for any
+/// application that deletes a cookie.
+fn expired_date(date: &str) -> bool {
+    date.split(|c: char| !c.is_ascii_digit())
+        .find(|t| t.len() == 4)
+        .and_then(|y| y.parse::<u32>().ok())
+        .is_some_and(|y| y <= 2000)
+}
+
 /// The value the backend sets for cookie `name` in its `Set-Cookie` headers (the last
 /// one), if it sets one that is not a deletion.
 pub fn learned_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -238,6 +269,23 @@ mod tests {
             s.verify("web", "a.b.-1.00000000000000000000000000000000"),
             None
         );
+    }
+
+    #[test]
+    fn cookie_deletions_are_recognised() {
+        assert!(deletes_cookie("PHPSESSID=; Path=/", "PHPSESSID"));
+        assert!(deletes_cookie("PHPSESSID=x; Max-Age=0", "PHPSESSID"));
+        assert!(deletes_cookie("PHPSESSID=deleted; max-age=-1", "PHPSESSID"));
+        assert!(deletes_cookie(
+            "PHPSESSID=deleted; expires=Thu, 01 Jan 1970 00:00:01 GMT; path=/",
+            "PHPSESSID"
+        ));
+        assert!(!deletes_cookie("PHPSESSID=abc; Max-Age=3600", "PHPSESSID"));
+        assert!(!deletes_cookie(
+            "PHPSESSID=abc; Expires=Wed, 21 Oct 2037 07:28:00 GMT",
+            "PHPSESSID"
+        ));
+        assert!(!deletes_cookie("other=; Max-Age=0", "PHPSESSID"));
     }
 
     #[test]

@@ -187,6 +187,7 @@ async fn route(
         .unwrap_or_else(|| PathAndQuery::from_static("/"));
     // Without a body the request can be replayed on another server after a connect failure.
     let replayable = idempotent(&parts.method) && body.is_end_stream();
+    let method = parts.method.clone();
     let mut body = Some(body.boxed());
     let mut stored = Some(parts);
     let mut plan = plan;
@@ -262,7 +263,15 @@ async fn route(
         Persistence::Learn => session::in_response(&pool.config, resp.headers()),
         _ => None,
     };
-    let cookie = persist::record(dp, &pool, &plan, learned.as_deref(), client.tls);
+    let set_cookies = resp.headers().get_all(SET_COOKIE);
+    let ended = session::ended(
+        &pool.config,
+        method == Method::DELETE,
+        resp.status().as_u16(),
+        set_cookies.iter().filter_map(|v| v.to_str().ok()),
+    );
+    let cookie = persist::record(dp, &pool, &plan, learned.as_deref(), ended, client.tls);
+    inflight.learned(learned.as_deref());
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS
         && let Some(client_upgrade) = client_upgrade
     {

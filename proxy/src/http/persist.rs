@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use holdfast_table::model::{Bind, Touch};
+use holdfast_table::model::{Bind, SessionEnd, Touch};
 
 use super::DataPlane;
 use super::cookie::{CookieSigner, Signed, set_cookie};
@@ -56,7 +56,16 @@ impl Plan {
 /// active; its binding is touched, or its server promised, with every flush).
 pub struct Exchange {
     _inflight: InFlight,
-    _open: OpenGuard,
+    open: OpenGuard,
+}
+
+impl Exchange {
+    /// The response named the session (learn mode): the exchange belongs to its binding.
+    pub fn learned(&self, key: Option<&str>) {
+        if let Some(key) = key {
+            self.open.set_key(key.as_bytes());
+        }
+    }
 }
 
 /// Starts counting an exchange with `plan.server` as in flight and open.
@@ -65,7 +74,8 @@ pub fn open(dp: &DataPlane, pool: &Pool, plan: &Plan) -> Exchange {
         .matched
         .clone()
         .or_else(|| plan.bind_key.clone())
-        .or_else(|| plan.new_session.as_ref().map(|s| s.clone().into_bytes()));
+        .or_else(|| plan.new_session.as_ref().map(|s| s.clone().into_bytes()))
+        .or_else(|| plan.sent_key.clone());
     // Without persistence nothing comes back to the server after the exchange: it holds
     // the server only while open.
     let hold = match pool.config.persistence {
@@ -81,7 +91,7 @@ pub fn open(dp: &DataPlane, pool: &Pool, plan: &Plan) -> Exchange {
     };
     Exchange {
         _inflight: plan.server.start(),
-        _open: dp.node.open_set().open(open),
+        open: dp.node.open_set().open(open),
     }
 }
 
@@ -319,13 +329,14 @@ pub fn retry(dp: &DataPlane, pool: &Pool, plan: Plan) -> Option<Plan> {
 }
 
 /// Records what the answered exchange taught: touches of the matched binding, binds of
-/// new clients and, in learn mode, the session cookie the server set (`learned`).
-/// Returns the insert cookie to set, if any.
+/// new clients and, in learn mode, the session key the server set (`learned`) or the end
+/// of the session (`ended`). Returns the insert cookie to set, if any.
 pub fn record(
     dp: &DataPlane,
     pool: &Pool,
     plan: &Plan,
     learned: Option<&str>,
+    ended: bool,
     tls: bool,
 ) -> Option<String> {
     let queue = dp.node.queue();
@@ -373,6 +384,14 @@ pub fn record(
                 tls,
                 pool.config.same_site,
             ))
+        }
+        Persistence::Learn if ended => {
+            let key = plan.sent_key.as_ref().or(plan.matched.as_ref())?;
+            queue.end(SessionEnd {
+                backend,
+                key: key.clone(),
+            });
+            None
         }
         Persistence::Learn => {
             let key: &[u8] = match learned {

@@ -4,9 +4,9 @@
 
 use http::HeaderMap;
 
-use super::cookie::{cookie_in, learned_cookie, request_cookie, set_cookie_value};
+use super::cookie::{cookie_in, deletes_cookie, learned_cookie, request_cookie, set_cookie_value};
 use super::h1::head::{Head, Kind};
-use crate::config::BackendSection;
+use crate::config::{BackendSection, Persistence};
 
 /// Longest session header value looked at; longer ones are ignored.
 const MAX_VALUE: usize = 512;
@@ -61,6 +61,24 @@ pub fn in_response_head<'a>(
             .filter_map(|v| std::str::from_utf8(v).ok())
             .filter_map(|v| set_cookie_value(v, b.cookie_name()))
             .last(),
+    }
+}
+
+/// Whether an answered exchange ended the client's session (learn mode): a `Set-Cookie`
+/// deleting the session cookie; for a header session (MCP), a `DELETE` answered 2xx or
+/// any 404 (the server no longer knows the session).
+pub fn ended<'a>(
+    b: &BackendSection,
+    delete: bool,
+    status: u16,
+    mut set_cookies: impl Iterator<Item = &'a str>,
+) -> bool {
+    if b.persistence != Persistence::Learn {
+        return false;
+    }
+    match &b.header {
+        Some(_) => status == 404 || (delete && (200..300).contains(&status)),
+        None => set_cookies.any(|v| deletes_cookie(v, b.cookie_name())),
     }
 }
 

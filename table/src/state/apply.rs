@@ -8,7 +8,7 @@ use super::change::Change;
 use super::store::SlotId;
 use crate::model::{
     AdminState, Bind, Command, Millis, NodeBatch, NodeId, Proposal, RequestedState, Response,
-    TableParams, Touch,
+    SessionEnd, TableParams, Touch,
 };
 
 /// What one bind or touch came to.
@@ -119,6 +119,9 @@ impl StickTable {
         for t in &batch.touches {
             self.touch(t);
         }
+        for e in &batch.ends {
+            self.end(e);
+        }
         if let Some(w) = self.watermarks.get_mut(&batch.node) {
             *w = (*w).max(batch.watermark);
         }
@@ -169,6 +172,16 @@ impl StickTable {
             return Outcome::Refused;
         }
         let expires_at = self.expiry_for(b.ttl);
+        if let Some(slot) = self.store.find_any(backend, &b.key)
+            && self.store.is_ended(slot)
+        {
+            // The application gave the ended session's key out again: a new binding.
+            self.store.revive(slot, server, expires_at);
+            self.registry.server_mut(server).count += 1;
+            self.counters.bound += 1;
+            self.record_upsert(slot);
+            return Outcome::Bound;
+        }
         if let Some(slot) = self.store.find(backend, &b.key) {
             let current = self.store.get(slot).map(|s| s.server());
             if let (Some(from), Some(replaced)) = (current, b.replaces.as_deref())
@@ -197,6 +210,15 @@ impl StickTable {
     fn touch(&mut self, t: &Touch) -> Outcome {
         let (backend, server) = self.mention(&t.backend, &t.server);
         let expires_at = self.expiry_for(t.ttl);
+        if self
+            .store
+            .find_any(backend, &t.key)
+            .is_some_and(|slot| self.store.is_ended(slot))
+        {
+            // A request from before the end, flushed late by another node: the session
+            // stays ended.
+            return Outcome::Touched;
+        }
         if let Some(slot) = self.store.find(backend, &t.key) {
             self.extend(slot, expires_at);
             self.counters.touched += 1;
@@ -236,6 +258,32 @@ impl StickTable {
         }
         self.counters.rebound += 1;
         self.record_upsert(slot);
+    }
+
+    /// Ends the session `e` names, if bound: the binding goes now, and for its server it
+    /// ends now (its `last_expiry` moves to the clock), so a drain still waits for every
+    /// member's watermark to pass the end.
+    fn end(&mut self, e: &SessionEnd) {
+        let Some(backend) = self.registry.backend_id(&e.backend) else {
+            return;
+        };
+        let Some(slot) = self.store.find(backend, &e.key) else {
+            return;
+        };
+        let Some(server) = self.store.end(slot) else {
+            return;
+        };
+        let s = self.registry.server_mut(server);
+        s.count = s.count.saturating_sub(1);
+        s.last_expiry = s.last_expiry.max(self.now);
+        self.counters.ended += 1;
+        if self.changes.enabled() {
+            let backend = self.registry.backend(backend).name.clone();
+            self.changes.push(Change::Remove {
+                backend,
+                key: e.key.clone(),
+            });
+        }
     }
 
     /// Moves a live binding's expiry to `expires_at` if that is later.
@@ -278,6 +326,10 @@ impl StickTable {
             let Some(r) = self.store.remove(slot) else {
                 continue;
             };
+            if r.ended {
+                // Counted when its session ended.
+                continue;
+            }
             let server = self.registry.server_mut(r.server);
             server.count = server.count.saturating_sub(1);
             server.last_expiry = server.last_expiry.max(r.expires_at);

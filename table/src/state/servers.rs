@@ -94,7 +94,7 @@ impl Registry {
         // u32::MAX marks free slots in the store, so it is never a server id.
         let id = u32::try_from(self.servers.len())
             .ok()
-            .filter(|&id| id != u32::MAX)
+            .filter(|&id| id < super::store::MAX_SERVERS)
             .expect("too many servers");
         let name: Arc<str> = Arc::from(name);
         self.backends[b as usize].servers.insert(name.clone(), id);

@@ -33,6 +33,7 @@ pub enum SnapshotError {
 }
 
 /// A byte string serialized as bytes (length + raw bytes), not as a sequence of `u8`s.
+#[derive(Clone, Copy)]
 struct Bytes<'a>(&'a [u8]);
 
 impl Serialize for Bytes<'_> {
@@ -58,6 +59,8 @@ struct BackendOut<'a> {
     name: &'a str,
     servers: Vec<ServerOut<'a>>,
     bindings: BindingsOut<'a>,
+    /// Sessions ended but still kept (see the store's `ENDED`): (key, expiry), by key.
+    ended: Vec<(Bytes<'a>, Millis)>,
 }
 
 #[derive(Serialize)]
@@ -119,6 +122,8 @@ struct BackendIn<'a> {
     servers: Vec<ServerIn<'a>>,
     #[serde(borrow)]
     bindings: Vec<BindingIn<'a>>,
+    #[serde(borrow)]
+    ended: Vec<(&'a [u8], Millis)>,
 }
 
 #[derive(Deserialize)]
@@ -155,6 +160,13 @@ impl StickTable {
                 key(a).cmp(&key(b))
             });
         }
+        let mut ended: Vec<Vec<(Bytes<'_>, Millis)>> = vec![Vec::new(); reg.backend_count()];
+        for (_, slot) in self.store.iter_ended() {
+            ended[slot.backend() as usize].push((Bytes(slot.key()), slot.expires_at()));
+        }
+        for e in &mut ended {
+            e.sort_unstable_by(|a, b| a.0.0.cmp(b.0.0));
+        }
         for b in reg.backends_by_name() {
             for (pos, &sid) in reg.backend(b).servers.values().enumerate() {
                 server_pos[sid as usize] = pos as u32;
@@ -185,6 +197,7 @@ impl StickTable {
                         slots: std::mem::take(&mut per_backend[b as usize]),
                         server_pos: &server_pos,
                     },
+                    ended: std::mem::take(&mut ended[b as usize]),
                 }
             })
             .collect();
@@ -273,6 +286,13 @@ fn build(snap: SnapIn<'_>) -> Result<StickTable, SnapshotError> {
         if !strictly_increasing(b.bindings.iter().map(|x| x.key)) {
             return Err(Invalid("keys not sorted or repeated"));
         }
+        if !strictly_increasing(b.ended.iter().map(|&(k, _)| k)) {
+            return Err(Invalid("ended keys not sorted or repeated"));
+        }
+        let bound = |k: &[u8]| b.bindings.binary_search_by(|x| x.key.cmp(k)).is_ok();
+        if b.ended.iter().any(|&(k, e)| bound(k) || e < horizon) {
+            return Err(Invalid("an ended session also bound, or already past"));
+        }
         for x in &b.bindings {
             if x.server as usize >= b.servers.len() {
                 return Err(Invalid("binding to an unknown server"));
@@ -313,6 +333,12 @@ fn build(snap: SnapIn<'_>) -> Result<StickTable, SnapshotError> {
             let slot = t.store.insert(bid, x.key, sid, x.expires_at);
             t.expiry.file(slot, x.expires_at);
             t.registry.server_mut(sid).count += 1;
+        }
+        for (key, expires_at) in b.ended {
+            // Any server will do: an ended slot belongs to none.
+            let slot = t.store.insert(bid, key, ids[0], expires_at);
+            t.expiry.file(slot, expires_at);
+            t.store.end(slot);
         }
     }
     Ok(t)

@@ -13,6 +13,15 @@ pub(crate) type SlotId = u32;
 /// Marks a slot that holds no binding (in the `server` field).
 const FREE: u32 = u32::MAX;
 
+/// Marks a slot whose session ended (in the `server` field): not a binding any more, but
+/// kept (key in the index, filed in the expiry index) until its old expiry, so a touch
+/// still on its way from another node does not bring the session back; the sweep frees it
+/// then, and entries never go stale.
+const ENDED: u32 = u32::MAX - 1;
+
+/// Server ids are below this (the two values above are markers).
+pub(crate) const MAX_SERVERS: u32 = ENDED;
+
 /// One binding, 32 bytes inline plus its key on the heap.
 #[derive(Clone, Debug)]
 pub(crate) struct Slot {
@@ -46,10 +55,16 @@ impl Slot {
     fn is_free(&self) -> bool {
         self.server == FREE
     }
+
+    fn is_ended(&self) -> bool {
+        self.server == ENDED
+    }
 }
 
-/// A binding taken out of the store.
+/// A binding taken out of the store (or, with `ended`, the rest of one whose session
+/// ended earlier).
 pub(crate) struct Removed {
+    pub(crate) ended: bool,
     pub(crate) key: Box<[u8]>,
     pub(crate) expires_at: Millis,
     pub(crate) server: u32,
@@ -65,6 +80,8 @@ pub(crate) struct Store {
     slots: Vec<Slot>,
     free: Vec<SlotId>,
     index: HashTable<SlotId>,
+    /// Slots whose session ended, still in the index.
+    ended: usize,
 }
 
 fn hash_key(backend: u32, key: &[u8]) -> u64 {
@@ -81,16 +98,23 @@ impl Store {
             slots: Vec::with_capacity(n),
             free: Vec::new(),
             index: HashTable::with_capacity(n),
+            ended: 0,
         }
     }
 
     /// Number of bindings held.
     pub(crate) fn len(&self) -> usize {
-        self.index.len()
+        self.index.len() - self.ended
     }
 
     /// The slot bound to `(backend, key)`, if any.
     pub(crate) fn find(&self, backend: u32, key: &[u8]) -> Option<SlotId> {
+        self.find_any(backend, key)
+            .filter(|&id| !self.slots[id as usize].is_ended())
+    }
+
+    /// The slot of `(backend, key)`, bound or ended (see [`Store::end`]).
+    pub(crate) fn find_any(&self, backend: u32, key: &[u8]) -> Option<SlotId> {
         let slots = &self.slots;
         self.index
             .find(hash_key(backend, key), |&i| {
@@ -113,7 +137,7 @@ impl Store {
         server: u32,
         expires_at: Millis,
     ) -> SlotId {
-        debug_assert!(self.find(backend, key).is_none());
+        debug_assert!(self.find_any(backend, key).is_none());
         debug_assert_ne!(server, FREE);
         let slot = Slot {
             key: Box::from(key),
@@ -160,7 +184,11 @@ impl Store {
     pub(crate) fn remove(&mut self, id: SlotId) -> Option<Removed> {
         let s = self.slots.get_mut(id as usize).filter(|s| !s.is_free())?;
         let hash = hash_key(s.backend, &s.key);
+        if s.is_ended() {
+            self.ended -= 1;
+        }
         let removed = Removed {
+            ended: s.is_ended(),
             key: std::mem::take(&mut s.key),
             expires_at: s.expires_at,
             server: s.server,
@@ -175,25 +203,67 @@ impl Store {
         Some(removed)
     }
 
+    /// Ends the binding in slot `id`: it stops being a binding but keeps its slot (see
+    /// [`ENDED`]) until the expiry sweep frees it. Returns its server.
+    pub(crate) fn end(&mut self, id: SlotId) -> Option<u32> {
+        let s = self
+            .slots
+            .get_mut(id as usize)
+            .filter(|s| !s.is_free() && !s.is_ended())?;
+        let server = s.server;
+        s.server = ENDED;
+        self.ended += 1;
+        Some(server)
+    }
+
+    /// Makes an ended slot a binding again (a new bind of its key), to `server`, expiring
+    /// at `expires_at` or its old expiry, whichever is later (so it stays filed right).
+    pub(crate) fn revive(&mut self, id: SlotId, server: u32, expires_at: Millis) {
+        debug_assert!(server < ENDED);
+        if let Some(s) = self.slots.get_mut(id as usize).filter(|s| s.is_ended()) {
+            s.server = server;
+            s.expires_at = s.expires_at.max(expires_at);
+            self.ended -= 1;
+        }
+    }
+
+    /// True when slot `id` holds an ended session.
+    pub(crate) fn is_ended(&self, id: SlotId) -> bool {
+        self.slots.get(id as usize).is_some_and(Slot::is_ended)
+    }
+
     /// All bindings in slab order (deterministic only for a given history; sort for output).
     pub(crate) fn iter(&self) -> impl Iterator<Item = (SlotId, &Slot)> {
         self.slots
             .iter()
             .enumerate()
-            .filter(|(_, s)| !s.is_free())
+            .filter(|(_, s)| !s.is_free() && !s.is_ended())
+            .map(|(i, s)| (i as SlotId, s))
+    }
+
+    /// The ended sessions still kept (see [`ENDED`]), in slab order.
+    pub(crate) fn iter_ended(&self) -> impl Iterator<Item = (SlotId, &Slot)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.is_ended())
             .map(|(i, s)| (i as SlotId, s))
     }
 
     /// Checks that slab and index agree (tests and invariant checks only).
     pub(crate) fn check(&self) -> Result<(), String> {
         let live = self.iter().count();
-        if live != self.index.len() {
+        let ended = self.slots.iter().filter(|s| s.is_ended()).count();
+        if ended != self.ended {
+            return Err(format!("{ended} ended slots, {} counted", self.ended));
+        }
+        if live + ended != self.index.len() {
             return Err(format!(
                 "slab holds {live} bindings, index {}",
                 self.index.len()
             ));
         }
-        if live + self.free.len() != self.slots.len() {
+        if live + ended + self.free.len() != self.slots.len() {
             return Err("free list does not cover the free slots".into());
         }
         for (id, s) in self.iter() {

@@ -43,6 +43,7 @@ pub(super) fn batch(
             touches,
             watermark,
             applied: 0,
+            ends: Vec::new(),
             promises: None,
         }),
     });

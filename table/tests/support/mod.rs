@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use holdfast_table::model::{
     AdminState, Bind, Command, Millis, NodeBatch, NodeId, Promise, Proposal, RequestedState,
-    Response, ServerStatus, TableCounters, Touch,
+    Response, ServerStatus, SessionEnd, TableCounters, Touch,
 };
 use proptest::prelude::*;
 
@@ -30,6 +30,8 @@ pub enum Op {
         behind: u64,
         /// Promises: (backend, server, how far past the leader clock).
         promises: Vec<(usize, usize, Millis)>,
+        /// Sessions ended: (backend, key).
+        ends: Vec<(usize, usize)>,
     },
     State {
         dt: i64,
@@ -88,8 +90,12 @@ pub fn op() -> impl Strategy<Value = Op> {
                     1..3,
                 ),
             ],
+            prop_oneof![
+                3 => Just(Vec::new()),
+                1 => proptest::collection::vec((0..BACKENDS.len(), 0..KEYS), 1..3),
+            ],
         )
-            .prop_map(|(dt, node, binds, touches, lag, behind, promises)| Op::Batch {
+            .prop_map(|(dt, node, binds, touches, lag, behind, promises, ends)| Op::Batch {
                 dt,
                 node,
                 binds,
@@ -97,6 +103,7 @@ pub fn op() -> impl Strategy<Value = Op> {
                 lag,
                 behind,
                 promises,
+                ends,
             }),
         3 => (dt(), 0..BACKENDS.len(), 0..SERVERS.len(), requested()).prop_map(
             |(dt, backend, server, state)| Op::State {
@@ -143,6 +150,7 @@ pub fn steps(ops: &[Op]) -> Vec<Step> {
                     lag,
                     behind,
                     promises,
+                    ends,
                 } => {
                     let (now, leader) = stamp(*dt);
                     let batch = NodeBatch {
@@ -171,6 +179,13 @@ pub fn steps(ops: &[Op]) -> Vec<Step> {
                             .collect(),
                         watermark: leader.saturating_sub(*lag),
                         applied: (index - 1).saturating_sub(*behind),
+                        ends: ends
+                            .iter()
+                            .map(|&(b, k)| SessionEnd {
+                                backend: BACKENDS[b].into(),
+                                key: key(k),
+                            })
+                            .collect(),
                         // Some batches say nothing of promises; an `ahead` of 0 stands
                         // for an exchange still open.
                         promises: (lag % 5 != 0).then(|| {
@@ -227,6 +242,9 @@ pub struct Model {
     pub grace: Millis,
     /// (backend, key) -> (server, expires_at)
     pub bindings: BTreeMap<(String, Vec<u8>), (String, Millis)>,
+    /// Sessions ended, kept until their old expiry: (backend, key) -> expires_at. A touch
+    /// does not bring them back; a bind makes a new binding.
+    pub ended: BTreeMap<(String, Vec<u8>), Millis>,
     /// (backend, server) -> (state, last_expiry)
     pub servers: BTreeMap<(String, String), (AdminState, Millis)>,
     pub watermarks: BTreeMap<NodeId, Millis>,
@@ -282,6 +300,15 @@ impl Model {
             return;
         }
         let now = self.now;
+        let k = (backend.to_string(), key.to_vec());
+        if let Some(old) = self.ended.get(&k).copied() {
+            if bind {
+                self.ended.remove(&k);
+                self.bindings.insert(k, (server.into(), old.max(e)));
+                self.counters.bound += 1;
+            }
+            return;
+        }
         if let Some((bound_to, old)) = self.bindings.get_mut(&(backend.into(), key.to_vec()))
             && bound_to.as_str() != server
             && replaces == Some(bound_to.as_str())
@@ -377,6 +404,7 @@ impl Model {
             *last = (*last).max(e);
             self.counters.expired += 1;
         }
+        self.ended.retain(|_, e| *e >= horizon);
     }
 
     /// Notes the log index of the entry about to be applied.
@@ -399,6 +427,15 @@ impl Model {
                 let mid = self.counters;
                 for x in &b.touches {
                     self.refresh(&x.backend, &x.key, &x.server, x.ttl, None);
+                }
+                for e in &b.ends {
+                    let k = (e.backend.clone(), e.key.clone());
+                    if let Some((server, e)) = self.bindings.remove(&k) {
+                        self.ended.insert(k.clone(), e);
+                        let last = &mut self.servers.get_mut(&(k.0, server)).unwrap().1;
+                        *last = (*last).max(now);
+                        self.counters.ended += 1;
+                    }
                 }
                 if let Some(w) = self.watermarks.get_mut(&b.node) {
                     *w = (*w).max(b.watermark);

@@ -329,6 +329,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<'_, I> {
             });
         let close_client = head.connection_has(bytes, "close");
         let (is_head, replayable) = (method == b"HEAD", is_idempotent(method) && length == 0);
+        let is_delete = method == b"DELETE";
         let (fe, peer) = (self.fe, self.peer);
         let done = |status: StatusCode, backend, server| {
             account(
@@ -495,7 +496,12 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<'_, I> {
             Persistence::Learn => session::in_response_head(&pool.config, resp, bytes),
             _ => None,
         };
-        let set_cookie = persist::record(dp, &pool, &plan, learned, self.tls);
+        let set_cookies = resp
+            .values(bytes, Kind::SetCookie)
+            .filter_map(|v| std::str::from_utf8(v).ok());
+        let ended = session::ended(&pool.config, is_delete, resp.status, set_cookies);
+        let set_cookie = persist::record(dp, &pool, &plan, learned, ended, self.tls);
+        inflight.learned(learned);
         let close = close_client || framing == Framing::Close;
         let reusable =
             resp.minor == 1 && !resp.connection_has(bytes, "close") && framing != Framing::Close;
