@@ -61,24 +61,35 @@ fn an_open_websocket_holds_its_server_until_a_ttl_after_it_closes() {
         expiry_grace: "1s".into(),
         ..ClusterOptions::default()
     };
-    let lab = Lab::start_with(3, options, |s| three_modes_config(s, "2s"));
+    let mut lab = Lab::start_with(3, options, |s| three_modes_config(s, "2s"));
     println!("open means active: a WebSocket tunnel through node 1 to s1, drained via node 2");
     let mut tunnel = wait_for("a tunnel to s1", PATIENCE, || {
         let t = Tunnel::open(&lab.http(0));
         (t.server == "s1").then_some(t)
     });
     tunnel.echo("hello");
-    let state = |i: usize| lab.cluster.node(i).admin_state("ins", "s1");
     lab.set_state(1, "ins", "s1", "drain");
-    // Three ttls with the tunnel open and talking: never released, on any node.
+    // Three ttls with the tunnel open and talking: never released, on any node; node 3 is
+    // killed and restarted meanwhile.
     let until = Instant::now() + TTL * 3;
     let mut messages = 0;
+    let mut restarted = false;
     while Instant::now() < until {
         tunnel.echo(&format!("message {messages}"));
         messages += 1;
-        for i in 0..3 {
+        if messages == 3 {
+            lab.cluster.kill(2);
+            lab.cluster.restart(2);
+            restarted = true;
+        }
+        let live = if restarted && !lab.cluster.node(2).ready() {
+            2
+        } else {
+            3
+        };
+        for i in 0..live {
             assert_eq!(
-                state(i).as_deref(),
+                lab.cluster.node(i).admin_state("ins", "s1").as_deref(),
                 Some("drain"),
                 "released on node {} while a tunnel to s1 was open",
                 i + 1
@@ -86,6 +97,9 @@ fn an_open_websocket_holds_its_server_until_a_ttl_after_it_closes() {
         }
         std::thread::sleep(Duration::from_millis(300));
     }
+    wait_for("node 3 back", PATIENCE, || {
+        lab.cluster.node(2).ready().then_some(())
+    });
     let open: Vec<u64> = (0..3)
         .filter_map(|i| {
             lab.cluster
@@ -108,7 +122,7 @@ fn an_open_websocket_holds_its_server_until_a_ttl_after_it_closes() {
         release.seen - closed
     );
     println!(
-        "  {messages} messages over {:?} with s1 draining; released {:?} after the tunnel closed",
+        "  {messages} messages over {:?} with s1 draining and node 3 restarted; released {:?} after the tunnel closed",
         TTL * 3,
         release.seen - closed
     );
