@@ -75,6 +75,10 @@ pub struct Bind {
     /// elsewhere, the first committed move wins as with any bind.
     #[serde(default)]
     pub replaces: Option<String>,
+    /// The backend's `maxlife`: a binding this bind creates expires at most this long
+    /// after it was created, however often it is touched (HAProxy's cookie `maxlife`).
+    #[serde(default)]
+    pub maxlife: Option<Millis>,
 }
 
 /// A request matched an existing binding: extend its expiry.
@@ -91,6 +95,9 @@ pub struct Touch {
     pub server: String,
     /// The backend's time-to-live for bindings, in milliseconds.
     pub ttl: Millis,
+    /// The backend's `maxlife`, for a binding this touch re-creates (see [`Bind`]).
+    #[serde(default)]
+    pub maxlife: Option<Millis>,
 }
 
 /// The application ended a session (its cookie deleted, an MCP session `DELETE`d): the

@@ -47,6 +47,7 @@ fn bytes_per_binding(n: usize) -> f64 {
                 server: servers[k % 3].into(),
                 ttl: 3_600_000,
                 replaces: None,
+                maxlife: None,
             })
             .collect();
         i += binds.len();

@@ -238,6 +238,7 @@ proptest! {
                 server: format!("s{}", k % 5),
                 ttl: u64::from(k % 7) * 100,
                 replaces: None,
+                maxlife: None,
             })
             .collect();
         let mut shuffled = binds.clone();

@@ -400,3 +400,45 @@ fn sessions_the_application_ends_free_a_draining_server_at_once() {
         releases[1].seen - ended
     );
 }
+
+/// `maxlife` (issue 11): a learn-mode session with a 30 s ttl and a 2 s maxlife keeps
+/// requesting; its binding's expiry stays at its first request plus 2 s however often it
+/// is touched.
+#[test]
+fn maxlife_caps_an_active_session() {
+    let lab = Lab::start(1, |servers| {
+        three_modes_config(servers, "30s").replace(
+            "learn_wait = \"1s\"",
+            "learn_wait = \"1s\"\nmaxlife = \"2s\"",
+        )
+    });
+    println!("maxlife: 2 s on a 30 s ttl");
+    let mut jar = holdfast_tests::Jar::default();
+    jar.get(&lab.http(0), "learn.local").expect("first request");
+    let session = jar.cookies["PHPSESSID"].clone();
+    let entry = || {
+        let t = lab.cluster.node(0).get("/v1/table/lrn")?;
+        let b = t["bindings"]
+            .as_array()?
+            .iter()
+            .find(|b| b["key"] == session.as_str())?
+            .clone();
+        Some((b["expires_at"].as_u64()?, b["expires_in_ms"].as_u64()?))
+    };
+    let (cap, left) = wait_for("the session's binding", PATIENCE, entry);
+    assert!(
+        left <= 2_100,
+        "expires in {left} ms, not within its maxlife"
+    );
+    let start = Instant::now();
+    let mut touches = 0;
+    while start.elapsed() < Duration::from_millis(1_200) {
+        jar.get(&lab.http(0), "learn.local").expect("request");
+        touches += 1;
+        std::thread::sleep(Duration::from_millis(200));
+        if let Some((e, _)) = entry() {
+            assert_eq!(e, cap, "a touch moved a capped binding past its maxlife");
+        }
+    }
+    println!("  {touches} requests over 1.2 s; the binding's expiry stayed at its cap");
+}

@@ -54,6 +54,7 @@ fn bind(key: String) -> Bind {
         server: "s1".into(),
         ttl: 3_600_000,
         replaces: None,
+        maxlife: None,
     }
 }
 

@@ -48,6 +48,7 @@ fn proposals(n: usize) -> impl Iterator<Item = Proposal> {
                 server: servers[k % 3].into(),
                 ttl: 3_600_000,
                 replaces: None,
+                maxlife: None,
             })
             .collect();
         Proposal {

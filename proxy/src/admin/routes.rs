@@ -197,6 +197,7 @@ async fn pin(node: &Node, backend: String, body: BindBody) -> Response<Body> {
         server: body.server,
         ttl,
         replaces: None,
+        maxlife: None,
     };
     // Watermark 0: an operator's pin says nothing about requests this node served.
     let batch = NodeBatch {

@@ -68,6 +68,7 @@ impl Pending {
                 key,
                 server: o.server.to_string(),
                 ttl: o.ttl,
+                maxlife: None,
             }));
         }
         let mut promises: Vec<Promise> = activity

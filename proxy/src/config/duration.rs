@@ -51,6 +51,18 @@ pub mod serde_ms {
     }
 }
 
+/// Serde adapter for an optional duration (see [`serde_ms`]).
+pub mod serde_opt_ms {
+    use std::time::Duration;
+
+    use serde::Deserializer;
+
+    /// Deserializes a duration that may be absent.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        super::serde_ms::deserialize(d).map(Some)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -169,6 +169,10 @@ pub struct BackendSection {
     /// matched on later requests.
     #[serde(default)]
     pub header: Option<String>,
+    /// The longest a session may pin a server, from its first request, however active
+    /// (HAProxy's cookie `maxlife`); none by default.
+    #[serde(default, with = "duration::serde_opt_ms")]
+    pub maxlife: Option<Duration>,
     /// A bound client whose server is gone: `rebalance` (default) or `reject`.
     #[serde(default)]
     pub on_lost: OnLost,

@@ -244,7 +244,13 @@ fn honour_cookie(
     let bound = view.lookup(&pool.name, id).is_some() || dp.overrides.get(&pool.name, id).is_some();
     let ttl = pool.ttl / 1000;
     let age = (now_ms() / 1000).saturating_sub(signed.at);
-    let live = bound || age <= ttl + ttl / 4;
+    // With `maxlife` the cookie keeps its first time (no refresh), so without a binding
+    // it is honoured only within the session's first ttl (and its maxlife).
+    let window = match pool.maxlife {
+        Some(m) => (ttl + ttl / 4).min(m / 1000),
+        None => ttl + ttl / 4,
+    };
+    let live = bound || age <= window;
     let server = pool.server(&signed.server);
     let usable = server.map_or(Usable::No, |s| pool.usable(states, s));
     let Some(server) = server.filter(|_| live && usable != Usable::No) else {
@@ -255,7 +261,8 @@ fn honour_cookie(
     };
     let mut plan = Plan::new(server.clone());
     plan.matched = Some(id.to_vec());
-    plan.reissue = age >= (ttl / 4).max(1) && (bound || usable == Usable::Any);
+    plan.reissue =
+        pool.maxlife.is_none() && age >= (ttl / 4).max(1) && (bound || usable == Usable::Any);
     Ok(Some(plan))
 }
 
@@ -342,13 +349,14 @@ pub fn record(
     let queue = dp.node.queue();
     let backend = pool.name.to_string();
     let server = plan.server.name.to_string();
-    let ttl = pool.ttl;
+    let (ttl, maxlife) = (pool.ttl, pool.maxlife);
     if let Some(key) = &plan.matched {
         queue.touch(Touch {
             backend: backend.clone(),
             key: key.clone(),
             server: server.clone(),
             ttl,
+            maxlife,
         });
     }
     if let Some(key) = &plan.bind_key {
@@ -359,6 +367,7 @@ pub fn record(
             server: server.clone(),
             ttl,
             replaces: plan.replaces.as_ref().map(|s| s.to_string()),
+            maxlife,
         });
     }
     match pool.config.persistence {
@@ -371,6 +380,7 @@ pub fn record(
                         server: server.clone(),
                         ttl,
                         replaces: None,
+                        maxlife,
                     });
                     id.clone()
                 }
@@ -412,6 +422,7 @@ pub fn record(
                     server,
                     ttl,
                     replaces: None,
+                    maxlife,
                 });
             }
             None

@@ -72,6 +72,8 @@ pub struct Pool {
     pub config: BackendSection,
     /// Binding time-to-live in ms.
     pub ttl: u64,
+    /// Longest life of a session in ms (`maxlife`), if capped.
+    pub maxlife: Option<u64>,
     /// Its servers, in configuration order.
     pub servers: Vec<Arc<Server>>,
     /// Smooth weighted round-robin: current weight per server.
@@ -112,6 +114,7 @@ impl Pool {
         Pool {
             name: Arc::from(config.name.as_str()),
             ttl: config.ttl.as_millis() as u64,
+            maxlife: config.maxlife.map(|m| m.as_millis() as u64),
             current: Mutex::new(vec![0; servers.len()]),
             servers,
             rotor: AtomicUsize::new(0),

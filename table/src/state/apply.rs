@@ -21,6 +21,11 @@ enum Outcome {
     Refused,
 }
 
+/// `expires_at`, held to a binding's `maxlife` cap if it has one.
+fn cap(expires_at: Millis, limit: Option<Millis>) -> Millis {
+    limit.map_or(expires_at, |l| expires_at.min(l))
+}
+
 /// The expiry horizon for clock `now` and the slowest member's watermark (see
 /// [`StickTable::horizon`]).
 pub(crate) fn expiry_horizon(now: Millis, params: &TableParams, slowest: Option<Millis>) -> Millis {
@@ -172,11 +177,13 @@ impl StickTable {
             return Outcome::Refused;
         }
         let expires_at = self.expiry_for(b.ttl);
+        let limit = self.limit_for(b.maxlife);
         if let Some(slot) = self.store.find_any(backend, &b.key)
             && self.store.is_ended(slot)
         {
             // The application gave the ended session's key out again: a new binding.
-            self.store.revive(slot, server, expires_at);
+            self.store.revive(slot, server, cap(expires_at, limit));
+            self.store.set_limit(slot, limit);
             self.registry.server_mut(server).count += 1;
             self.counters.bound += 1;
             self.record_upsert(slot);
@@ -202,7 +209,7 @@ impl StickTable {
             self.counters.conflicts += 1;
             return Outcome::Conflict;
         }
-        self.create(backend, &b.key, server, expires_at);
+        self.create(backend, &b.key, server, expires_at, limit);
         self.counters.bound += 1;
         Outcome::Bound
     }
@@ -228,13 +235,32 @@ impl StickTable {
             self.counters.refused += 1;
             return Outcome::Refused;
         }
-        self.create(backend, &t.key, server, expires_at);
+        let limit = self.limit_for(t.maxlife);
+        self.create(backend, &t.key, server, expires_at, limit);
         self.counters.revived += 1;
         Outcome::Revived
     }
 
-    fn create(&mut self, backend: u32, key: &[u8], server: u32, expires_at: Millis) {
+    /// The `maxlife` cap of a binding created now.
+    fn limit_for(&self, maxlife: Option<Millis>) -> Option<Millis> {
+        maxlife.map(|m| {
+            self.now
+                .saturating_add(m)
+                .saturating_add(self.params.max_skew)
+        })
+    }
+
+    fn create(
+        &mut self,
+        backend: u32,
+        key: &[u8],
+        server: u32,
+        expires_at: Millis,
+        limit: Option<Millis>,
+    ) {
+        let expires_at = cap(expires_at, limit);
         let slot = self.store.insert(backend, key, server, expires_at);
+        self.store.set_limit(slot, limit);
         self.expiry.file(slot, expires_at);
         self.registry.server_mut(server).count += 1;
         self.record_upsert(slot);
@@ -249,6 +275,7 @@ impl StickTable {
         old.last_expiry = old.last_expiry.max(self.now);
         self.registry.server_mut(to).count += 1;
         self.store.set_server(slot, to);
+        let expires_at = cap(expires_at, self.store.limit(slot));
         if self
             .store
             .get(slot)
@@ -288,6 +315,7 @@ impl StickTable {
 
     /// Moves a live binding's expiry to `expires_at` if that is later.
     fn extend(&mut self, slot: SlotId, expires_at: Millis) {
+        let expires_at = cap(expires_at, self.store.limit(slot));
         let Some(s) = self.store.get(slot) else {
             return;
         };

@@ -84,17 +84,22 @@ struct BindingOut<'a> {
     key: Bytes<'a>,
     server: u32,
     expires_at: Millis,
+    limit: Option<Millis>,
 }
 
 impl Serialize for BindingsOut<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         // `slots` was collected from the store just before: every id holds a binding.
         let mut seq = s.serialize_seq(Some(self.slots.len()))?;
-        for slot in self.slots.iter().filter_map(|&id| self.store.get(id)) {
+        for &id in &self.slots {
+            let Some(slot) = self.store.get(id) else {
+                continue;
+            };
             seq.serialize_element(&BindingOut {
                 key: Bytes(slot.key()),
                 server: self.server_pos[slot.server() as usize],
                 expires_at: slot.expires_at(),
+                limit: self.store.limit(id),
             })?;
         }
         seq.end()
@@ -140,6 +145,7 @@ struct BindingIn<'a> {
     key: &'a [u8],
     server: u32,
     expires_at: Millis,
+    limit: Option<Millis>,
 }
 
 impl StickTable {
@@ -331,6 +337,7 @@ fn build(snap: SnapIn<'_>) -> Result<StickTable, SnapshotError> {
         for x in b.bindings {
             let sid = ids[x.server as usize];
             let slot = t.store.insert(bid, x.key, sid, x.expires_at);
+            t.store.set_limit(slot, x.limit);
             t.expiry.file(slot, x.expires_at);
             t.registry.server_mut(sid).count += 1;
         }

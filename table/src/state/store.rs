@@ -82,6 +82,8 @@ pub(crate) struct Store {
     index: HashTable<SlotId>,
     /// Slots whose session ended, still in the index.
     ended: usize,
+    /// The `maxlife` cap of the bindings that have one: their expiry never passes it.
+    limits: hashbrown::HashMap<SlotId, Millis>,
 }
 
 fn hash_key(backend: u32, key: &[u8]) -> u64 {
@@ -99,6 +101,7 @@ impl Store {
             free: Vec::new(),
             index: HashTable::with_capacity(n),
             ended: 0,
+            limits: hashbrown::HashMap::new(),
         }
     }
 
@@ -187,6 +190,7 @@ impl Store {
         if s.is_ended() {
             self.ended -= 1;
         }
+        self.limits.remove(&id);
         let removed = Removed {
             ended: s.is_ended(),
             key: std::mem::take(&mut s.key),
@@ -227,6 +231,23 @@ impl Store {
         }
     }
 
+    /// The `maxlife` cap of slot `id`'s binding, if it has one.
+    pub(crate) fn limit(&self, id: SlotId) -> Option<Millis> {
+        self.limits.get(&id).copied()
+    }
+
+    /// Sets (or, with `None`, clears) the `maxlife` cap of slot `id`'s binding.
+    pub(crate) fn set_limit(&mut self, id: SlotId, limit: Option<Millis>) {
+        match limit {
+            Some(l) => {
+                self.limits.insert(id, l);
+            }
+            None => {
+                self.limits.remove(&id);
+            }
+        }
+    }
+
     /// True when slot `id` holds an ended session.
     pub(crate) fn is_ended(&self, id: SlotId) -> bool {
         self.slots.get(id as usize).is_some_and(Slot::is_ended)
@@ -262,6 +283,9 @@ impl Store {
                 "slab holds {live} bindings, index {}",
                 self.index.len()
             ));
+        }
+        if self.limits.keys().any(|&id| self.get(id).is_none()) {
+            return Err("a maxlife cap on a free slot".into());
         }
         if live + ended + self.free.len() != self.slots.len() {
             return Err("free list does not cover the free slots".into());

@@ -15,6 +15,7 @@ pub(super) fn bind(backend: &str, key: &str, server: &str, ttl: u64) -> Bind {
         server: server.into(),
         ttl,
         replaces: None,
+        maxlife: None,
     }
 }
 
@@ -24,6 +25,7 @@ pub(super) fn touch(backend: &str, key: &str, server: &str, ttl: u64) -> Touch {
         key: key.as_bytes().to_vec(),
         server: server.into(),
         ttl,
+        maxlife: None,
     }
 }
 

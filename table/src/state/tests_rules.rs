@@ -369,3 +369,33 @@ fn counts_follow_binds_and_expiry() {
     assert_eq!(t.bindings("app", 100).len(), 5);
     assert!(t.bindings("app", 0).is_empty());
 }
+
+/// `maxlife` (issue 11): touches extend a capped binding only up to its creation plus
+/// maxlife (plus the skew); then it expires however active the client is.
+#[test]
+fn maxlife_caps_a_binding_however_often_it_is_touched() {
+    let mut t = StickTable::new();
+    let mut b = bind("app", "k", "s1", 1_000);
+    b.maxlife = Some(2_500);
+    batch(&mut t, 0, 1, vec![b], vec![], 0);
+    let cap = 2_500 + SKEW;
+    for now in (500..=2_000).step_by(500) {
+        batch(
+            &mut t,
+            now,
+            1,
+            vec![],
+            vec![touch("app", "k", "s1", 1_000)],
+            now,
+        );
+        let e = t.lookup("app", b"k").expect("bound").expires_at;
+        assert_eq!(e, (now + 1_000 + SKEW).min(cap));
+    }
+    batch(&mut t, cap + 1, 1, vec![], vec![], cap + 1_000);
+    assert!(t.lookup("app", b"k").is_none(), "expired at its maxlife");
+    // A new bind of the key starts a new life.
+    let mut again = bind("app", "k", "s1", 1_000);
+    again.maxlife = Some(2_500);
+    batch(&mut t, cap + 2, 1, vec![again], vec![], cap + 2);
+    assert!(t.lookup("app", b"k").is_some());
+}

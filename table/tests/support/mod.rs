@@ -166,6 +166,8 @@ pub fn steps(ops: &[Op]) -> Vec<Step> {
                                 // server, so moves race with binds, touches and expiry.
                                 replaces: (ttl % 3 == 0)
                                     .then(|| SERVERS[(s + 1) % SERVERS.len()].into()),
+                                // Some bindings are capped: maxlife shorter than a ttl.
+                                maxlife: (ttl % 4 == 1).then_some(ttl / 2),
                             })
                             .collect(),
                         touches: touches
@@ -175,6 +177,7 @@ pub fn steps(ops: &[Op]) -> Vec<Step> {
                                 key: key(k),
                                 server: SERVERS[s].into(),
                                 ttl,
+                                maxlife: (ttl % 4 == 1).then_some(ttl / 2),
                             })
                             .collect(),
                         watermark: leader.saturating_sub(*lag),
@@ -245,6 +248,8 @@ pub struct Model {
     /// Sessions ended, kept until their old expiry: (backend, key) -> expires_at. A touch
     /// does not bring them back; a bind makes a new binding.
     pub ended: BTreeMap<(String, Vec<u8>), Millis>,
+    /// `maxlife` caps: (backend, key) -> the latest expiry the binding may reach.
+    pub limits: BTreeMap<(String, Vec<u8>), Millis>,
     /// (backend, server) -> (state, last_expiry)
     pub servers: BTreeMap<(String, String), (AdminState, Millis)>,
     pub watermarks: BTreeMap<NodeId, Millis>,
@@ -288,23 +293,29 @@ impl Model {
         key: &[u8],
         server: &str,
         ttl: Millis,
+        maxlife: Option<Millis>,
         bind: Option<Option<&str>>,
     ) {
         let replaces = bind.flatten();
         let bind = bind.is_some();
         let state = self.register(backend, server);
-        let e = self.now.saturating_add(ttl).saturating_add(self.skew);
+        let uncapped = self.now.saturating_add(ttl).saturating_add(self.skew);
+        let new_limit = maxlife.map(|m| self.now.saturating_add(m).saturating_add(self.skew));
+        let k = (backend.to_string(), key.to_vec());
+        let cap = |e: Millis, l: Option<Millis>| l.map_or(e, |l| e.min(l));
+        let e = cap(uncapped, self.limits.get(&k).copied());
         let maint = state == AdminState::Maint;
         if bind && maint {
             self.counters.refused += 1;
             return;
         }
         let now = self.now;
-        let k = (backend.to_string(), key.to_vec());
         if let Some(old) = self.ended.get(&k).copied() {
             if bind {
                 self.ended.remove(&k);
-                self.bindings.insert(k, (server.into(), old.max(e)));
+                let e = old.max(cap(uncapped, new_limit));
+                self.bindings.insert(k.clone(), (server.into(), e));
+                self.set_limit(k, new_limit);
                 self.counters.bound += 1;
             }
             return;
@@ -328,12 +339,25 @@ impl Model {
         } else if maint {
             self.counters.refused += 1;
         } else {
+            let e = cap(uncapped, new_limit);
             self.bindings
                 .insert((backend.into(), key.to_vec()), (server.into(), e));
+            self.set_limit(k, new_limit);
             if bind {
                 self.counters.bound += 1;
             } else {
                 self.counters.revived += 1;
+            }
+        }
+    }
+
+    fn set_limit(&mut self, k: (String, Vec<u8>), limit: Option<Millis>) {
+        match limit {
+            Some(l) => {
+                self.limits.insert(k, l);
+            }
+            None => {
+                self.limits.remove(&k);
             }
         }
     }
@@ -399,6 +423,7 @@ impl Model {
             .map(|(k, _)| k.clone())
             .collect();
         for k in dead {
+            self.limits.remove(&k);
             let (server, e) = self.bindings.remove(&k).unwrap();
             let last = &mut self.servers.get_mut(&(k.0, server)).unwrap().1;
             *last = (*last).max(e);
@@ -422,15 +447,16 @@ impl Model {
                 let before = self.counters;
                 for x in &b.binds {
                     let replaces = Some(x.replaces.as_deref());
-                    self.refresh(&x.backend, &x.key, &x.server, x.ttl, replaces);
+                    self.refresh(&x.backend, &x.key, &x.server, x.ttl, x.maxlife, replaces);
                 }
                 let mid = self.counters;
                 for x in &b.touches {
-                    self.refresh(&x.backend, &x.key, &x.server, x.ttl, None);
+                    self.refresh(&x.backend, &x.key, &x.server, x.ttl, x.maxlife, None);
                 }
                 for e in &b.ends {
                     let k = (e.backend.clone(), e.key.clone());
                     if let Some((server, e)) = self.bindings.remove(&k) {
+                        self.limits.remove(&k);
                         self.ended.insert(k.clone(), e);
                         let last = &mut self.servers.get_mut(&(k.0, server)).unwrap().1;
                         *last = (*last).max(now);
