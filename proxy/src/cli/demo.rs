@@ -99,6 +99,10 @@ pub fn demo() -> anyhow::Result<i32> {
             let node = Node::start(config).await?;
             let metrics = Arc::new(crate::http::HttpMetrics::default());
             planes.push(crate::http::start(Arc::clone(&node), metrics.clone()).await?);
+            // The demo's nodes start one after the other (the first cannot be ready before
+            // the others exist): their frontends open at once, and /readyz reports the
+            // cluster's readiness.
+            node.set_serving();
             admins.push(tokio::spawn(crate::admin::serve(
                 admin,
                 Arc::clone(&node),
