@@ -166,6 +166,19 @@ fn storage_fault(fault: Fault) {
     traffic.set_rotation(&live);
     traffic.wait_rounds(4);
     let clients = traffic.stop();
+    // A node that stops takes its queue with it: a new client whose first request it
+    // answered in its last moments may have had its bind die with it (as with kill -9).
+    // That is not a stale node's answer; those sessions are set apart and counted.
+    let (begun_on_victim, clients): (Vec<Client>, Vec<Client>) =
+        clients.into_iter().partition(|c| {
+            c.visits.first().is_some_and(|v| {
+                v.node == victim && v.sent + Duration::from_secs(1) >= failed_at
+            })
+        });
+    println!(
+        "  {} sessions begun on node {id} in its last second set apart",
+        begun_on_victim.len()
+    );
     let log = lab.cluster.node(victim).log_text();
     assert_eq!(code, Some(70), "exit code; log:\n{log}");
     let os_error = match fault {
