@@ -171,9 +171,9 @@ fn storage_fault(fault: Fault) {
     // That is not a stale node's answer; those sessions are set apart and counted.
     let (begun_on_victim, clients): (Vec<Client>, Vec<Client>) =
         clients.into_iter().partition(|c| {
-            c.visits.first().is_some_and(|v| {
-                v.node == victim && v.sent + Duration::from_secs(1) >= failed_at
-            })
+            c.visits
+                .first()
+                .is_some_and(|v| v.node == victim && v.sent + Duration::from_secs(1) >= failed_at)
         });
     println!(
         "  {} sessions begun on node {id} in its last second set apart",
