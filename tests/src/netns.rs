@@ -12,15 +12,21 @@ pub struct Netns {
     pub name: String,
 }
 
-/// True when this process may create namespaces and the `ip` tool is there.
+/// True when this process may create namespaces and the `ip` tool is there (tried with a
+/// namespace made and deleted at once).
 pub fn available() -> bool {
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
-    root && Command::new("ip")
-        .args(["netns", "list"])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+    let probe = format!("hf-probe-{}", std::process::id());
+    let ip_ok = |args: &[&str]| {
+        Command::new("ip")
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    root && ip_ok(&["netns", "add", &probe]) && ip_ok(&["netns", "delete", &probe])
 }
 
 fn ip(args: &[&str]) {
