@@ -8,6 +8,7 @@ mod http;
 mod lab;
 pub mod netns;
 mod node;
+mod observe;
 mod traffic;
 
 pub use backend::{Answer, BackendProc, Jar, get, raw, raw_within};
@@ -15,9 +16,10 @@ pub use disk::SmallDisk;
 pub use http::{Reply, request};
 pub use lab::{Lab, PATIENCE};
 pub use node::{Cluster, ClusterOptions, NodeProc, TOKEN, holdfast_binary};
+pub use observe::Release;
 pub use traffic::{
-    Client, CtlRun, MODES, Release, Tally, Traffic, TrafficOptions, Visit, assert_no_moves,
-    backend_of, three_modes_config,
+    Client, CtlRun, MODES, Tally, Traffic, TrafficOptions, Visit, assert_no_moves, backend_of,
+    last_request, three_modes_config,
 };
 
 use std::time::{Duration, Instant};

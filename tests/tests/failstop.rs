@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use holdfast_tests::{
     Client, ClusterOptions, Lab, MODES, PATIENCE, SmallDisk, TOKEN, Tally, Traffic, TrafficOptions,
-    assert_no_moves, three_modes_config, wait_for,
+    assert_no_moves, last_request, three_modes_config, wait_for,
 };
 
 const TTL: Duration = Duration::from_secs(2);
@@ -22,17 +22,6 @@ fn hosts() -> Vec<&'static str> {
 
 fn s1_everywhere() -> Vec<(&'static str, &'static str)> {
     MODES.iter().map(|(b, _)| (*b, "s1")).collect()
-}
-
-/// Send time of the last request answered by `server` among `clients` of `backend`.
-fn last_request(clients: &[Client], backend: &str, server: &str) -> Option<Instant> {
-    clients
-        .iter()
-        .filter(|c| c.backend() == backend)
-        .flat_map(|c| &c.visits)
-        .filter(|v| v.outcome.as_deref() == Ok(server))
-        .map(|v| v.sent)
-        .max()
 }
 
 fn lab(snapshot_every: u64) -> Lab {

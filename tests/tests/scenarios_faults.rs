@@ -9,25 +9,13 @@ use std::time::{Duration, Instant};
 
 use holdfast_tests::{
     Client, ClusterOptions, Lab, MODES, PATIENCE, Tally, Traffic, TrafficOptions, assert_no_moves,
-    three_modes_config, wait_for,
+    last_request, three_modes_config, wait_for,
 };
 
 const ALL: [usize; 3] = [0, 1, 2];
 
 fn hosts() -> Vec<&'static str> {
     MODES.iter().map(|(_, h)| *h).collect()
-}
-
-/// Send time of the last request answered by `server` among `clients` of `backend`.
-fn last_request(clients: &[Client], backend: &str, server: &str) -> Instant {
-    clients
-        .iter()
-        .filter(|c| c.backend() == backend)
-        .flat_map(|c| &c.visits)
-        .filter(|v| v.outcome.as_deref() == Ok(server))
-        .map(|v| v.sent)
-        .max()
-        .expect("requests to the server")
 }
 
 /// Clients per backend.
@@ -133,7 +121,7 @@ fn a_paused_node_holds_the_release_until_it_resumes_while_clients_run() {
         tally.requests
     );
     for ((backend, server), release) in s1.iter().zip(&releases) {
-        let last = last_request(&clients, backend, server);
+        let last = last_request(&clients, backend, server).expect("requests to the server");
         assert!(
             release.held_until >= last + ttl,
             "{backend}/{server} released before the ttl after its last request"
