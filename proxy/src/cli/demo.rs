@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
-use crate::cluster::Node;
+use super::process::Process;
 use crate::config;
 
 const TOKEN: &str = "demo-token";
@@ -78,14 +78,13 @@ pub fn demo() -> anyhow::Result<i32> {
         .build()?;
     runtime.block_on(async {
         let mut nodes = Vec::new();
-        let mut admins = Vec::new();
-        let mut planes = Vec::new();
+        let mut backends = Vec::new();
         for i in 1..=3 {
             let addr = format!("127.0.0.1:843{i}");
             let listener = TcpListener::bind(&addr)
                 .await
                 .with_context(|| format!("cannot listen on {addr} (is a demo already running?)"))?;
-            admins.push(tokio::spawn(super::backend::serve(
+            backends.push(tokio::spawn(super::backend::serve(
                 listener,
                 Arc::from(format!("s{i}").as_str()),
             )));
@@ -93,23 +92,12 @@ pub fn demo() -> anyhow::Result<i32> {
         for id in 1..=3u64 {
             let config = config::parse(&node_config(id, dir.path()))
                 .map_err(|p| anyhow::anyhow!("demo config: {p:?}"))?;
-            let admin = TcpListener::bind(config.admin.listen)
-                .await
-                .with_context(|| format!("cannot listen on {} (is a demo already running?)", config.admin.listen))?;
-            let node = Node::start(config).await?;
-            let metrics = Arc::new(crate::http::HttpMetrics::default());
-            planes.push(crate::http::start(Arc::clone(&node), metrics.clone()).await?);
+            let mut process = Process::start(config).await?;
             // The demo's nodes start one after the other (the first cannot be ready before
             // the others exist): their frontends open at once, and /readyz reports the
             // cluster's readiness.
-            node.set_serving();
-            admins.push(tokio::spawn(crate::admin::serve(
-                admin,
-                Arc::clone(&node),
-                Some(metrics),
-                std::future::pending(),
-            )));
-            nodes.push(node);
+            process.serve().await?;
+            nodes.push(process);
         }
         println!(
             r#"
@@ -136,12 +124,11 @@ Try, from another terminal:
 Ctrl-C stops everything."#
         );
         tokio::signal::ctrl_c().await?;
-        for a in admins {
+        for a in backends {
             a.abort();
         }
-        drop(planes);
-        for n in &nodes {
-            n.shutdown().await;
+        for n in nodes {
+            n.stop(std::time::Duration::ZERO).await;
         }
         anyhow::Ok(())
     })?;

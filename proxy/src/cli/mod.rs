@@ -3,6 +3,7 @@
 mod backend;
 mod ctl;
 mod demo;
+mod process;
 mod render;
 mod run;
 

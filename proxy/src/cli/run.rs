@@ -1,11 +1,10 @@
 //! `holdfast run` and `holdfast check`.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::Context;
-use tokio::net::TcpListener;
 
+use super::process::Process;
 use crate::cluster::Node;
 use crate::config::{self, ConfigError};
 
@@ -88,19 +87,8 @@ fn load(path: &Path, data_dir: Option<&Path>) -> Result<config::Config, ConfigEr
 }
 
 async fn serve(config: config::Config, path: &Path, data_dir: Option<&Path>) -> anyhow::Result<()> {
-    let admin_addr = config.admin.listen;
-    let admin = TcpListener::bind(admin_addr)
-        .await
-        .with_context(|| format!("cannot listen for admin on {admin_addr}"))?;
-    let node = Node::start(config).await?;
-    tracing::info!(id = node.id(), admin = %admin_addr, peer = %node.config().cluster.peer_listen, "node started");
-    let metrics = Arc::new(crate::http::HttpMetrics::default());
-    let admin_task = tokio::spawn(crate::admin::serve(
-        admin,
-        Arc::clone(&node),
-        Some(metrics.clone()),
-        std::future::pending(),
-    ));
+    let mut process = Process::start(config).await?;
+    let node = process.node.clone();
     let stop = shutdown_signal();
     tokio::pin!(stop);
     // No client traffic before the node has caught up with the cluster (`/readyz`).
@@ -108,19 +96,17 @@ async fn serve(config: config::Config, path: &Path, data_dir: Option<&Path>) -> 
         _ = node.wait_ready() => {}
         reason = node.fatal() => fail_stop(&node, &reason),
         _ = &mut stop => {
-            admin_task.abort();
-            node.shutdown().await;
+            process.stop(SHUTDOWN_GRACE).await;
             return Ok(());
         }
     }
-    let mut data_plane = crate::http::start(Arc::clone(&node), metrics).await?;
-    node.set_serving();
+    process.serve().await?;
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .context("installing the SIGHUP handler")?;
     loop {
         tokio::select! {
             _ = &mut stop => break,
-            _ = hup.recv() => reload(&node, &mut data_plane, path, data_dir),
+            _ = hup.recv() => reload(&mut process, path, data_dir),
             reason = node.fatal() => fail_stop(&node, &reason),
         }
     }
@@ -128,9 +114,7 @@ async fn serve(config: config::Config, path: &Path, data_dir: Option<&Path>) -> 
         id = node.id(),
         "shutting down: no new connections, finishing requests in flight"
     );
-    data_plane.shutdown(SHUTDOWN_GRACE).await;
-    admin_task.abort();
-    node.shutdown().await;
+    process.stop(SHUTDOWN_GRACE).await;
     Ok(())
 }
 
@@ -153,12 +137,7 @@ fn fail_stop(node: &Node, reason: &str) -> ! {
 
 /// SIGHUP: re-reads the config; a bad file or a change that needs a restart is logged
 /// and the node keeps running on what it had.
-fn reload(
-    node: &Node,
-    data_plane: &mut crate::http::Running,
-    path: &Path,
-    data_dir: Option<&Path>,
-) {
+fn reload(process: &mut Process, path: &Path, data_dir: Option<&Path>) {
     let config = match load(path, data_dir) {
         Ok(c) => c,
         Err(ConfigError::Invalid { path, problems }) => {
@@ -172,18 +151,9 @@ fn reload(
             return;
         }
     };
-    let previous = node.config();
-    if let Err(e) = node.reload_config(config) {
-        tracing::error!(error = %e, "reload refused");
-        return;
-    }
-    match data_plane.reload() {
+    match process.reload(config) {
         Ok(()) => tracing::info!(path = %path.display(), "config reloaded"),
-        Err(e) => {
-            tracing::error!(error = %e, "reload refused");
-            // Keep node and data plane on the same config.
-            let _ = node.reload_config((*previous).clone());
-        }
+        Err(e) => tracing::error!(error = %e, "reload refused"),
     }
 }
 

@@ -1,13 +1,10 @@
-//! Body types of the proxy: one boxed streaming body for both directions, a wrapper that
-//! keeps per-request guards alive until the response body is fully sent, and the plain
-//! error responses (400, 408, 431, 502, 503, 504) the proxy makes itself.
+//! Body types of the streamed engine: one boxed streaming body for both directions, and a
+//! wrapper that keeps per-request guards alive until the response body is fully sent.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, HeaderValue};
-use http::{Response, StatusCode};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
@@ -27,27 +24,6 @@ pub fn full(text: impl Into<Bytes>) -> Body {
     Full::new(text.into())
         .map_err(|never| match never {})
         .boxed()
-}
-
-/// The text of an error the proxy answers itself: status line, then why.
-pub fn error_text(status: StatusCode, why: &str) -> String {
-    format!(
-        "{} {}\n{why}\n",
-        status.as_u16(),
-        status.canonical_reason().unwrap_or("")
-    )
-}
-
-/// A short plain-text response made by the proxy itself.
-pub fn error_response(status: StatusCode, why: &str) -> Response<Body> {
-    let text = error_text(status, why);
-    let mut resp = Response::new(full(text));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    resp
 }
 
 /// A body that holds `guard` until it is finished or dropped (in-flight counts).

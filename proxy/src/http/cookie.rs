@@ -5,9 +5,10 @@
 
 use hmac::{Hmac, KeyInit, Mac};
 use http::HeaderMap;
-use http::header::{COOKIE, HeaderValue, SET_COOKIE};
+use http::header::{COOKIE, HeaderValue};
 use sha2::Sha256;
 
+use super::fields::{Fields, Kind};
 use crate::config::SameSite;
 
 /// Bytes of the MAC kept in the cookie (hex: twice as many characters).
@@ -27,12 +28,8 @@ pub fn cookie_in<'a>(header: &'a str, name: &str) -> Option<&'a str> {
 }
 
 /// The value of cookie `name` in the request's `Cookie` headers (the first one).
-pub fn request_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|v| cookie_in(v, name))
+pub fn request_cookie<'a>(fields: &'a impl Fields, name: &str) -> Option<&'a str> {
+    fields.texts(Kind::Cookie).find_map(|v| cookie_in(v, name))
 }
 
 /// True when one `Cookie` header value holds cookie `name`.
@@ -123,14 +120,11 @@ fn expired_date(date: &str) -> bool {
 
 /// The value the backend sets for cookie `name` in its `Set-Cookie` headers (the last
 /// one), if it sets one that is not a deletion.
-pub fn learned_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
+pub fn learned_cookie<'a>(fields: &'a impl Fields, name: &str) -> Option<&'a str> {
+    fields
+        .texts(Kind::SetCookie)
         .filter_map(|v| set_cookie_value(v, name))
-        .next_back()
-        .map(str::to_string)
+        .last()
 }
 
 /// Signs and checks holdfast's insert cookie with the cluster secret.
@@ -234,6 +228,7 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::header::SET_COOKIE;
 
     #[test]
     fn signed_cookie_round_trip_and_forgery() {
@@ -305,7 +300,7 @@ mod tests {
             HeaderValue::from_static("PHPSESSID=abc; Path=/"),
         );
         r.append(SET_COOKIE, HeaderValue::from_static("other=1"));
-        assert_eq!(learned_cookie(&r, "PHPSESSID").as_deref(), Some("abc"));
+        assert_eq!(learned_cookie(&r, "PHPSESSID"), Some("abc"));
         let mut d = HeaderMap::new();
         d.append(
             SET_COOKIE,

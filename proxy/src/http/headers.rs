@@ -1,106 +1,156 @@
-//! Header rules of a proxy hop: request framing checks against smuggling, hop-by-hop
-//! removal, the `X-Forwarded-*` headers, and the client address behind trusted proxies.
+//! The header rules of a proxy hop, over either engine's fields: which fields stay on
+//! this side of the hop (hop-by-hop, and those `Connection` names), the `X-Forwarded-*`
+//! values sent on, the client's address behind trusted proxies, and the request's host.
+//! Each engine's writer applies them; none decides them on its own.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
-use http::header::{
-    CONNECTION, CONTENT_LENGTH, HOST, HeaderMap, HeaderName, HeaderValue, PROXY_AUTHORIZATION, TE,
-    TRAILER, TRANSFER_ENCODING, UPGRADE,
-};
-use http::{Request, Version};
+use http::HeaderMap;
+use http::header::{CONNECTION, HeaderName, HeaderValue, TRANSFER_ENCODING, UPGRADE};
 
+use super::fields::{Fields, Kind, kind};
 use crate::config::Cidr;
 
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+/// Which fields of one message are not forwarded as they are (RFC 9110 §7.6.1):
+/// `Connection`, the hop-by-hop fields, `Upgrade` unless the exchange switches protocols,
+/// and the end-to-end fields `Connection` names. A field the proxy itself acts on (`Host`,
+/// cookies, framing, forwarding) is never removed by being named: that would let a client
+/// strip what the proxy relies on.
+pub struct Hop<'a, F: Fields> {
+    fields: &'a F,
+    names_fields: bool,
+    upgrade: bool,
+}
 
-/// Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded as such. Names, not strings, so
-/// removing them parses nothing.
-static HOP_BY_HOP: [HeaderName; 8] = [
-    CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-    TE,
-    TRAILER,
-    TRANSFER_ENCODING,
-    UPGRADE,
-    PROXY_AUTHORIZATION,
-];
-
-/// Rejects requests whose framing two parsers could read differently: both
-/// `Content-Length` and `Transfer-Encoding`, differing `Content-Length` values, or
-/// `Transfer-Encoding` on HTTP/1.0.
-pub fn check_framing<B>(req: &Request<B>) -> Result<(), &'static str> {
-    let headers = req.headers();
-    let te = headers.contains_key(TRANSFER_ENCODING);
-    let mut lengths = headers.get_all(CONTENT_LENGTH).iter();
-    let first = lengths.next();
-    if te && first.is_some() {
-        return Err("both Content-Length and Transfer-Encoding");
-    }
-    if te && req.version() == Version::HTTP_10 {
-        return Err("Transfer-Encoding on HTTP/1.0");
-    }
-    if let Some(first) = first {
-        let parse = |v: &HeaderValue| -> Option<u64> { v.to_str().ok()?.trim().parse().ok() };
-        let n = parse(first).ok_or("bad Content-Length")?;
-        for other in lengths {
-            if parse(other) != Some(n) {
-                return Err("conflicting Content-Length values");
-            }
+impl<'a, F: Fields> Hop<'a, F> {
+    /// The rule for `fields`; with `upgrade`, `Upgrade` goes on to the next hop.
+    pub fn of(fields: &'a F, upgrade: bool) -> Self {
+        let names_fields = fields.tokens(Kind::Connection).any(|t| {
+            !t.eq_ignore_ascii_case(b"close")
+                && !t.eq_ignore_ascii_case(b"keep-alive")
+                && !t.eq_ignore_ascii_case(b"upgrade")
+        });
+        Hop {
+            fields,
+            names_fields,
+            upgrade,
         }
     }
-    Ok(())
+
+    /// True when the field `name` (of kind `kind`) stays on this side of the hop.
+    pub fn drops(&self, kind: Kind, name: &[u8]) -> bool {
+        match kind {
+            Kind::Connection | Kind::HopByHop => true,
+            Kind::Upgrade => !self.upgrade,
+            Kind::Other if self.names_fields => self
+                .fields
+                .tokens(Kind::Connection)
+                .any(|t| t.eq_ignore_ascii_case(name)),
+            _ => false,
+        }
+    }
 }
 
-/// True when the request asks to switch protocols (WebSocket).
-pub fn is_upgrade<B>(req: &Request<B>) -> bool {
-    req.headers().contains_key(UPGRADE) && connection_has(req.headers(), "upgrade")
-}
-
-fn connection_has(headers: &HeaderMap, token: &str) -> bool {
-    headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case(token))
-}
-
-/// Removes hop-by-hop headers and the ones `Connection` names. With `upgrade`, keeps
-/// `Upgrade` and sets `Connection: upgrade` so the next hop sees the switch request.
+/// Removes from `headers` what the hop rule drops and `Transfer-Encoding` (hyper frames
+/// the body itself); with `upgrade`, the next hop sees `Connection: upgrade`.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
-    let named: Vec<HeaderName> = headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-        .collect();
-    for name in named {
-        if !(upgrade && name == UPGRADE) {
-            headers.remove(name);
-        }
-    }
-    let kept = if upgrade {
-        headers.get(UPGRADE).cloned()
-    } else {
-        None
-    };
-    // One pass over the names present instead of a hashed removal per hop-by-hop name:
-    // most messages carry none of them, or only `Connection`.
-    let present: Vec<HeaderName> = headers
+    let hop = Hop::of(&*headers, upgrade);
+    // One pass over the names present: most messages carry none of these fields.
+    let dropped: Vec<HeaderName> = headers
         .keys()
-        .filter(|k| HOP_BY_HOP.iter().any(|h| h == *k))
+        .filter(|k| hop.drops(kind(k.as_str().as_bytes()), k.as_str().as_bytes()))
         .cloned()
         .collect();
-    for name in present {
+    for name in dropped {
         headers.remove(name);
     }
-    if let Some(v) = kept {
-        headers.insert(UPGRADE, v);
+    headers.remove(TRANSFER_ENCODING);
+    if upgrade && headers.contains_key(UPGRADE) {
         headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+    }
+}
+
+/// True when the request asks to switch protocols (RFC 9110 §7.8).
+pub fn is_upgrade(fields: &impl Fields) -> bool {
+    fields.has(Kind::Upgrade) && fields.connection_has("upgrade")
+}
+
+/// The `X-Forwarded-*` values sent to the server: appended to (`For`) or kept
+/// (`Proto`, `Host`) when the peer is a trusted proxy, replaced otherwise. Fields of
+/// these names in the request are never forwarded as they are.
+pub struct Forwarded<'a> {
+    /// `X-Forwarded-For`.
+    pub for_: Cow<'a, [u8]>,
+    /// `X-Forwarded-Proto`.
+    pub proto: &'a [u8],
+    /// `X-Forwarded-Host`, if there is a host.
+    pub host: Option<&'a [u8]>,
+}
+
+impl<'a> Forwarded<'a> {
+    /// The values for a request with `fields` from `peer` (its address as text), over TLS
+    /// or not, for `host`.
+    pub fn of(
+        fields: &'a impl Fields,
+        peer: &'a str,
+        trusted: bool,
+        tls: bool,
+        host: Option<&'a [u8]>,
+    ) -> Self {
+        let scheme: &[u8] = if tls { b"https" } else { b"http" };
+        if !trusted {
+            return Forwarded {
+                for_: Cow::Borrowed(peer.as_bytes()),
+                proto: scheme,
+                host,
+            };
+        }
+        let mut prior = fields.values(Kind::ForwardedFor).peekable();
+        let for_ = match prior.peek() {
+            None => Cow::Borrowed(peer.as_bytes()),
+            Some(_) => {
+                let mut v = Vec::new();
+                for p in prior {
+                    v.extend_from_slice(p);
+                    v.extend_from_slice(b", ");
+                }
+                v.extend_from_slice(peer.as_bytes());
+                Cow::Owned(v)
+            }
+        };
+        Forwarded {
+            for_,
+            proto: fields.values(Kind::ForwardedProto).next().unwrap_or(scheme),
+            host: fields.values(Kind::ForwardedHost).next().or(host),
+        }
+    }
+
+    /// The three fields as header names and values (`None`: the field is removed).
+    pub fn header_values(&self) -> [(HeaderName, Option<HeaderValue>); 3] {
+        self.fields().map(|(kind, value)| {
+            let name = HeaderName::from_static(kind.name().unwrap_or_default());
+            (name, value.and_then(|v| HeaderValue::from_bytes(v).ok()))
+        })
+    }
+
+    /// Sets the values in `headers`, replacing any there.
+    pub fn set(&self, headers: &mut HeaderMap) {
+        for (name, value) in self.header_values() {
+            match value {
+                Some(v) => headers.insert(name, v),
+                None => headers.remove(name),
+            };
+        }
+    }
+
+    /// The three fields as (kind, value); `None` when none is sent.
+    pub fn fields(&self) -> [(Kind, Option<&[u8]>); 3] {
+        [
+            (Kind::ForwardedFor, Some(&self.for_)),
+            (Kind::ForwardedProto, Some(self.proto)),
+            (Kind::ForwardedHost, self.host),
+        ]
     }
 }
 
@@ -111,24 +161,12 @@ pub fn trusted(ip: IpAddr, proxies: &[Cidr]) -> bool {
 
 /// The client's address: the peer, or, when the peer is a trusted proxy, the last
 /// (rightmost) untrusted address of `X-Forwarded-For`.
-pub fn client_ip(peer: IpAddr, headers: &HeaderMap, proxies: &[Cidr]) -> IpAddr {
-    let xff = headers
-        .get_all(X_FORWARDED_FOR)
-        .iter()
-        .filter_map(|v| v.to_str().ok());
-    client_ip_from(peer, xff, proxies)
-}
-
-/// [`client_ip`] from the `X-Forwarded-For` values as text.
-pub fn client_ip_from<'a>(
-    peer: IpAddr,
-    xff: impl Iterator<Item = &'a str>,
-    proxies: &[Cidr],
-) -> IpAddr {
+pub fn client_ip(peer: IpAddr, fields: &impl Fields, proxies: &[Cidr]) -> IpAddr {
     if !trusted(peer, proxies) {
         return peer;
     }
-    let hops: Vec<IpAddr> = xff
+    let hops: Vec<IpAddr> = fields
+        .texts(Kind::ForwardedFor)
         .flat_map(|v| v.split(','))
         .filter_map(|a| a.trim().parse().ok())
         .collect();
@@ -140,55 +178,10 @@ pub fn client_ip_from<'a>(
         .unwrap_or(peer)
 }
 
-/// Sets `X-Forwarded-For/-Proto/-Host`: appended to (kept) when the peer is a trusted
-/// proxy, replaced otherwise.
-pub fn set_forwarded(
-    headers: &mut HeaderMap,
-    peer: IpAddr,
-    tls: bool,
-    host: Option<&str>,
-    proxies: &[Cidr],
-) {
-    let trust = trusted(peer, proxies);
-    let prior: Vec<&str> = if trust {
-        headers
-            .get_all(X_FORWARDED_FOR)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let xff = if prior.is_empty() {
-        peer.to_string()
-    } else {
-        format!("{}, {peer}", prior.join(", "))
-    };
-    if let Ok(v) = HeaderValue::try_from(xff) {
-        headers.insert(X_FORWARDED_FOR, v);
-    }
-    if !(trust && headers.contains_key(&X_FORWARDED_PROTO)) {
-        let proto = if tls { "https" } else { "http" };
-        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
-    }
-    if !(trust && headers.contains_key(&X_FORWARDED_HOST)) {
-        match host.and_then(|h| HeaderValue::from_str(h).ok()) {
-            Some(v) => {
-                headers.insert(X_FORWARDED_HOST, v);
-            }
-            None => {
-                headers.remove(X_FORWARDED_HOST);
-            }
-        }
-    }
-}
-
-/// The request's host as sent (`Host` header, else the URI authority), port included.
-pub fn request_host<B>(req: &Request<B>) -> Option<&str> {
-    req.headers()
-        .get(HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| req.uri().authority().map(|a| a.as_str()))
+/// The request's host as sent (`Host` field, else the target's authority), port
+/// included.
+pub fn request_host<'a>(fields: &'a impl Fields, authority: Option<&'a str>) -> Option<&'a str> {
+    fields.texts(Kind::Host).next().or(authority)
 }
 
 /// A host without its port, lower-cased, for routing.
@@ -212,32 +205,11 @@ mod tests {
     }
 
     #[test]
-    fn framing() {
-        let ok = Request::builder()
-            .header("content-length", "5")
-            .body(())
-            .unwrap();
-        assert!(check_framing(&ok).is_ok());
-        let both = Request::builder()
-            .header("content-length", "5")
-            .header("transfer-encoding", "chunked")
-            .body(())
-            .unwrap();
-        assert!(check_framing(&both).is_err());
-        let two = Request::builder()
-            .header("content-length", "5")
-            .header("content-length", "6")
-            .body(())
-            .unwrap();
-        assert!(check_framing(&two).is_err());
-    }
-
-    #[test]
     fn forwarded_for_trust() {
         let proxies = cidrs(&["10.0.0.0/8"]);
         let mut h = HeaderMap::new();
         h.insert(
-            X_FORWARDED_FOR,
+            "x-forwarded-for",
             HeaderValue::from_static("1.2.3.4, 10.0.0.7"),
         );
         let untrusted: IpAddr = "192.0.2.9".parse().unwrap();
@@ -248,22 +220,30 @@ mod tests {
             "1.2.3.4".parse::<IpAddr>().unwrap()
         );
         let mut a = h.clone();
-        set_forwarded(&mut a, proxy, false, Some("x"), &proxies);
-        assert_eq!(a[&X_FORWARDED_FOR], "1.2.3.4, 10.0.0.7, 10.0.0.1");
-        set_forwarded(&mut h, untrusted, true, Some("x"), &proxies);
-        assert_eq!(h[&X_FORWARDED_FOR], "192.0.2.9");
-        assert_eq!(h[&X_FORWARDED_PROTO], "https");
+        Forwarded::of(&h, "10.0.0.1", true, false, Some(b"x")).set(&mut a);
+        assert_eq!(a["x-forwarded-for"], "1.2.3.4, 10.0.0.7, 10.0.0.1");
+        let mut b = h.clone();
+        Forwarded::of(&h, "192.0.2.9", false, true, Some(b"x")).set(&mut b);
+        assert_eq!(b["x-forwarded-for"], "192.0.2.9");
+        assert_eq!(b["x-forwarded-proto"], "https");
+        assert_eq!(b["x-forwarded-host"], "x");
     }
 
     #[test]
-    fn hop_by_hop_and_hosts() {
+    fn rfc9110_7_6_1_hop_by_hop_fields_stay_behind() {
         let mut h = HeaderMap::new();
-        h.insert(CONNECTION, HeaderValue::from_static("close, x-secret"));
+        h.insert(
+            CONNECTION,
+            HeaderValue::from_static("close, x-secret, host"),
+        );
         h.insert("x-secret", HeaderValue::from_static("1"));
         h.insert("keep-alive", HeaderValue::from_static("1"));
+        h.insert("host", HeaderValue::from_static("a"));
         h.insert("x-kept", HeaderValue::from_static("1"));
         remove_hop_by_hop(&mut h, false);
-        assert_eq!(h.len(), 1);
+        let mut left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        left.sort();
+        assert_eq!(left, ["host", "x-kept"]);
         assert_eq!(host_name("App.Local:8080"), "app.local");
         assert_eq!(host_name("[::1]:80"), "[::1]");
     }

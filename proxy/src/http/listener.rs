@@ -15,9 +15,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::conn::{ConnState, Cut, TimedIo};
-use super::forward::{self, Client};
 use super::h1::{self, Served};
 use super::metrics::ErrorKind;
+use super::streamed::{self, Client};
 use arc_swap::ArcSwap;
 
 use super::{DataPlane, Frontend, Live};
@@ -44,9 +44,9 @@ pub async fn accept_loop(
         let live = current.load_full();
         let (plane, frontend) = (live.plane.clone(), live.frontend.clone());
         tokio::spawn(async move {
-            plane.metrics.connection(1);
+            plane.lasting.metrics.connection(1);
             serve(stream, peer, &plane, frontend, permit).await;
-            plane.metrics.connection(-1);
+            plane.lasting.metrics.connection(-1);
         });
     }
 }
@@ -69,11 +69,11 @@ async fn serve(
                     serve_io(tls, peer, true, h2, plane, frontend).await
                 }
                 Ok(Err(e)) => {
-                    plane.metrics.error(ErrorKind::TlsHandshake);
+                    plane.lasting.metrics.error(ErrorKind::TlsHandshake);
                     tracing::debug!(%peer, error = %e, "TLS handshake failed");
                 }
                 Err(_) => {
-                    plane.metrics.error(ErrorKind::TlsHandshake);
+                    plane.lasting.metrics.error(ErrorKind::TlsHandshake);
                     tracing::debug!(%peer, "TLS handshake timed out");
                 }
             }
@@ -120,6 +120,7 @@ async fn serve_hyper<I>(
     let io = TimedIo::new(io, read, state.clone(), t.keep_alive, t.client_header);
     let client = Arc::new(Client {
         peer,
+        peer_text: peer.ip().to_string(),
         tls,
         conn: state.clone(),
     });
@@ -129,7 +130,7 @@ async fn serve_hyper<I>(
             let (plane, frontend, client) = (plane.clone(), frontend.clone(), client.clone());
             async move {
                 Ok::<_, std::convert::Infallible>(
-                    forward::handle(plane, frontend, client, req).await,
+                    streamed::handle(plane, frontend, client, req).await,
                 )
             }
         })
@@ -152,8 +153,8 @@ async fn serve_hyper<I>(
         .serve_connection_with_upgrades(TokioIo::new(io), service)
         .await;
     match state.cut() {
-        Cut::Header => plane.metrics.error(ErrorKind::HeaderTimeout),
-        Cut::Idle => plane.metrics.error(ErrorKind::IdleTimeout),
+        Cut::Header => plane.lasting.metrics.error(ErrorKind::HeaderTimeout),
+        Cut::Idle => plane.lasting.metrics.error(ErrorKind::IdleTimeout),
         Cut::No => {}
     }
     if let Err(e) = result {
@@ -164,9 +165,9 @@ async fn serve_hyper<I>(
             .downcast_ref::<hyper::Error>()
             .is_some_and(|h| h.is_parse());
         if too_large {
-            plane.metrics.error(ErrorKind::HeaderTooLarge);
+            plane.lasting.metrics.error(ErrorKind::HeaderTooLarge);
         } else if parse {
-            plane.metrics.error(ErrorKind::BadRequest);
+            plane.lasting.metrics.error(ErrorKind::BadRequest);
         }
         tracing::debug!(%peer, error = %e, "client connection ended with an error");
     }

@@ -10,8 +10,8 @@ use holdfast_table::model::{Bind, SessionEnd, Touch};
 
 use super::DataPlane;
 use super::cookie::{CookieSigner, Signed, set_cookie};
-use super::metrics::ErrorKind;
 use super::pool::{InFlight, Pool, Server, Usable};
+use super::refusal::Refusal;
 use crate::cluster::{Open, OpenGuard, now_ms};
 use crate::config::{OnLost, Persistence};
 
@@ -54,12 +54,12 @@ impl Plan {
 /// A request to `plan.server` from dispatch until its response is finished or its tunnel
 /// closed: in flight for least-connections, open for the release (DESIGN.md: open means
 /// active; its binding is touched, or its server promised, with every flush).
-pub struct Exchange {
+pub struct Active {
     _inflight: InFlight,
     open: OpenGuard,
 }
 
-impl Exchange {
+impl Active {
     /// The response named the session (learn mode): the exchange belongs to its binding.
     pub fn learned(&self, key: Option<&str>) {
         if let Some(key) = key {
@@ -69,7 +69,7 @@ impl Exchange {
 }
 
 /// Starts counting an exchange with `plan.server` as in flight and open.
-pub fn open(dp: &DataPlane, pool: &Pool, plan: &Plan) -> Exchange {
+pub fn open(dp: &DataPlane, pool: &Pool, plan: &Plan) -> Active {
     let key = plan
         .matched
         .clone()
@@ -89,9 +89,9 @@ pub fn open(dp: &DataPlane, pool: &Pool, plan: &Plan) -> Exchange {
         ttl: pool.ttl,
         hold,
     };
-    Exchange {
+    Active {
         _inflight: plan.server.start(),
-        open: dp.node.open_set().open(open),
+        open: dp.lasting.table.open.open(open),
     }
 }
 
@@ -99,40 +99,13 @@ pub fn open(dp: &DataPlane, pool: &Pool, plan: &Plan) -> Exchange {
 /// holding a stale cookie would otherwise wait `learn_wait` on every request.
 const MISS_MEMORY: Duration = Duration::from_secs(2);
 
-/// Why a request has no server.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum NoPlan {
-    /// No usable server in the backend (503).
-    NoServer,
-    /// The client's session server is gone and the backend rejects (`on_lost`).
-    Lost(http::StatusCode),
-}
-
-impl NoPlan {
-    /// The answer to the client: status, error kind counted, text.
-    pub fn answer(self) -> (http::StatusCode, ErrorKind, &'static str) {
-        match self {
-            NoPlan::NoServer => (
-                http::StatusCode::SERVICE_UNAVAILABLE,
-                ErrorKind::NoServer,
-                "no server available",
-            ),
-            NoPlan::Lost(status) => (
-                status,
-                ErrorKind::SessionLost,
-                "session lost: its server is gone",
-            ),
-        }
-    }
-}
-
 /// A bound client whose server is gone: counted as a session break, then balanced
 /// elsewhere or rejected, as the backend says (`on_lost`).
-fn lost(dp: &DataPlane, pool: &Pool) -> Result<(), NoPlan> {
-    dp.metrics.session_break(&pool.name);
+fn lost(dp: &DataPlane, pool: &Pool) -> Result<(), Refusal> {
+    dp.lasting.metrics.session_break(&pool.name);
     match pool.config.on_lost {
         OnLost::Rebalance => Ok(()),
-        OnLost::Reject => Err(NoPlan::Lost(
+        OnLost::Reject => Err(Refusal::SessionLost(
             http::StatusCode::from_u16(pool.config.lost_status)
                 .unwrap_or(http::StatusCode::NOT_FOUND),
         )),
@@ -146,84 +119,93 @@ pub async fn plan(
     pool: &Pool,
     cookie: Option<&str>,
     client: IpAddr,
-) -> Result<Plan, NoPlan> {
-    let states = dp.node.shared().view().states();
-    let usable = |s: &Server| pool.usable(&states, s) != Usable::No;
-    let fresh = |exclude: Option<&str>| {
-        pool.pick(&states, exclude)
+) -> Result<Plan, Refusal> {
+    let states = dp.lasting.table.view.states();
+    let fresh = || {
+        pool.pick(&states, None)
             .map(Plan::new)
-            .ok_or(NoPlan::NoServer)
+            .ok_or(Refusal::NoServer)
     };
-    match pool.config.persistence {
-        Persistence::None => fresh(None),
-        Persistence::Insert => {
+    match (pool.config.persistence, cookie) {
+        (Persistence::None, _) | (Persistence::Learn, None) => fresh(),
+        (Persistence::Insert, _) => {
             let signed = cookie.and_then(|v| dp.signer.verify(&pool.name, v));
             if let Some(s) = &signed
                 && let Some(plan) = honour_cookie(dp, pool, s, &states)?
             {
                 return Ok(plan);
             }
-            let mut plan = fresh(None)?;
+            let mut plan = fresh()?;
             plan.new_session = Some(CookieSigner::new_id());
             Ok(plan)
         }
-        Persistence::Learn | Persistence::Source => {
-            let key: Vec<u8> = if pool.config.persistence == Persistence::Learn {
-                match cookie {
-                    Some(v) => v.as_bytes().to_vec(),
-                    None => return fresh(None),
-                }
-            } else {
-                client.to_string().into_bytes()
+        (Persistence::Learn, Some(key)) => {
+            let key = key.as_bytes().to_vec();
+            let mut plan = match bound_server(dp, pool, &key, true).await {
+                None => fresh()?,
+                Some(name) => plan_bound(dp, pool, &key, &name, &states)?,
             };
-            let learn = pool.config.persistence == Persistence::Learn;
-            let mut bound = dp
-                .node
-                .shared()
-                .view()
-                .lookup(&pool.name, &key)
-                .map(|b| b.server);
-            if bound.is_none() {
-                // Bound by this node a moment ago, not applied yet (in flight, or no quorum).
-                bound = dp.overrides.get(&pool.name, &key);
-            }
-            // A session cookie unknown here may have been bound a moment ago on another
-            // node: wait for it (bounded), unless it was looked for in vain just now.
-            if bound.is_none() && learn && dp.misses.get(&pool.name, &key).is_none() {
-                let wait = pool.config.learn_wait;
-                bound = dp
-                    .node
-                    .leader_lookup(&pool.name, &key, wait)
-                    .await
-                    .map(|s| Arc::from(s.as_str()));
-                if bound.is_none() {
-                    dp.misses.set(&pool.name, &key, (), MISS_MEMORY);
-                }
-            }
-            let mut plan = match bound {
-                None if learn => fresh(None)?,
-                None => {
-                    // Source: the same choice on every node, so a new client's next
-                    // request finds its server even before its bind is visible there.
-                    let server = pool.pick_by_key(&states, &key).ok_or(NoPlan::NoServer)?;
-                    let mut plan = Plan::new(server);
-                    plan.bind_key = Some(key.clone());
-                    plan
-                }
-                Some(name) => match pool.server(&name).filter(|s| usable(s)) {
-                    Some(server) => {
-                        let mut plan = Plan::new(server.clone());
-                        plan.matched = Some(key.clone());
-                        plan
-                    }
-                    None => redispatch(dp, pool, &key, &name, None, &states)?,
-                },
-            };
-            if learn {
-                plan.sent_key = Some(key);
-            }
+            plan.sent_key = Some(key);
             Ok(plan)
         }
+        (Persistence::Source, _) => {
+            let key = client.to_string().into_bytes();
+            match bound_server(dp, pool, &key, false).await {
+                Some(name) => plan_bound(dp, pool, &key, &name, &states),
+                None => {
+                    // The same choice on every node, so a new client's next request finds
+                    // its server even before its bind is visible there.
+                    let server = pool.pick_by_key(&states, &key).ok_or(Refusal::NoServer)?;
+                    let mut plan = Plan::new(server);
+                    plan.bind_key = Some(key);
+                    Ok(plan)
+                }
+            }
+        }
+    }
+}
+
+/// Where `key` is bound: in the read view, else among this node's own binds not applied
+/// yet (in flight, or no quorum), else — a learned session cookie only — on the leader,
+/// where another node may have bound it a moment ago (waited for at most `learn_wait`,
+/// and not again for a key looked for in vain just now).
+async fn bound_server(dp: &DataPlane, pool: &Pool, key: &[u8], ask: bool) -> Option<Arc<str>> {
+    let node = &dp.lasting;
+    if let Some(b) = node.table.view.lookup(&pool.name, key) {
+        return Some(b.server);
+    }
+    if let Some(name) = node.overrides.get(&pool.name, key) {
+        return Some(name);
+    }
+    if !ask || node.misses.get(&pool.name, key).is_some() {
+        return None;
+    }
+    let wait = pool.config.learn_wait;
+    let found = node.table.leader.lookup(&pool.name, key, wait).await;
+    if found.is_none() {
+        node.misses.set(&pool.name, key, (), MISS_MEMORY);
+    }
+    found.map(|s| Arc::from(s.as_str()))
+}
+
+/// A client bound to server `name`: there while it is usable, else moved.
+fn plan_bound(
+    dp: &DataPlane,
+    pool: &Pool,
+    key: &[u8],
+    name: &Arc<str>,
+    states: &holdfast_table::view::ServerStates,
+) -> Result<Plan, Refusal> {
+    match pool
+        .server(name)
+        .filter(|s| pool.usable(states, s) != Usable::No)
+    {
+        Some(server) => {
+            let mut plan = Plan::new(server.clone());
+            plan.matched = Some(key.to_vec());
+            Ok(plan)
+        }
+        None => redispatch(dp, pool, key, name, None, states),
     }
 }
 
@@ -238,10 +220,11 @@ fn honour_cookie(
     pool: &Pool,
     signed: &Signed,
     states: &holdfast_table::view::ServerStates,
-) -> Result<Option<Plan>, NoPlan> {
-    let view = dp.node.shared().view();
+) -> Result<Option<Plan>, Refusal> {
+    let view = &dp.lasting.table.view;
     let id = signed.id.as_bytes();
-    let bound = view.lookup(&pool.name, id).is_some() || dp.overrides.get(&pool.name, id).is_some();
+    let bound =
+        view.lookup(&pool.name, id).is_some() || dp.lasting.overrides.get(&pool.name, id).is_some();
     let ttl = pool.ttl / 1000;
     let age = (now_ms() / 1000).saturating_sub(signed.at);
     // With `maxlife` the cookie keeps its first time (no refresh), so without a binding
@@ -276,8 +259,9 @@ fn redispatch(
     from: &Arc<str>,
     exclude: Option<&str>,
     states: &holdfast_table::view::ServerStates,
-) -> Result<Plan, NoPlan> {
+) -> Result<Plan, Refusal> {
     let moved = dp
+        .lasting
         .overrides
         .get(&pool.name, key)
         .and_then(|n| pool.server(&n).cloned())
@@ -287,8 +271,8 @@ fn redispatch(
         Some(s) => s,
         None => {
             lost(dp, pool)?;
-            let s = pool.pick(states, exclude).ok_or(NoPlan::NoServer)?;
-            dp.overrides.set(
+            let s = pool.pick(states, exclude).ok_or(Refusal::NoServer)?;
+            dp.lasting.overrides.set(
                 &pool.name,
                 key,
                 s.name.clone(),
@@ -310,13 +294,13 @@ fn redispatch(
 /// After a connect failure to `plan.server`: the same request re-planned on another
 /// server (a bound client counts a session break). `None` if there is no other server.
 pub fn retry(dp: &DataPlane, pool: &Pool, plan: Plan) -> Option<Plan> {
-    let states = dp.node.shared().view().states();
+    let states = dp.lasting.table.view.states();
     let failed = plan.server.name.clone();
     let sent_key = plan.sent_key.clone();
     let mut next = match (pool.config.persistence, &plan.matched) {
         (Persistence::Insert, Some(_)) | (Persistence::Insert, None) => {
             if plan.matched.is_some() {
-                dp.metrics.session_break(&pool.name);
+                dp.lasting.metrics.session_break(&pool.name);
             }
             let mut p = Plan::new(pool.pick(&states, Some(&failed))?);
             p.new_session = Some(CookieSigner::new_id());
@@ -346,59 +330,25 @@ pub fn record(
     ended: bool,
     tls: bool,
 ) -> Option<String> {
-    let queue = dp.node.queue();
-    let backend = pool.name.to_string();
-    let server = plan.server.name.to_string();
-    let (ttl, maxlife) = (pool.ttl, pool.maxlife);
+    let queue = &dp.lasting.table.queue;
     if let Some(key) = &plan.matched {
         queue.touch(Touch {
-            backend: backend.clone(),
+            backend: pool.name.to_string(),
             key: key.clone(),
-            server: server.clone(),
-            ttl,
-            maxlife,
+            server: plan.server.name.to_string(),
+            ttl: pool.ttl,
+            maxlife: pool.maxlife,
         });
     }
     if let Some(key) = &plan.bind_key {
-        remember(dp, pool, key, plan);
-        queue.bind(Bind {
-            backend: backend.clone(),
-            key: key.clone(),
-            server: server.clone(),
-            ttl,
-            replaces: plan.replaces.as_ref().map(|s| s.to_string()),
-            maxlife,
-        });
+        bind(dp, pool, key, plan, plan.replaces.as_deref());
     }
     match pool.config.persistence {
-        Persistence::Insert => {
-            let id = match (&plan.new_session, &plan.matched) {
-                (Some(id), _) => {
-                    queue.bind(Bind {
-                        backend,
-                        key: id.clone().into_bytes(),
-                        server: server.clone(),
-                        ttl,
-                        replaces: None,
-                        maxlife,
-                    });
-                    id.clone()
-                }
-                (None, Some(id)) if plan.reissue => String::from_utf8(id.clone()).ok()?,
-                _ => return None,
-            };
-            let value = dp.signer.sign(&pool.name, &server, &id, now_ms() / 1000);
-            Some(set_cookie(
-                pool.config.cookie_name(),
-                &value,
-                tls,
-                pool.config.same_site,
-            ))
-        }
+        Persistence::Insert => record_insert(dp, pool, plan, tls),
         Persistence::Learn if ended => {
             let key = plan.sent_key.as_ref().or(plan.matched.as_ref())?;
             queue.end(SessionEnd {
-                backend,
+                backend: pool.name.to_string(),
                 key: key.clone(),
             });
             None
@@ -415,15 +365,7 @@ pub fn record(
                 None => return None,
             };
             if plan.matched.as_deref() != Some(key) {
-                remember(dp, pool, key, plan);
-                queue.bind(Bind {
-                    backend,
-                    key: key.to_vec(),
-                    server,
-                    ttl,
-                    replaces: None,
-                    maxlife,
-                });
+                bind(dp, pool, key, plan, None);
             }
             None
         }
@@ -431,12 +373,59 @@ pub fn record(
     }
 }
 
+/// Insert mode: binds a new session and signs its cookie, or signs the matched
+/// session's cookie again when it is due for a refresh.
+fn record_insert(dp: &DataPlane, pool: &Pool, plan: &Plan, tls: bool) -> Option<String> {
+    let id = match (&plan.new_session, &plan.matched) {
+        (Some(id), _) => {
+            dp.lasting.table.queue.bind(Bind {
+                backend: pool.name.to_string(),
+                key: id.clone().into_bytes(),
+                server: plan.server.name.to_string(),
+                ttl: pool.ttl,
+                replaces: None,
+                maxlife: pool.maxlife,
+            });
+            id.clone()
+        }
+        (None, Some(id)) if plan.reissue => String::from_utf8(id.clone()).ok()?,
+        _ => return None,
+    };
+    let value = dp
+        .signer
+        .sign(&pool.name, &plan.server.name, &id, now_ms() / 1000);
+    Some(set_cookie(
+        pool.config.cookie_name(),
+        &value,
+        tls,
+        pool.config.same_site,
+    ))
+}
+
+/// Binds `key` to the plan's server (moving it from `replaces`), remembered here until
+/// the bind is applied.
+fn bind(dp: &DataPlane, pool: &Pool, key: &[u8], plan: &Plan, replaces: Option<&str>) {
+    remember(dp, pool, key, plan);
+    dp.lasting.table.queue.bind(Bind {
+        backend: pool.name.to_string(),
+        key: key.to_vec(),
+        server: plan.server.name.to_string(),
+        ttl: pool.ttl,
+        replaces: replaces.map(str::to_string),
+        maxlife: pool.maxlife,
+    });
+}
+
 /// Keeps this node's new binding of `key` to the plan's server until it is applied here.
 fn remember(dp: &DataPlane, pool: &Pool, key: &[u8], plan: &Plan) {
-    dp.overrides.set(
+    dp.lasting.overrides.set(
         &pool.name,
         key,
         plan.server.name.clone(),
         Duration::from_millis(pool.ttl),
     );
 }
+
+#[cfg(test)]
+#[path = "persist_tests.rs"]
+mod tests;

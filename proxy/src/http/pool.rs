@@ -24,8 +24,9 @@ pub struct Server {
     pub authority: Option<Authority>,
     /// Relative share of new clients (0: none).
     pub weight: u32,
-    /// Idle keep-alive connections of the fast path.
-    pub idle: IdleList,
+    /// Idle keep-alive connections of the fast path (kept by a reload that keeps the
+    /// server).
+    pub idle: Arc<IdleList>,
     up: AtomicBool,
     inflight: AtomicUsize,
 }
@@ -63,6 +64,21 @@ impl Drop for InFlight {
     }
 }
 
+/// The rendezvous score of `server` for `key`: the best of `weight` (at most 16) draws of
+/// XXH3-64, whose output its specification fixes, over `key`, a 0 byte and the server's
+/// name, seeded by the draw. Every node, whatever compiler built it, computes the same
+/// score (std's `DefaultHasher` promises no such thing across Rust releases).
+pub fn placement_score(key: &[u8], server: &str, weight: u32) -> u64 {
+    let mut input = Vec::with_capacity(key.len() + 1 + server.len());
+    input.extend_from_slice(key);
+    input.push(0);
+    input.extend_from_slice(server.as_bytes());
+    (0..u64::from(weight.min(16)))
+        .map(|draw| xxhash_rust::xxh3::xxh3_64_with_seed(&input, draw))
+        .max()
+        .unwrap_or(0)
+}
+
 /// A backend's servers and balancer.
 #[derive(Debug)]
 pub struct Pool {
@@ -94,19 +110,24 @@ pub enum Usable {
 }
 
 impl Pool {
-    /// Builds the run-time backend from its configuration.
-    pub fn new(config: &BackendSection) -> Pool {
+    /// Builds the run-time backend from its configuration. A server `before` (the same
+    /// backend's previous generation) also had, with the same address, keeps its health
+    /// and its idle connections.
+    pub fn new(config: &BackendSection, before: Option<&Pool>) -> Pool {
         let servers: Vec<Arc<Server>> = config
             .servers
             .iter()
             .map(|s| {
+                let was = before
+                    .and_then(|b| b.server(&s.name))
+                    .filter(|w| w.addr == s.addr);
                 Arc::new(Server {
                     name: Arc::from(s.name.as_str()),
                     addr: s.addr.clone(),
                     authority: Authority::try_from(s.addr.as_str()).ok(),
                     weight: s.weight,
-                    idle: IdleList::default(),
-                    up: AtomicBool::new(true),
+                    idle: was.map(|w| w.idle.clone()).unwrap_or_default(),
+                    up: AtomicBool::new(was.is_none_or(|w| w.is_up())),
                     inflight: AtomicUsize::new(0),
                 })
             })
@@ -159,24 +180,10 @@ impl Pool {
     /// source`): a source-mode client's next request, landing on another node before its
     /// bind is visible there, still reaches the same server.
     pub fn pick_by_key(&self, states: &ServerStates, key: &[u8]) -> Option<Arc<Server>> {
-        use std::hash::{Hash, Hasher};
         self.servers
             .iter()
             .filter(|s| self.usable(states, s) == Usable::Any && s.weight > 0)
-            .max_by_key(|s| {
-                // A fixed hasher: every node must compute the same scores.
-                let mut h = std::hash::DefaultHasher::new();
-                (key, &*s.name).hash(&mut h);
-                // Weighted: a server's best of `weight` draws.
-                (0..s.weight.min(16))
-                    .map(|i| {
-                        let mut h = h.clone();
-                        i.hash(&mut h);
-                        h.finish()
-                    })
-                    .max()
-                    .unwrap_or(0)
-            })
+            .max_by_key(|s| placement_score(key, &s.name, s.weight))
             .cloned()
     }
 
@@ -233,6 +240,9 @@ impl Pool {
 mod tests {
     use super::*;
 
+    /// Where the keys of `placements_are_pinned_by_the_hash_specification` go.
+    const PINNED: [&str; 4] = ["s1", "s1", "s0", "s1"];
+
     fn pool(balance: &str, weights: &[u32]) -> Pool {
         let servers = weights
             .iter()
@@ -244,7 +254,7 @@ mod tests {
             "[node]\nid = 1\n[[backend]]\nname = \"b\"\nbalance = \"{balance}\"\nserver = [{servers}]\n"
         );
         let config = crate::config::parse(&text).unwrap();
-        Pool::new(&config.backends[0])
+        Pool::new(&config.backends[0], None)
     }
 
     #[test]
@@ -268,6 +278,27 @@ mod tests {
         assert!(
             (0..50u32).all(|i| &*z.pick_by_key(&states, &i.to_be_bytes()).unwrap().name == "s1")
         );
+    }
+
+    #[test]
+    fn placements_are_pinned_by_the_hash_specification() {
+        // These must never change: nodes of different builds place source clients alike.
+        assert_eq!(
+            placement_score(b"", "", 1),
+            xxhash_rust::xxh3::xxh3_64(&[0])
+        );
+        let p = pool("roundrobin", &[1, 1, 1]);
+        let states = ServerStates::default();
+        let placed: Vec<String> = ["10.0.0.1", "10.0.0.2", "192.0.2.7", "2001:db8::1"]
+            .iter()
+            .map(|k| {
+                p.pick_by_key(&states, k.as_bytes())
+                    .unwrap()
+                    .name
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(placed, PINNED);
     }
 
     #[test]

@@ -103,7 +103,7 @@ routes = [
         let pools: Vec<Arc<Pool>> = config
             .backends
             .iter()
-            .map(|b| Arc::new(Pool::new(b)))
+            .map(|b| Arc::new(Pool::new(b, None)))
             .collect();
         let router = Router::new(&config.frontends[0], |n| {
             pools.iter().find(|p| &*p.name == n).cloned()

@@ -8,6 +8,7 @@
 mod buf;
 mod chunked;
 pub(super) mod head;
+mod relay;
 mod rewrite;
 pub mod upstream;
 
@@ -15,19 +16,19 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http::StatusCode;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
-use super::body::error_text;
-use super::forward::{Access, NONE, account, is_idempotent};
-use super::headers::{client_ip_from, trusted};
+use super::exchange::{Exchange, RequestLine, Route};
+use super::fields::{Fields, Kind};
+use super::framing::{self, Framing};
 use super::metrics::ErrorKind;
+use super::persist::Active;
+use super::refusal::Refusal;
 use super::{DataPlane, Frontend};
-use super::{persist, session};
-use crate::config::Persistence;
 use buf::ReadBuf;
 use chunked::Chunked;
-use head::{Framing, Head, HeadError, Kind, request_framing, response_framing};
+use head::{Head, HeadError};
+use relay::{pass_body, pass_length};
 use rewrite::{RequestHop, write_request, write_response};
 use upstream::Upstream;
 
@@ -50,7 +51,7 @@ enum Read {
     Head,
     Closed,
     Fallback,
-    Refused(StatusCode, ErrorKind, &'static str),
+    Refused(Refusal),
 }
 
 /// Whether the client connection goes on after an exchange.
@@ -109,16 +110,17 @@ where
             Read::Head => {}
             Read::Closed => return Served::Done,
             Read::Fallback => return Served::Fallback(c.io, c.buf.take()),
-            Read::Refused(status, kind, why) => {
-                dp.metrics.error(kind);
-                c.refuse(status, why).await;
+            Read::Refused(refusal) => {
+                refusal.count(&dp.lasting.metrics);
+                c.refuse(refusal).await;
                 return Served::Done;
             }
         }
-        let length = match request_framing(&c.head, c.buf.filled()) {
+        let length = match framing::request(&c.head.fields(c.buf.filled()), false) {
             Err(why) => {
-                dp.metrics.error(ErrorKind::BadRequest);
-                c.refuse(StatusCode::BAD_REQUEST, why).await;
+                let refusal = Refusal::BadRequest(why);
+                refusal.count(&dp.lasting.metrics);
+                c.refuse(refusal).await;
                 return Served::Done;
             }
             Ok(Framing::Length(n)) if n <= MAX_BODY && !c.needs_hyper() => n,
@@ -128,72 +130,6 @@ where
             let _ = c.io.shutdown().await;
             return Served::Done;
         }
-    }
-}
-
-/// Copies `left` bytes from `src` (after what `buf` holds) to `dst`. `Err(true)`: the
-/// source failed or stalled; `Err(false)`: the destination failed.
-async fn pass_length<R, W>(
-    src: &mut R,
-    buf: &mut ReadBuf,
-    dst: &mut W,
-    mut left: u64,
-    stall: Duration,
-) -> Result<(), bool>
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    while left > 0 {
-        if buf.is_empty()
-            && !matches!(
-                tokio::time::timeout(stall, buf.fill(src)).await,
-                Ok(Ok(1..))
-            )
-        {
-            return Err(true);
-        }
-        let take = (buf.filled().len() as u64).min(left) as usize;
-        dst.write_all(&buf.filled()[..take])
-            .await
-            .map_err(|_| false)?;
-        buf.consume(take);
-        left -= take as u64;
-    }
-    Ok(())
-}
-
-/// Copies the rest of a response body framed by `framing` from `up` to `dst`.
-async fn pass_body<W: AsyncWrite + Unpin>(
-    up: &mut Upstream,
-    dst: &mut W,
-    framing: Framing,
-    chunked: &mut Chunked,
-    left: u64,
-    stall: Duration,
-) -> Result<(), ()> {
-    match framing {
-        Framing::Length(_) => pass_length(&mut up.stream, &mut up.buf, dst, left, stall)
-            .await
-            .map_err(|_| ()),
-        Framing::Chunked | Framing::Close => loop {
-            if framing == Framing::Chunked && chunked.is_done() {
-                return Ok(());
-            }
-            match tokio::time::timeout(stall, up.buf.fill(&mut up.stream)).await {
-                Ok(Ok(0)) if framing == Framing::Close => return Ok(()),
-                Ok(Ok(1..)) => {}
-                _ => return Err(()),
-            }
-            let take = match framing {
-                Framing::Chunked => chunked.feed(up.buf.filled()).map_err(|_| ())?,
-                _ => up.buf.filled().len(),
-            };
-            dst.write_all(&up.buf.filled()[..take])
-                .await
-                .map_err(|_| ())?;
-            up.buf.consume(take);
-        },
     }
 }
 
@@ -210,28 +146,12 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<'_, I> {
                     .parse_request(self.buf.filled(), limits.max_headers)
                 {
                     Ok(true) => return Read::Head,
-                    Ok(false) if self.buf.is_full() => {
-                        return Read::Refused(
-                            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-                            ErrorKind::HeaderTooLarge,
-                            "request head too large",
-                        );
-                    }
+                    Ok(false) if self.buf.is_full() => return Read::Refused(Refusal::HeadTooLarge),
                     Ok(false) => {}
-                    Err(HeadError::TooManyFields) => {
-                        return Read::Refused(
-                            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-                            ErrorKind::HeaderTooLarge,
-                            "too many header fields",
-                        );
-                    }
+                    Err(HeadError::TooManyFields) => return Read::Refused(Refusal::TooManyFields),
                     Err(HeadError::Version) => return Read::Fallback,
                     Err(HeadError::Malformed) => {
-                        return Read::Refused(
-                            StatusCode::BAD_REQUEST,
-                            ErrorKind::BadRequest,
-                            "malformed request head",
-                        );
+                        return Read::Refused(Refusal::BadRequest("malformed request head"));
                     }
                 }
             }
@@ -246,16 +166,10 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<'_, I> {
                 }
                 Ok(_) => return Read::Closed,
                 Err(_) if started.is_none() => {
-                    self.dp.metrics.error(ErrorKind::IdleTimeout);
+                    self.dp.lasting.metrics.error(ErrorKind::IdleTimeout);
                     return Read::Closed;
                 }
-                Err(_) => {
-                    return Read::Refused(
-                        StatusCode::REQUEST_TIMEOUT,
-                        ErrorKind::HeaderTimeout,
-                        "request head timeout",
-                    );
-                }
+                Err(_) => return Read::Refused(Refusal::HeadTimeout),
             }
         }
     }
@@ -263,27 +177,17 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<'_, I> {
     /// True when the parsed request needs what only the hyper path does.
     fn needs_hyper(&self) -> bool {
         let (h, b) = (&self.head, self.buf.filled());
+        let fields = h.fields(b);
         h.minor != 1
-            || h.has(Kind::Upgrade)
-            || h.has(Kind::Expect)
+            || fields.has(Kind::Upgrade)
+            || fields.has(Kind::Expect)
             || !b[h.target.clone()].starts_with(b"/")
     }
 
-    /// Answers with a plain error and `Connection: close`.
-    async fn refuse(&mut self, status: StatusCode, why: &str) {
-        let text = error_text(status, why);
+    /// Answers with the proxy's own error and `Connection: close`.
+    async fn refuse(&mut self, refusal: Refusal) {
         self.out.clear();
-        self.out.extend_from_slice(
-            format!(
-                "HTTP/1.1 {} {}\r\ncontent-type: text/plain; charset=utf-8\r\n\
-                 content-length: {}\r\nconnection: close\r\n\r\n",
-                status.as_u16(),
-                status.canonical_reason().unwrap_or(""),
-                text.len()
-            )
-            .as_bytes(),
-        );
-        self.out.extend_from_slice(text.as_bytes());
+        refusal.write_h1(&mut self.out);
         if self.io.write_all(&self.out).await.is_ok() {
             self.linger().await;
         }
@@ -310,240 +214,200 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<'_, I> {
 
     /// Proxies the parsed request, whose body is `length` bytes, and its response.
     async fn exchange(&mut self, length: u64) -> Next {
-        let start = Instant::now();
-        let dp = self.dp;
+        let (dp, fe) = (self.dp, self.fe);
         let bytes = self.buf.filled();
-        let head = &self.head;
-        let method = &bytes[head.method.clone()];
-        let target = std::str::from_utf8(&bytes[head.target.clone()]).unwrap_or("/");
-        let path = target.split_once('?').map_or(target, |(p, _)| p);
-        let host = head
-            .values(bytes, Kind::Host)
-            .next()
-            .and_then(|v| std::str::from_utf8(v).ok());
-        let access =
-            tracing::enabled!(target: "holdfast::access", tracing::Level::DEBUG).then(|| Access {
-                method: String::from_utf8_lossy(method).into_owned(),
-                host: host.unwrap_or("").to_string(),
-                path: path.to_string(),
-            });
-        let close_client = head.connection_has(bytes, "close");
-        let (is_head, replayable) = (method == b"HEAD", is_idempotent(method) && length == 0);
-        let is_delete = method == b"DELETE";
-        let (fe, peer) = (self.fe, self.peer);
-        let done = |status: StatusCode, backend, server| {
-            account(
-                dp,
-                fe,
-                peer,
-                access.as_ref(),
-                status.as_u16(),
-                backend,
-                server,
-                start.elapsed(),
-            );
+        let fields = self.head.fields(bytes);
+        let line = RequestLine {
+            method: &bytes[self.head.method.clone()],
+            target: std::str::from_utf8(&bytes[self.head.target.clone()]).unwrap_or("/"),
+            authority: None,
+            bodiless: length == 0,
         };
-        let Some(pool) = self.fe.router.route(host, path).cloned() else {
-            dp.metrics.error(ErrorKind::NoRoute);
-            done(StatusCode::SERVICE_UNAVAILABLE, &NONE, &NONE);
-            self.refuse(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "no backend for this request",
-            )
-            .await;
-            return Next::Close;
-        };
-        let proxies = &pool.config.trusted_proxies;
-        let peer_trusted = trusted(self.peer.ip(), proxies);
-        let client = match peer_trusted {
-            true => {
-                let xff = head
-                    .values(bytes, Kind::ForwardedFor)
-                    .filter_map(|v| std::str::from_utf8(v).ok());
-                client_ip_from(self.peer.ip(), xff, proxies)
-            }
-            false => self.peer.ip(),
-        };
-        let persistence = pool.config.persistence;
-        let name = pool.config.cookie_name();
-        let cookie = match persistence {
-            Persistence::Insert | Persistence::Learn => {
-                session::in_request_head(&pool.config, head, bytes)
-            }
-            _ => None,
-        };
-        let mut plan = match persist::plan(dp, &pool, cookie, client).await {
-            Ok(plan) => plan,
-            Err(no) => {
-                let (status, kind, text) = no.answer();
-                dp.metrics.error(kind);
-                done(status, &pool.name, &NONE);
-                self.refuse(status, text).await;
+        let is_head = line.method == b"HEAD";
+        let close_client = fields.connection_has("close");
+        let mut ex = Exchange::new(dp, fe, self.peer, self.tls, &line, &fields);
+        match ex.route(&fields, &line).await {
+            Ok(Route::Server) => {}
+            Ok(Route::Redirect(location)) => {
+                ex.finish(308);
+                self.redirect(&location).await;
                 return Next::Close;
             }
+            Err(refusal) => {
+                self.refuse(refusal).await;
+                return Next::Close;
+            }
+        }
+        let rest = self.write_request_head(&ex, length);
+        let Some((up, active)) = self.send(&mut ex, rest).await else {
+            return Next::Close;
         };
+        self.respond(ex, up, active, is_head, close_client).await
+    }
+
+    /// Writes the request head for the server into `out`, with the body bytes already
+    /// read; returns how many body bytes are still to come.
+    fn write_request_head(&mut self, ex: &Exchange<'_>, length: u64) -> u64 {
         self.out.clear();
         let hop = RequestHop {
             peer: &self.peer_text,
-            trusted: peer_trusted,
+            trusted: ex.peer_trusted(),
             tls: self.tls,
-            own_cookie: (persistence == Persistence::Insert).then_some(name),
+            own_cookie: ex.own_cookie(),
         };
-        write_request(&mut self.out, head, bytes, &hop);
-        // The body bytes already read go out with the head.
+        write_request(&mut self.out, &self.head, self.buf.filled(), &hop);
         self.buf.consume(self.head.len);
         let inline = (self.buf.filled().len() as u64).min(length) as usize;
         self.out.extend_from_slice(&self.buf.filled()[..inline]);
         self.buf.consume(inline);
-        let rest = length - inline as u64;
+        length - inline as u64
+    }
 
-        // Send, with one redispatch after a connect failure and fresh connections when a
-        // pooled one turns out closed.
-        let (t, stall) = (&dp.timeouts, dp.timeouts.server);
-        let mut redispatched = false;
+    /// Sends the request (head and body) and reads the response head: on a pooled
+    /// connection or a new one, again on a fresh one when a pooled one turns out closed,
+    /// on another server after a connect failure if the exchange allows. `None` when the
+    /// exchange is over (answered with a refusal, or the client gone).
+    async fn send(&mut self, ex: &mut Exchange<'_>, rest: u64) -> Option<(Upstream, Active)> {
+        let dp = self.dp;
+        let t = &dp.timeouts;
         let mut stale = 0;
-        let (mut up, inflight) = loop {
-            let server = plan.server.clone();
+        loop {
+            let server = ex.server().clone();
             let pooled = server
                 .idle
                 .take(t.pool_idle)
-                .filter(|u| replayable || u.looks_alive());
+                .filter(|u| ex.replayable() || u.looks_alive());
             let mut up = match pooled {
                 Some(up) => up,
                 None => match upstream::connect(&server.addr, t.connect).await {
                     Ok(up) => up,
-                    Err(e) => {
-                        dp.metrics.error(ErrorKind::Connect);
-                        tracing::warn!(backend = %pool.name, server = %server.name, error = %e, "connect to server failed");
-                        if replayable
-                            && !redispatched
-                            && let Some(next) = persist::retry(dp, &pool, plan.clone())
-                        {
-                            dp.metrics.error(ErrorKind::Redispatch);
-                            plan = next;
-                            redispatched = true;
-                            continue;
+                    Err(e) => match ex.connect_failed(&e) {
+                        Ok(()) => continue,
+                        Err(refusal) => {
+                            self.refuse(refusal).await;
+                            return None;
                         }
-                        done(StatusCode::SERVICE_UNAVAILABLE, &pool.name, &server.name);
-                        self.refuse(StatusCode::SERVICE_UNAVAILABLE, "server unreachable")
-                            .await;
-                        return Next::Close;
-                    }
+                    },
                 },
             };
-            let inflight = persist::open(dp, &pool, &plan);
+            let active = ex.activate();
             let sent = match up.stream.write_all(&self.out).await {
                 Ok(()) => {
-                    pass_length(&mut self.io, &mut self.buf, &mut up.stream, rest, stall).await
+                    pass_length(&mut self.io, &mut self.buf, &mut up.stream, rest, t.server).await
                 }
                 Err(_) => Err(false),
             };
-            match sent {
-                Ok(()) => {}
-                Err(false) if up.reused && rest == 0 && stale < 3 => {
-                    stale += 1;
-                    continue;
-                }
-                Err(client_side) => {
-                    if client_side {
-                        return Next::Close;
-                    }
-                    dp.metrics.error(ErrorKind::Backend);
-                    done(StatusCode::BAD_GATEWAY, &pool.name, &server.name);
-                    self.refuse(StatusCode::BAD_GATEWAY, "bad gateway").await;
-                    return Next::Close;
-                }
-            }
-            match self.read_response_head(&mut up, stall).await {
-                Ok(()) => break (up, inflight),
-                Err(NoResponse::Closed) if up.reused && replayable && stale < 3 => {
-                    stale += 1;
-                    continue;
-                }
-                Err(why) => {
-                    let (status, kind, text) = match why {
-                        NoResponse::Timeout => (
-                            StatusCode::GATEWAY_TIMEOUT,
-                            ErrorKind::ServerTimeout,
-                            "server timeout",
-                        ),
-                        _ => (StatusCode::BAD_GATEWAY, ErrorKind::Backend, "bad gateway"),
-                    };
-                    dp.metrics.error(kind);
-                    tracing::debug!(backend = %pool.name, server = %server.name, text, "no response from server");
-                    done(status, &pool.name, &server.name);
-                    self.refuse(status, text).await;
-                    return Next::Close;
+            let refusal = match sent {
+                Ok(()) => match self.read_response_head(&mut up, t.server).await {
+                    Ok(()) => return Some((up, active)),
+                    Err(NoResponse::Closed) if up.reused && ex.replayable() && stale < 3 => None,
+                    Err(NoResponse::Timeout) => Some(Refusal::ServerTimeout),
+                    Err(_) => Some(Refusal::BadGateway),
+                },
+                Err(false) if up.reused && rest == 0 && stale < 3 => None,
+                // The client failed or stalled sending its body.
+                Err(true) => return None,
+                Err(false) => Some(Refusal::BadGateway),
+            };
+            match refusal {
+                None => stale += 1,
+                Some(r) => {
+                    let r = ex.server_failed(r, &"no response");
+                    self.refuse(r).await;
+                    return None;
                 }
             }
-        };
+        }
+    }
 
-        // The response.
-        let server = plan.server.clone();
-        let bytes = up.buf.filled();
-        let resp = &self.resp;
-        let framing = match response_framing(resp, bytes, if is_head { b"HEAD" } else { b"GET" }) {
-            Ok(f) => f,
+    /// Passes the response whose head is in `resp` to the client, with the insert
+    /// cookie; keeps the server connection for the next request when it can be.
+    async fn respond(
+        &mut self,
+        mut ex: Exchange<'_>,
+        mut up: Upstream,
+        active: Active,
+        is_head: bool,
+        close_client: bool,
+    ) -> Next {
+        let fields = self.resp.fields(up.buf.filled());
+        let status = self.resp.status;
+        let framing = match framing::response(&fields, status, is_head) {
+            Ok(framing) => framing,
             Err(why) => {
-                dp.metrics.error(ErrorKind::Backend);
-                tracing::debug!(backend = %pool.name, server = %server.name, why, "bad response framing");
-                done(StatusCode::BAD_GATEWAY, &pool.name, &server.name);
-                self.refuse(StatusCode::BAD_GATEWAY, "bad gateway").await;
+                let refusal = ex.server_failed(Refusal::BadGateway, &why);
+                self.refuse(refusal).await;
                 return Next::Close;
             }
         };
-        let learned = match persistence {
-            Persistence::Learn => session::in_response_head(&pool.config, resp, bytes),
-            _ => None,
-        };
-        let set_cookies = resp
-            .values(bytes, Kind::SetCookie)
-            .filter_map(|v| std::str::from_utf8(v).ok());
-        let ended = session::ended(&pool.config, is_delete, resp.status, set_cookies);
-        let set_cookie = persist::record(dp, &pool, &plan, learned, ended, self.tls);
-        inflight.learned(learned);
+        let set_cookie = ex.answered(&fields, status, &active);
         let close = close_client || framing == Framing::Close;
         let reusable =
-            resp.minor == 1 && !resp.connection_has(bytes, "close") && framing != Framing::Close;
-        let status = resp.status;
+            self.resp.minor == 1 && !fields.connection_has("close") && framing != Framing::Close;
         self.out.clear();
-        write_response(&mut self.out, resp, bytes, set_cookie.as_deref(), close);
+        write_response(
+            &mut self.out,
+            &self.resp,
+            up.buf.filled(),
+            set_cookie.as_deref(),
+            close,
+        );
         up.buf.consume(self.resp.len);
         let mut chunked = Chunked::default();
+        let Some(left) = self.take_inline(&mut up, framing, &mut chunked) else {
+            let refusal = ex.server_failed(Refusal::BadGateway, &"bad chunk framing");
+            self.refuse(refusal).await;
+            return Next::Close;
+        };
+        let stall = self.dp.timeouts.server;
+        let passed = match self.io.write_all(&self.out).await {
+            Ok(()) => pass_body(&mut up, &mut self.io, framing, &mut chunked, left, stall).await,
+            Err(_) => Err(()),
+        };
+        ex.finish(status);
+        drop(active);
+        if passed.is_err() {
+            return Next::Close;
+        }
+        if reusable && up.buf.is_empty() {
+            ex.server().idle.put(up);
+        }
+        if close { Next::Close } else { Next::KeepAlive }
+    }
+
+    /// Moves the response body bytes already read from `up` behind the head in `out`;
+    /// returns how many are still to come by length, `None` if the chunk framing is bad.
+    fn take_inline(
+        &mut self,
+        up: &mut Upstream,
+        framing: Framing,
+        chunked: &mut Chunked,
+    ) -> Option<u64> {
         let filled = up.buf.filled();
         let (inline, left) = match framing {
             Framing::Length(n) => {
                 let inline = (filled.len() as u64).min(n);
                 (inline as usize, n - inline)
             }
-            Framing::Chunked => match chunked.feed(filled) {
-                Ok(n) => (n, 0),
-                Err(_) => (filled.len() + 1, 0),
-            },
+            Framing::Chunked => (chunked.feed(filled).ok()?, 0),
             Framing::Close => (filled.len(), 0),
         };
-        let status_code = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
-        if inline > filled.len() {
-            dp.metrics.error(ErrorKind::Backend);
-            done(StatusCode::BAD_GATEWAY, &pool.name, &server.name);
-            self.refuse(StatusCode::BAD_GATEWAY, "bad gateway").await;
-            return Next::Close;
-        }
         self.out.extend_from_slice(&filled[..inline]);
         up.buf.consume(inline);
-        let passed = match self.io.write_all(&self.out).await {
-            Ok(()) => pass_body(&mut up, &mut self.io, framing, &mut chunked, left, stall).await,
-            Err(_) => Err(()),
-        };
-        done(status_code, &pool.name, &server.name);
-        drop(inflight);
-        if passed.is_err() {
-            return Next::Close;
+        Some(left)
+    }
+
+    /// Answers a frontend that redirects every request: 308 to `location`.
+    async fn redirect(&mut self, location: &str) {
+        self.out.clear();
+        self.out
+            .extend_from_slice(b"HTTP/1.1 308 Permanent Redirect\r\nlocation: ");
+        self.out.extend_from_slice(location.as_bytes());
+        self.out
+            .extend_from_slice(b"\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+        if self.io.write_all(&self.out).await.is_ok() {
+            let _ = self.io.shutdown().await;
         }
-        if reusable && up.buf.is_empty() {
-            server.idle.put(up);
-        }
-        if close { Next::Close } else { Next::KeepAlive }
     }
 
     /// Reads a response head from `up` into `resp`, passing interim (1xx) responses on

@@ -1,9 +1,11 @@
-//! The proxy's header rules applied while a head is copied out, in one pass into the
-//! output buffer: hop-by-hop fields and those `Connection` names dropped, `X-Forwarded-*`
-//! set, holdfast's own cookie stripped; on the way back the insert cookie added.
+//! The fast path's writer of heads: the header rules (`headers.rs`) applied while a head
+//! is copied, in one pass, into the output buffer, holdfast's own cookie stripped on the
+//! way out and the insert cookie added on the way back.
 
-use super::head::{Head, Kind};
+use super::head::Head;
 use crate::http::cookie::{has_cookie, other_cookies};
+use crate::http::fields::{Fields, Kind};
+use crate::http::headers::{Forwarded, Hop};
 
 /// What the request head's rewrite needs to know about the hop.
 pub struct RequestHop<'a> {
@@ -24,96 +26,61 @@ fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// True when a `Connection` field of `head` names the field `name` (beyond the tokens
-/// `close`, `keep-alive` and `upgrade`, which name no field sent here).
-fn named_by_connection(head: &Head, buf: &[u8], name: &[u8]) -> bool {
-    head.values(buf, Kind::Connection)
-        .flat_map(|v| v.split(|b| *b == b','))
-        .any(|t| t.trim_ascii().eq_ignore_ascii_case(name))
+/// A `Cookie` field without holdfast's own cookie `own` (left out when nothing remains).
+fn cookie_without(out: &mut Vec<u8>, name: &[u8], value: &[u8], own: &str) {
+    match std::str::from_utf8(value) {
+        Ok(text) if has_cookie(text, own) => {
+            let mut first = true;
+            for pair in other_cookies(text, own) {
+                out.extend_from_slice(if first { b"cookie: " } else { b"; " });
+                out.extend_from_slice(pair.as_bytes());
+                first = false;
+            }
+            if !first {
+                out.extend_from_slice(b"\r\n");
+            }
+        }
+        _ => field(out, name, value),
+    }
 }
 
-/// True when `Connection` names something besides `close`, `keep-alive`, `upgrade`.
-fn names_fields(head: &Head, buf: &[u8]) -> bool {
-    head.values(buf, Kind::Connection)
-        .flat_map(|v| v.split(|b| *b == b','))
-        .map(<[u8]>::trim_ascii)
-        .any(|t| {
-            !t.is_empty()
-                && !t.eq_ignore_ascii_case(b"close")
-                && !t.eq_ignore_ascii_case(b"keep-alive")
-                && !t.eq_ignore_ascii_case(b"upgrade")
-        })
-}
-
-/// Writes the request head for the server: HTTP/1.1, the fields kept, `X-Forwarded-For`
-/// (appended to a trusted proxy's), `-Proto` and `-Host` (a trusted proxy's kept).
+/// Writes the request head for the server: HTTP/1.1, the fields the hop rule keeps, and
+/// the `X-Forwarded-*` values last.
 pub fn write_request(out: &mut Vec<u8>, head: &Head, buf: &[u8], hop: &RequestHop) {
     out.extend_from_slice(&buf[head.method.clone()]);
     out.push(b' ');
     out.extend_from_slice(&buf[head.target.clone()]);
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    let named = names_fields(head, buf);
-    let (mut kept_proto, mut kept_host) = (false, false);
+    let fields = head.fields(buf);
+    let rule = Hop::of(&fields, false);
     for f in &head.fields {
         let (name, value) = (&buf[f.name.clone()], &buf[f.value.clone()]);
-        match f.kind {
-            Kind::Connection
-            | Kind::Upgrade
-            | Kind::HopByHop
-            | Kind::TransferEncoding
-            | Kind::ForwardedFor => {}
-            Kind::ForwardedProto | Kind::ForwardedHost if !hop.trusted => {}
-            Kind::ForwardedProto => {
-                kept_proto = true;
-                field(out, name, value);
-            }
-            Kind::ForwardedHost => {
-                kept_host = true;
-                field(out, name, value);
-            }
-            Kind::Cookie if hop.own_cookie.is_some() => {
-                let own = hop.own_cookie.unwrap_or_default();
-                match std::str::from_utf8(value) {
-                    Ok(text) if has_cookie(text, own) => {
-                        let mut first = true;
-                        for pair in other_cookies(text, own) {
-                            out.extend_from_slice(if first { b"cookie: " } else { b"; " });
-                            out.extend_from_slice(pair.as_bytes());
-                            first = false;
-                        }
-                        if !first {
-                            out.extend_from_slice(b"\r\n");
-                        }
-                    }
-                    _ => field(out, name, value),
-                }
-            }
-            _ if named && named_by_connection(head, buf, name) => {}
+        match (f.kind, hop.own_cookie) {
+            (
+                Kind::TransferEncoding
+                | Kind::ForwardedFor
+                | Kind::ForwardedProto
+                | Kind::ForwardedHost,
+                _,
+            ) => {}
+            (Kind::Cookie, Some(own)) => cookie_without(out, name, value, own),
+            (kind, _) if rule.drops(kind, name) => {}
             _ => field(out, name, value),
         }
     }
-    out.extend_from_slice(b"x-forwarded-for: ");
-    if hop.trusted {
-        for v in head.values(buf, Kind::ForwardedFor) {
-            out.extend_from_slice(v);
-            out.extend_from_slice(b", ");
+    let host = fields.values(Kind::Host).next();
+    let forwarded = Forwarded::of(&fields, hop.peer, hop.trusted, hop.tls, host);
+    for (kind, value) in forwarded.fields() {
+        if let (Some(name), Some(value)) = (kind.name(), value) {
+            field(out, name.as_bytes(), value);
         }
-    }
-    out.extend_from_slice(hop.peer.as_bytes());
-    out.extend_from_slice(b"\r\n");
-    if !kept_proto {
-        let proto: &[u8] = if hop.tls { b"https" } else { b"http" };
-        field(out, b"x-forwarded-proto", proto);
-    }
-    if !kept_host && let Some(host) = head.values(buf, Kind::Host).next() {
-        field(out, b"x-forwarded-host", host);
     }
     out.extend_from_slice(b"\r\n");
 }
 
-/// Writes the response head for the client: HTTP/1.1, the fields kept (the framing ones
-/// too: the body passes through as the server framed it), the insert cookie, and
-/// `Connection: close` when the client connection ends after it.
+/// Writes the response head for the client: HTTP/1.1, the fields the hop rule keeps (the
+/// framing ones too: the body passes through as the server framed it), the insert
+/// cookie, and `Connection: close` when the client connection ends after it.
 pub fn write_response(
     out: &mut Vec<u8>,
     head: &Head,
@@ -131,14 +98,14 @@ pub fn write_response(
     ]);
     out.extend_from_slice(&buf[head.reason.clone()]);
     out.extend_from_slice(b"\r\n");
-    let named = names_fields(head, buf);
-    let chunked = head.has(Kind::TransferEncoding);
+    let fields = head.fields(buf);
+    let rule = Hop::of(&fields, false);
+    let chunked = fields.has(Kind::TransferEncoding);
     for f in &head.fields {
         let (name, value) = (&buf[f.name.clone()], &buf[f.value.clone()]);
         match f.kind {
-            Kind::Connection | Kind::Upgrade | Kind::HopByHop => {}
             Kind::ContentLength if chunked => {}
-            _ if named && named_by_connection(head, buf, name) => {}
+            kind if rule.drops(kind, name) => {}
             _ => field(out, name, value),
         }
     }
@@ -189,7 +156,7 @@ mod tests {
             out.contains("x-forwarded-for: 1.2.3.4, 10.0.0.1\r\n"),
             "{out}"
         );
-        assert!(out.contains("X-Forwarded-Proto: https\r\n"), "{out}");
+        assert!(out.contains("x-forwarded-proto: https\r\n"), "{out}");
         assert!(!out.contains("x-forwarded-proto: http\r\n"), "{out}");
         assert!(out.contains("Cookie: HFSID=q\r\n"), "{out}");
     }

@@ -1,0 +1,78 @@
+//! Body bytes passed through the fast path as they are, by the framing the message
+//! declared: a length, the chunked coding (scanned as it passes, not re-encoded), or until
+//! the server closes. A side stalled longer than the given time cuts the exchange.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+
+use super::buf::ReadBuf;
+use super::chunked::Chunked;
+use super::upstream::Upstream;
+use crate::http::framing::Framing;
+
+/// Copies `left` bytes from `src` (after what `buf` holds) to `dst`. `Err(true)`: the
+/// source failed or stalled; `Err(false)`: the destination failed.
+pub async fn pass_length<R, W>(
+    src: &mut R,
+    buf: &mut ReadBuf,
+    dst: &mut W,
+    mut left: u64,
+    stall: Duration,
+) -> Result<(), bool>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    while left > 0 {
+        if buf.is_empty()
+            && !matches!(
+                tokio::time::timeout(stall, buf.fill(src)).await,
+                Ok(Ok(1..))
+            )
+        {
+            return Err(true);
+        }
+        let take = (buf.filled().len() as u64).min(left) as usize;
+        dst.write_all(&buf.filled()[..take])
+            .await
+            .map_err(|_| false)?;
+        buf.consume(take);
+        left -= take as u64;
+    }
+    Ok(())
+}
+
+/// Copies the rest of a response body framed by `framing` from `up` to `dst`.
+pub async fn pass_body<W: AsyncWrite + Unpin>(
+    up: &mut Upstream,
+    dst: &mut W,
+    framing: Framing,
+    chunked: &mut Chunked,
+    left: u64,
+    stall: Duration,
+) -> Result<(), ()> {
+    match framing {
+        Framing::Length(_) => pass_length(&mut up.stream, &mut up.buf, dst, left, stall)
+            .await
+            .map_err(|_| ()),
+        Framing::Chunked | Framing::Close => loop {
+            if framing == Framing::Chunked && chunked.is_done() {
+                return Ok(());
+            }
+            match tokio::time::timeout(stall, up.buf.fill(&mut up.stream)).await {
+                Ok(Ok(0)) if framing == Framing::Close => return Ok(()),
+                Ok(Ok(1..)) => {}
+                _ => return Err(()),
+            }
+            let take = match framing {
+                Framing::Chunked => chunked.feed(up.buf.filled()).map_err(|_| ())?,
+                _ => up.buf.filled().len(),
+            };
+            dst.write_all(&up.buf.filled()[..take])
+                .await
+                .map_err(|_| ())?;
+            up.buf.consume(take);
+        },
+    }
+}

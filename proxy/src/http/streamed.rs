@@ -1,0 +1,221 @@
+//! The streamed engine: one request as hyper hands it over (HTTP/2, HTTP/1.0, upgrades,
+//! `Expect`, chunked or large bodies), sent over hyper's pooled client with bodies
+//! streamed both ways, WebSocket/Upgrade tunnels spliced. Every decision is the
+//! exchange's (`exchange.rs`); this module moves the request and the response.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http::header::{HOST, HeaderValue, LOCATION, SET_COOKIE};
+use http::uri::{PathAndQuery, Scheme};
+use http::{Request, Response, StatusCode, Uri, Version};
+use http_body_util::BodyExt;
+use hyper::body::{Body as _, Incoming};
+use hyper_util::rt::TokioIo;
+
+use super::body::{Body, Guarded, empty};
+use super::conn::{Busy, ConnState};
+use super::cookie::strip_request_cookie;
+use super::exchange::{Exchange, RequestLine, Route};
+use super::framing;
+use super::headers::{Forwarded, is_upgrade, remove_hop_by_hop, request_host};
+use super::pool::Server;
+use super::refusal::Refusal;
+use super::{DataPlane, Frontend};
+
+/// What the handler knows about the client connection.
+pub struct Client {
+    /// Peer address.
+    pub peer: SocketAddr,
+    /// The peer's address as text (the `X-Forwarded-For` value added).
+    pub peer_text: String,
+    /// True on a TLS listener.
+    pub tls: bool,
+    /// Shared with the connection's timeouts.
+    pub conn: Arc<ConnState>,
+}
+
+/// Handles one client request; never fails (refusals become responses).
+pub async fn handle(
+    dp: Arc<DataPlane>,
+    fe: Arc<Frontend>,
+    client: Arc<Client>,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    let busy = client.conn.begin();
+    let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    let line = RequestLine {
+        method: req.method().as_str().as_bytes(),
+        target,
+        authority: req.uri().authority().map(|a| a.as_str()),
+        bodiless: req.body().is_end_stream(),
+    };
+    let mut ex = Exchange::new(&dp, &fe, client.peer, client.tls, &line, req.headers());
+    let http10 = req.version() == Version::HTTP_10;
+    if let Err(why) = framing::request(req.headers(), http10) {
+        return ex.fail(Refusal::BadRequest(why)).response();
+    }
+    match ex.route(req.headers(), &line).await {
+        Ok(Route::Server) => {}
+        Ok(Route::Redirect(location)) => {
+            ex.finish(308);
+            return redirect(&location);
+        }
+        Err(refusal) => return refusal.response(),
+    }
+    match forward(&mut ex, &client, req, busy).await {
+        Ok(resp) => {
+            ex.finish(resp.status().as_u16());
+            resp
+        }
+        Err(refusal) => refusal.response(),
+    }
+}
+
+/// The request rewritten for the server: HTTP/1.1, the hop rule applied, holdfast's
+/// cookie stripped, `X-Forwarded-*` set, `Host` from the request's host.
+fn rewrite(
+    ex: &Exchange<'_>,
+    client: &Client,
+    req: Request<Incoming>,
+    upgrade: bool,
+) -> (http::request::Parts, Incoming) {
+    let (mut parts, body) = req.into_parts();
+    let host =
+        request_host(&parts.headers, parts.uri.authority().map(|a| a.as_str())).map(str::to_string);
+    let forwarded = Forwarded::of(
+        &parts.headers,
+        &client.peer_text,
+        ex.peer_trusted(),
+        client.tls,
+        host.as_deref().map(str::as_bytes),
+    )
+    .header_values();
+    let headers = &mut parts.headers;
+    for (name, value) in forwarded {
+        match value {
+            Some(v) => headers.insert(name, v),
+            None => headers.remove(name),
+        };
+    }
+    remove_hop_by_hop(headers, upgrade);
+    if let Some(own) = ex.own_cookie() {
+        strip_request_cookie(headers, own);
+    }
+    if let Some(h) = host.as_deref()
+        && !single_value_is(headers, HOST, h)
+        && let Ok(h) = HeaderValue::from_str(h)
+    {
+        headers.insert(HOST, h);
+    }
+    parts.version = Version::HTTP_11;
+    (parts, body)
+}
+
+/// Sends the request (once more to another server after a connect failure, when the
+/// exchange allows) and passes the response back, or splices the upgraded connections.
+async fn forward(
+    ex: &mut Exchange<'_>,
+    client: &Client,
+    mut req: Request<Incoming>,
+    busy: Busy,
+) -> Result<Response<Body>, Refusal> {
+    let upgrade = is_upgrade(req.headers()) && req.version() == Version::HTTP_11;
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let (parts, body) = rewrite(ex, client, req, upgrade);
+    let path = parts
+        .uri
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    let (mut resp, active) = send(ex, parts, body.boxed(), &path).await?;
+    let set_cookie = ex.answered(resp.headers(), resp.status().as_u16(), &active);
+    if resp.status() == StatusCode::SWITCHING_PROTOCOLS
+        && let Some(client_upgrade) = client_upgrade
+    {
+        let server_upgrade = hyper::upgrade::on(&mut resp);
+        tokio::spawn(async move {
+            let _hold = (busy, active);
+            if let (Ok(a), Ok(b)) = (client_upgrade.await, server_upgrade.await) {
+                let (mut a, mut b) = (TokioIo::new(a), TokioIo::new(b));
+                let _ = tokio::io::copy_bidirectional(&mut a, &mut b).await;
+            }
+        });
+        let (parts, _) = resp.into_parts();
+        return Ok(with_cookie(
+            Response::from_parts(parts, empty()),
+            set_cookie,
+        ));
+    }
+    let (mut parts, body) = resp.into_parts();
+    remove_hop_by_hop(&mut parts.headers, false);
+    let body = Guarded::wrap(body.boxed(), (active, busy));
+    Ok(with_cookie(Response::from_parts(parts, body), set_cookie))
+}
+
+/// One send of the request, and a second on another server after a connect failure of
+/// a replayable (bodiless) request.
+async fn send(
+    ex: &mut Exchange<'_>,
+    parts: http::request::Parts,
+    body: Body,
+    path: &PathAndQuery,
+) -> Result<(Response<Incoming>, super::persist::Active), Refusal> {
+    let dp: &DataPlane = ex.plane();
+    let (mut parts, mut body) = (Some(parts), Some(body));
+    loop {
+        let Ok(uri) = server_uri(ex.server(), path) else {
+            return Err(ex.fail(Refusal::BadServerAddress));
+        };
+        // Only a replayable (bodiless) request is sent twice: its body is empty either time.
+        let this = match ex.replayable() {
+            true => parts.clone(),
+            false => parts.take(),
+        };
+        let Some(this) = this else {
+            return Err(ex.fail(Refusal::BadGateway));
+        };
+        let mut out = Request::from_parts(this, body.take().unwrap_or_else(empty));
+        *out.uri_mut() = uri;
+        let active = ex.activate();
+        let sent = tokio::time::timeout(dp.timeouts.server, dp.lasting.client.request(out));
+        match sent.await {
+            Ok(Ok(resp)) => return Ok((resp, active)),
+            Ok(Err(e)) if e.is_connect() => ex.connect_failed(&e)?,
+            Ok(Err(e)) => return Err(ex.server_failed(Refusal::BadGateway, &e)),
+            Err(_) => return Err(ex.server_failed(Refusal::ServerTimeout, &"timeout")),
+        }
+    }
+}
+
+/// True when `name` occurs once in `headers`, with value `value`.
+fn single_value_is(headers: &http::HeaderMap, name: http::HeaderName, value: &str) -> bool {
+    let mut all = headers.get_all(name).iter();
+    matches!((all.next(), all.next()), (Some(v), None) if v.as_bytes() == value.as_bytes())
+}
+
+/// `http://<server address><path>`, from the parsed parts (nothing formatted or parsed).
+fn server_uri(server: &Server, path: &PathAndQuery) -> Result<Uri, ()> {
+    let mut parts = http::uri::Parts::default();
+    parts.scheme = Some(Scheme::HTTP);
+    parts.authority = Some(server.authority.clone().ok_or(())?);
+    parts.path_and_query = Some(path.clone());
+    Uri::from_parts(parts).map_err(|_| ())
+}
+
+fn with_cookie(mut resp: Response<Body>, cookie: Option<String>) -> Response<Body> {
+    if let Some(v) = cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        resp.headers_mut().append(SET_COOKIE, v);
+    }
+    resp
+}
+
+/// A 308 to `location`.
+fn redirect(location: &str) -> Response<Body> {
+    let mut resp = Response::new(empty());
+    *resp.status_mut() = StatusCode::PERMANENT_REDIRECT;
+    if let Ok(v) = HeaderValue::from_str(location) {
+        resp.headers_mut().insert(LOCATION, v);
+    }
+    resp
+}
