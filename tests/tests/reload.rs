@@ -1,12 +1,13 @@
 //! Graceful reload and shutdown through real processes: on SIGHUP new connections follow
-//! the new servers and weights while a request in flight finishes on the old setup, and a
-//! broken config file is refused; on SIGTERM the node stops accepting and exits once the
-//! request in flight is answered.
+//! the new servers and weights while a request in flight finishes on the old setup, a
+//! broken config file is refused, and binds this node made that the cluster has not
+//! applied yet (no quorum) keep their clients where they are; on SIGTERM the node stops
+//! accepting and exits once the request in flight is answered.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use holdfast_tests::{Lab, PATIENCE, get, wait_for};
+use holdfast_tests::{Jar, Lab, PATIENCE, get, wait_for};
 
 fn config(servers: &str) -> String {
     format!(
@@ -106,5 +107,69 @@ fn sigterm_answers_the_request_in_flight_then_exits() {
     assert!(
         get(&http, "app.local", "/", &[]).is_err(),
         "still accepting after exit"
+    );
+}
+
+fn learn_config(servers: &str) -> String {
+    format!(
+        r#"
+[[frontend]]
+name = "web"
+listen = "{{http}}"
+default_backend = "app"
+
+[[backend]]
+name = "app"
+ttl = "60s"
+persistence = "learn"
+cookie = "PHPSESSID"
+learn_wait = "200ms"
+{servers}
+"#
+    )
+}
+
+/// DESIGN.md: "bindings keep working locally" while there is no quorum. The binds of the
+/// sessions begun then live only in this node's memory of its own binds; a SIGHUP reload
+/// must not forget them, or most of those clients are balanced elsewhere (round robin
+/// over three servers).
+#[test]
+fn binds_made_without_quorum_survive_a_sighup() {
+    let mut lab = Lab::start(3, learn_config);
+    lab.cluster.kill(1);
+    lab.cluster.kill(2);
+    let http = lab.http(0);
+    let mut clients: Vec<(Jar, String)> = (0..9)
+        .map(|i| {
+            let mut jar = Jar::default();
+            let first = jar.get(&http, "app.local").expect("first request");
+            assert_eq!(first.status, 200, "client {i}: {first:?}");
+            assert!(jar.header().is_some(), "client {i} got no session cookie");
+            (jar, first.body)
+        })
+        .collect();
+    let visit = |clients: &mut Vec<(Jar, String)>, when: &str| {
+        for (i, (jar, server)) in clients.iter_mut().enumerate() {
+            let again = jar.get(&http, "app.local").expect("request");
+            assert_eq!(
+                (again.status, &again.body),
+                (200, &*server),
+                "client {i} moved {when}"
+            );
+        }
+    };
+    visit(&mut clients, "before the reload");
+    let node = lab.cluster.node(0);
+    node.reload();
+    wait_for("the reload", PATIENCE, || {
+        node.log_text().contains("config reloaded").then_some(())
+    });
+    // A new client first, so that a balancer restarted by the reload could not hand the
+    // sessions back to their servers by coincidence (round robin in the same order).
+    let newcomer = get(&http, "app.local", "/", &[]).expect("new client");
+    assert_eq!(newcomer.status, 200, "{newcomer:?}");
+    visit(
+        &mut clients,
+        "after the reload (its unapplied binds were forgotten)",
     );
 }
