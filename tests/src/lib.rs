@@ -9,6 +9,7 @@ mod lab;
 pub mod netns;
 mod node;
 mod observe;
+mod recorder;
 mod traffic;
 
 pub use backend::{Answer, BackendProc, Jar, get, raw, raw_within};
@@ -17,6 +18,7 @@ pub use http::{Reply, request};
 pub use lab::{Lab, PATIENCE};
 pub use node::{Cluster, ClusterOptions, NodeProc, TOKEN, holdfast_binary};
 pub use observe::Release;
+pub use recorder::{Received, Recorder};
 pub use traffic::{
     Client, CtlRun, MODES, Tally, Traffic, TrafficOptions, Visit, assert_no_moves, backend_of,
     last_request, three_modes_config,
