@@ -124,7 +124,8 @@ pub fn raw_within(addr: &str, bytes: &[u8], limit: Duration) -> std::io::Result<
     parse(&buf)
 }
 
-fn parse(buf: &[u8]) -> std::io::Result<Answer> {
+/// An answer read off the wire, parsed.
+pub(crate) fn parse(buf: &[u8]) -> std::io::Result<Answer> {
     let text = String::from_utf8_lossy(buf).into_owned();
     let (head, rest) = text
         .split_once("\r\n\r\n")

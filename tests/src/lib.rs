@@ -10,6 +10,7 @@ pub mod netns;
 mod node;
 mod observe;
 mod recorder;
+pub mod tls;
 mod traffic;
 
 pub use backend::{Answer, BackendProc, Jar, get, raw, raw_within};

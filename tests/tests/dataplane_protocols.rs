@@ -5,76 +5,18 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
+use holdfast_tests::tls::{AnyCert, write_cert};
 use holdfast_tests::{Lab, get, raw};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
-
-fn write_cert(dir: &std::path::Path, name: &str) -> Vec<u8> {
-    let ck = rcgen::generate_simple_self_signed(vec![name.to_string()]).expect("rcgen");
-    std::fs::write(dir.join(format!("{name}.crt")), ck.cert.pem()).expect("write cert");
-    std::fs::write(
-        dir.join(format!("{name}.key")),
-        ck.signing_key.serialize_pem(),
-    )
-    .expect("write key");
-    ck.cert.der().to_vec()
-}
-
-/// Accepts any certificate and remembers the one the server presented.
-#[derive(Debug, Default)]
-struct Recorder {
-    seen: Mutex<Option<Vec<u8>>>,
-}
-
-impl ServerCertVerifier for Recorder {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        *self.seen.lock().expect("lock") = Some(end_entity.to_vec());
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        let algs = rustls::crypto::ring::default_provider().signature_verification_algorithms;
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &algs)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        let algs = rustls::crypto::ring::default_provider().signature_verification_algorithms;
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &algs)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        rustls::crypto::ring::default_provider()
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
+use rustls::pki_types::ServerName;
 
 /// An HTTP/2 GET over TLS to `addr` with SNI `name`: (certificate seen, ALPN, status,
 /// version, body).
 async fn h2_get(addr: &str, name: &str) -> (Vec<u8>, Option<Vec<u8>>, u16, http::Version, String) {
     use http_body_util::BodyExt;
-    let recorder = Arc::new(Recorder::default());
+    let recorder = Arc::new(AnyCert::default());
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()

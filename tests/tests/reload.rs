@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use holdfast_tests::{Jar, Lab, PATIENCE, get, wait_for};
 
-fn config(servers: &str) -> String {
+/// One frontend and backend `app` with `persistence` (and `more` of its settings).
+fn config_of(persistence: &str, more: &str, servers: &str) -> String {
     format!(
         r#"
 [[frontend]]
@@ -20,10 +21,15 @@ default_backend = "app"
 [[backend]]
 name = "app"
 ttl = "60s"
-persistence = "none"
+persistence = "{persistence}"
+{more}
 {servers}
 "#
     )
+}
+
+fn config(servers: &str) -> String {
+    config_of("none", "", servers)
 }
 
 /// Servers answering `rounds` fresh requests on node 0's frontend.
@@ -111,21 +117,10 @@ fn sigterm_answers_the_request_in_flight_then_exits() {
 }
 
 fn learn_config(servers: &str) -> String {
-    format!(
-        r#"
-[[frontend]]
-name = "web"
-listen = "{{http}}"
-default_backend = "app"
-
-[[backend]]
-name = "app"
-ttl = "60s"
-persistence = "learn"
-cookie = "PHPSESSID"
-learn_wait = "200ms"
-{servers}
-"#
+    config_of(
+        "learn",
+        "cookie = \"PHPSESSID\"\nlearn_wait = \"200ms\"",
+        servers,
     )
 }
 

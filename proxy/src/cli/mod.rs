@@ -1,8 +1,10 @@
-//! The `holdfast` command line: `run` a node, `check` a config, `ctl` a running cluster.
+//! The `holdfast` command line: `run` a node, `check` a config, `ctl` a running cluster,
+//! `import-haproxy` a `haproxy.cfg`.
 
 mod backend;
 mod ctl;
 mod demo;
+mod import;
 mod process;
 mod render;
 mod run;
@@ -44,6 +46,15 @@ pub enum Command {
     Ctl(CtlArgs),
     /// Start a three-node cluster on loopback with no configuration (Ctrl-C stops it).
     Demo,
+    /// Translate a haproxy.cfg into a holdfast config (stdout, or --output); every line
+    /// not translated as written is listed on standard error with its number and why.
+    ImportHaproxy {
+        /// The HAProxy configuration file.
+        file: PathBuf,
+        /// Write the holdfast config here instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
     /// Run a tiny demo/test HTTP server answering its name (sets `PHPSESSID`).
     Backend {
         /// Listen address.
@@ -63,6 +74,7 @@ pub fn main() -> anyhow::Result<i32> {
         Command::Check { config } => run::check(&config),
         Command::Ctl(args) => ctl::ctl(args),
         Command::Demo => demo::demo(),
+        Command::ImportHaproxy { file, output } => import::import_haproxy(&file, output.as_deref()),
         Command::Backend { listen, name } => backend::backend(listen, name),
     }
 }

@@ -224,6 +224,11 @@ pub struct ServerSection {
     /// Share of new clients relative to the other servers (0: none, default 1).
     #[serde(default = "proxy::default_weight")]
     pub weight: u32,
+    /// Insert mode: a HAProxy cookie value for this server (`server … cookie SRV1`),
+    /// honoured when a client still carries it after a switch from HAProxy; the answer
+    /// replaces it with holdfast's signed cookie. Ignored by the other modes.
+    #[serde(default)]
+    pub cookie: Option<String>,
 }
 
 fn default_cluster_name() -> String {

@@ -135,7 +135,11 @@ pub async fn plan(
             {
                 return Ok(plan);
             }
-            let mut plan = fresh()?;
+            let legacy = cookie.filter(|_| signed.is_none());
+            let mut plan = match legacy.and_then(|v| legacy_server(pool, v, &states)) {
+                Some(server) => Plan::new(server),
+                None => fresh()?,
+            };
             plan.new_session = Some(CookieSigner::new_id());
             Ok(plan)
         }
@@ -163,6 +167,21 @@ pub async fn plan(
             }
         }
     }
+}
+
+/// The usable server whose HAProxy cookie value (`server … cookie SRV1`) a client
+/// still carries after a switch from HAProxy: its session keeps its server, and the
+/// answer gives it holdfast's signed cookie in place of HAProxy's.
+fn legacy_server(
+    pool: &Pool,
+    value: &str,
+    states: &holdfast_table::view::ServerStates,
+) -> Option<Arc<Server>> {
+    pool.servers
+        .iter()
+        .find(|s| s.legacy_cookie.as_deref() == Some(value))
+        .filter(|s| pool.usable(states, s) != Usable::No)
+        .cloned()
 }
 
 /// Where `key` is bound: in the read view, else among this node's own binds not applied

@@ -51,7 +51,7 @@ fn lab_with(mode: &str, extra: &str) -> Lab {
     let text = format!(
         "[node]\nid = 1\n[cluster]\nsecret = \"unit-test-secret-0123456789\"\n\
          [[backend]]\nname = \"b\"\npersistence = \"{mode}\"\ncookie = \"SID\"\nttl = \"60s\"\n{extra}\
-         server = [{{ name = \"s1\", addr = \"127.0.0.1:1\" }}, \
+         server = [{{ name = \"s1\", addr = \"127.0.0.1:1\", cookie = \"SRV1\" }}, \
          {{ name = \"s2\", addr = \"127.0.0.1:2\" }}, {{ name = \"s3\", addr = \"127.0.0.1:3\" }}]\n"
     );
     let config = crate::config::parse(&text).expect("test config");
@@ -341,4 +341,24 @@ async fn on_lost_reject_answers_the_configured_status() {
     let refused = lab.plan(Some("sess-1")).await.expect_err("rejected");
     assert_eq!(refused, Refusal::SessionLost(http::StatusCode::GONE));
     assert_eq!(lab.breaks(), 1);
+}
+
+#[tokio::test]
+async fn insert_mode_honours_haproxys_cookie_values_during_a_switch() {
+    for state in STATES {
+        let mut lab = lab("insert");
+        lab.set("s1", state);
+        let plan = lab.plan(Some("SRV1")).await.expect("a server");
+        let case = format!("legacy cookie, s1 {state:?}");
+        // Its server while usable (a draining server keeps its sessions); a new session
+        // either way, whose signed cookie replaces HAProxy's.
+        assert_eq!(&*plan.server.name == "s1", usable(state), "{case}");
+        assert!(plan.new_session.is_some(), "{case}");
+        let set = record(&lab.dp, &lab.pool(), &plan, None, false, false).expect("a cookie");
+        assert!(set.starts_with("SID="), "{case}: {set}");
+        assert!(
+            matches!(&lab.drain_records()[..], [Record::Bind(_)]),
+            "{case}"
+        );
+    }
 }

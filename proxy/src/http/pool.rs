@@ -24,6 +24,8 @@ pub struct Server {
     pub authority: Option<Authority>,
     /// Relative share of new clients (0: none).
     pub weight: u32,
+    /// Insert mode: the HAProxy cookie value still honoured as this server's.
+    pub legacy_cookie: Option<String>,
     /// Idle keep-alive connections of the fast path (kept by a reload that keeps the
     /// server).
     pub idle: Arc<IdleList>,
@@ -126,6 +128,7 @@ impl Pool {
                     addr: s.addr.clone(),
                     authority: Authority::try_from(s.addr.as_str()).ok(),
                     weight: s.weight,
+                    legacy_cookie: s.cookie.clone(),
                     idle: was.map(|w| w.idle.clone()).unwrap_or_default(),
                     up: AtomicBool::new(was.is_none_or(|w| w.is_up())),
                     inflight: AtomicUsize::new(0),
