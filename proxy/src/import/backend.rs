@@ -109,6 +109,9 @@ impl BackendDraft {
 
     fn cookie(&mut self, line: &Line, report: &mut Report) {
         let name = line.word(1).to_string();
+        if name.is_empty() {
+            return report.drop_line(line, "a cookie needs a name");
+        }
         let mut words = line.words.iter().skip(2);
         let mut insert = false;
         while let Some(w) = words.next() {
