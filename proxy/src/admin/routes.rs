@@ -10,7 +10,7 @@ use holdfast_table::model::{Bind, Command, NodeBatch, RequestedState, Response a
 
 use super::Admin;
 use super::http::{Body, authorized, error, json, read_json};
-use crate::cluster::{ClusterOp, Node, WriteError};
+use crate::cluster::{ClusterOp, Committed, Node, WriteError};
 use crate::config::parse_duration;
 
 /// Body of `POST /v1/backends/{b}/servers/{s}/state`.
@@ -163,10 +163,13 @@ async fn set_state(
         state,
     };
     match node.writer().write(command).await {
-        Ok(TableResponse::ServerState(s)) => {
+        Ok(Committed {
+            index,
+            response: TableResponse::ServerState(s),
+        }) => {
             // Read your writes: answer once this node has applied it too, so an operator's
             // next read here (e.g. `drain --wait`) sees the new state.
-            node.wait_applied_state(&backend, &server, s).await;
+            node.wait_applied(index).await;
             json(
                 StatusCode::OK,
                 &Accepted {

@@ -22,4 +22,4 @@ pub use open::{Open, OpenGuard, OpenSet};
 pub use queue::{BindQueue, QueueStats, Record};
 pub use readiness::Readiness;
 pub use status::{BackendStatus, ClusterStatus, MemberStatus, ServerView, TableStatus};
-pub use writer::{WriteError, Writer};
+pub use writer::{Committed, WriteError, Writer};
