@@ -23,8 +23,9 @@ use super::handler::Handler;
 use super::membership::{self, ClusterOp, PeerQuery};
 use super::open::OpenSet;
 use super::queue::BindQueue;
-use super::readiness::{self, CommitWatch, Readiness};
+use super::readiness::{self, CommitWatch};
 use super::writer::{self, Leader, WriteError, Writer};
+use crate::api::Readiness;
 use crate::config::Config;
 
 /// A running node. Shared (`Arc`) by the admin API and the data plane.
