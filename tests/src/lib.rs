@@ -19,10 +19,28 @@ pub use node::{Cluster, ClusterOptions, NodeProc, TOKEN, holdfast_binary};
 pub use observe::Release;
 pub use traffic::{
     Client, CtlRun, MODES, Tally, Traffic, TrafficOptions, Visit, assert_no_moves, backend_of,
-    last_request, three_modes_config,
+    in_every_mode, last_request, mode_hosts, three_modes_config,
 };
 
 use std::time::{Duration, Instant};
+
+use holdfast::api::ClusterStatus;
+
+/// The leader every one of `seen` (each node's answer) names, if they all name the same.
+pub fn agreed_leader(seen: &[Option<u64>]) -> Option<u64> {
+    let first = (*seen.first()?)?;
+    seen.iter().all(|l| *l == Some(first)).then_some(first)
+}
+
+/// Whether every member of `before` is in `after` with a watermark at least as new (e.g.
+/// across a restart, watermarks come back from disk).
+pub fn watermarks_kept(before: &ClusterStatus, after: &ClusterStatus) -> bool {
+    before.members.iter().all(|b| {
+        after
+            .member(b.id)
+            .is_some_and(|a| a.watermark >= b.watermark)
+    })
+}
 
 /// Polls `check` every 50 ms until it returns `Some`, or panics with `what` after `timeout`.
 pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {

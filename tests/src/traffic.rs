@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use crate::backend::{Jar, get};
 use crate::lab::{Lab, PATIENCE};
 use crate::node::{NodeProc, TOKEN};
-use crate::{holdfast_binary, wait_for};
+use crate::wait_for;
 
 /// The three persistence modes of [`three_modes_config`]: (backend, Host header).
 pub const MODES: [(&str, &str); 3] = [
@@ -59,6 +59,16 @@ trusted_proxies = ["127.0.0.1/32"]
 {servers}
 "#
     )
+}
+
+/// The Host headers of [`MODES`], one per persistence mode.
+pub fn mode_hosts() -> Vec<&'static str> {
+    MODES.iter().map(|(_, h)| *h).collect()
+}
+
+/// `server` in the backend of every mode of [`MODES`]: (backend, server) pairs.
+pub fn in_every_mode(server: &'static str) -> Vec<(&'static str, &'static str)> {
+    MODES.iter().map(|(b, _)| (*b, server)).collect()
 }
 
 /// The backend of [`three_modes_config`] a Host header is routed to.
@@ -135,6 +145,15 @@ impl Client {
             outcome,
         });
         self.visits.last().expect("just pushed")
+    }
+
+    /// [`Client::visit`] that must be answered: the server that answered; panics on
+    /// anything else.
+    pub fn served(&mut self, node: usize, addr: &str) -> String {
+        match self.visit(node, addr).outcome.clone() {
+            Ok(server) => server,
+            Err(e) => panic!("client {} ({}) through {addr}: {e}", self.n, self.host),
+        }
     }
 
     /// The server of its first answered request.
@@ -431,9 +450,8 @@ impl NodeProc {
     /// Runs `holdfast ctl args…` against this node in a background thread (e.g.
     /// `drain app/s1 --wait`, which returns at release); killed after `limit`.
     pub fn ctl_background(&self, args: &[&str], limit: Duration) -> JoinHandle<CtlRun> {
-        let admin = format!("http://{}", self.admin);
-        let mut child = std::process::Command::new(holdfast_binary())
-            .args(["ctl", "--admin", &admin, "--token", TOKEN])
+        let mut child = self
+            .ctl_command(TOKEN)
             .args(args)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
