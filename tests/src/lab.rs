@@ -7,8 +7,8 @@ use std::time::Duration;
 use holdfast::api::{AdminState, paths};
 
 use crate::backend::BackendProc;
+use crate::configs::MODES;
 use crate::node::{Cluster, ClusterOptions};
-use crate::traffic::MODES;
 
 /// How long a lab waits for anything cluster-wide.
 pub const PATIENCE: Duration = Duration::from_secs(40);

@@ -3,6 +3,7 @@
 //! kills, pauses or restarts them by process id. Only processes it started are touched.
 
 mod backend;
+mod configs;
 mod disk;
 mod http;
 mod lab;
@@ -12,14 +13,14 @@ mod observe;
 mod traffic;
 
 pub use backend::{Answer, BackendProc, Jar, get, raw, raw_within};
+pub use configs::{MODES, backend_of, in_every_mode, mode_hosts, plain_config, three_modes_config};
 pub use disk::SmallDisk;
 pub use http::{Reply, request};
 pub use lab::{Lab, PATIENCE};
 pub use node::{Cluster, ClusterOptions, NodeProc, TOKEN, holdfast_binary};
 pub use observe::Release;
 pub use traffic::{
-    Client, CtlRun, MODES, Tally, Traffic, TrafficOptions, Visit, assert_no_moves, backend_of,
-    in_every_mode, last_request, mode_hosts, three_modes_config,
+    Client, CtlRun, Tally, Traffic, TrafficOptions, Visit, assert_no_moves, last_request,
 };
 
 use std::time::{Duration, Instant};

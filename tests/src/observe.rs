@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use holdfast::api::{AdminState, Backends};
 
+use crate::configs::MODES;
 use crate::lab::{Lab, PATIENCE};
-use crate::traffic::MODES;
 use crate::wait_for;
 
 /// When a draining server was released, as seen by polling every running node.

@@ -8,7 +8,7 @@ use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use holdfast_tests::{Lab, get, raw};
+use holdfast_tests::{Lab, get, plain_config, raw};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
@@ -159,24 +159,11 @@ persistence = "none"
     });
 }
 
+/// One node in front of s1..s3 without persistence, `extra` appended to its config.
 fn plain_lab(extra: &str) -> Lab {
     let extra = extra.to_string();
     Lab::start(1, move |servers| {
-        format!(
-            r#"
-[[frontend]]
-name = "web"
-listen = "{{http}}"
-default_backend = "app"
-
-[[backend]]
-name = "app"
-persistence = "none"
-{servers}
-
-{extra}
-"#
-        )
+        format!("{}\n{extra}", plain_config(servers))
     })
 }
 
