@@ -30,6 +30,11 @@ pub enum AdminState {
     Maint,
 }
 
+impl AdminState {
+    /// Every state, in the order a server goes through them when drained.
+    pub const ALL: [AdminState; 3] = [AdminState::Ready, AdminState::Drain, AdminState::Maint];
+}
+
 impl From<model::AdminState> for AdminState {
     fn from(state: model::AdminState) -> AdminState {
         match state {
