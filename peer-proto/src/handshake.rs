@@ -17,8 +17,9 @@ use crate::frame::{self, FrameError, HANDSHAKE_MAX_FRAME};
 
 /// Protocol magic opening every Hello.
 pub const MAGIC: [u8; 4] = *b"HFPP";
-/// Protocol version spoken by this build.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// Protocol version spoken by this build (2: a forwarded write's answer carries its log
+/// id).
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// Length of handshake nonces and HMAC proofs.
 pub const NONCE_LEN: usize = 32;

@@ -5,8 +5,8 @@
 use openraft::RaftTypeConfig;
 use openraft::error::{InstallSnapshotError, RaftError};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
-    VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, ClientWriteResponse, InstallSnapshotRequest,
+    InstallSnapshotResponse, VoteRequest, VoteResponse,
 };
 use serde::{Deserialize, Serialize};
 
@@ -53,8 +53,8 @@ pub enum PeerResponse<C: RaftTypeConfig> {
     InstallSnapshot(
         Result<InstallSnapshotResponse<C::NodeId>, RaftError<C::NodeId, InstallSnapshotError>>,
     ),
-    /// Result of the forwarded client write.
-    ClientWrite(Result<C::R, ForwardError>),
+    /// Result of the forwarded client write: its log id and the state machine's answer.
+    ClientWrite(Result<ClientWriteResponse<C>, ForwardError>),
     /// Result of the application query.
     Query(Result<Vec<u8>, ForwardError>),
 }

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use openraft::RaftTypeConfig;
+use openraft::raft::ClientWriteResponse;
 
 use crate::config::PeerConfig;
 use crate::connection::Connection;
@@ -57,8 +58,13 @@ impl<C: RaftTypeConfig> PeerClient<C> {
         }
     }
 
-    /// Forwards a client write to the node at `addr` (bounded by `config.request_timeout`).
-    pub async fn client_write(&self, addr: &str, req: C::D) -> Result<C::R, CallError> {
+    /// Forwards a client write to the node at `addr` (bounded by `config.request_timeout`);
+    /// the answer carries the entry's log id and the state machine's response.
+    pub async fn client_write(
+        &self,
+        addr: &str,
+        req: C::D,
+    ) -> Result<ClientWriteResponse<C>, CallError> {
         self.client_write_timeout(addr, req, self.config.request_timeout)
             .await
     }
@@ -69,7 +75,7 @@ impl<C: RaftTypeConfig> PeerClient<C> {
         addr: &str,
         req: C::D,
         timeout: Duration,
-    ) -> Result<C::R, CallError> {
+    ) -> Result<ClientWriteResponse<C>, CallError> {
         match self
             .call(addr, PeerRequest::ClientWrite(req), timeout)
             .await?

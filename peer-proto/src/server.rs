@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use openraft::raft::ClientWriteResponse;
 use openraft::{Raft, RaftTypeConfig};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, oneshot};
@@ -26,12 +27,13 @@ pub trait PeerHandler<C: RaftTypeConfig>: Send + Sync + 'static {
     fn raft(&self) -> &Raft<C>;
 
     /// Applies a client write forwarded by node `from` (normally: `raft.client_write`,
-    /// mapping `ForwardToLeader` to [`ForwardError::NotLeader`]).
+    /// mapping `ForwardToLeader` to [`ForwardError::NotLeader`]). The answer carries the
+    /// entry's log id, so the sender can wait until it has applied the write itself.
     fn client_write(
         &self,
         from: C::NodeId,
         req: C::D,
-    ) -> impl Future<Output = Result<C::R, ForwardError>> + Send;
+    ) -> impl Future<Output = Result<ClientWriteResponse<C>, ForwardError>> + Send;
 
     /// Answers an opaque application query from node `from`.
     fn query(

@@ -3,6 +3,7 @@
 //! cluster node, the admin API and the command-line interface.
 
 pub mod admin;
+pub mod api;
 pub mod cli;
 pub mod cluster;
 pub mod config;

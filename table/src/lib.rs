@@ -4,6 +4,8 @@
 //! openraft glue and durable store, [`view`] the node-local read view of the data plane.
 
 pub mod codec;
+#[doc(hidden)]
+pub mod measure;
 pub mod model;
 pub mod raft;
 pub mod state;

@@ -58,6 +58,13 @@ pub fn request(
     Ok(Reply { status, json, body })
 }
 
+impl Reply {
+    /// The body parsed as `T` (one of the admin API's types), if it is one.
+    pub fn parse<T: serde::de::DeserializeOwned>(&self) -> Option<T> {
+        serde_json::from_str(&self.body).ok()
+    }
+}
+
 /// The body of a chunked HTTP/1.1 message.
 pub(crate) fn dechunk(mut rest: &str) -> String {
     let mut out = String::new();

@@ -4,11 +4,11 @@
 
 use std::time::Duration;
 
-use serde_json::json;
+use holdfast::api::{AdminState, paths};
 
 use crate::backend::BackendProc;
+use crate::configs::MODES;
 use crate::node::{Cluster, ClusterOptions};
-use crate::wait_for;
 
 /// How long a lab waits for anything cluster-wide.
 pub const PATIENCE: Duration = Duration::from_secs(40);
@@ -70,33 +70,31 @@ impl Lab {
 
     /// Sets `backend/server` to `state` through node `i` and waits until every node
     /// applied it.
-    pub fn set_state(&self, i: usize, backend: &str, server: &str, state: &str) {
-        let path = format!("/v1/backends/{backend}/servers/{server}/state");
-        let reply = self
-            .cluster
-            .node(i)
-            .call("POST", &path, Some(&json!({ "state": state })))
-            .expect("admin call");
+    pub fn set_state(&self, i: usize, backend: &str, server: &str, state: AdminState) {
+        let node = self.cluster.node(i);
+        let reply = node.set_state(backend, server, state).expect("admin call");
         assert_eq!(reply.status, 200, "{}", reply.body);
-        wait_for(
-            &format!("{backend}/{server} to be {state} everywhere"),
-            PATIENCE,
-            || {
-                self.cluster
-                    .running()
-                    .iter()
-                    .all(|&n| {
-                        self.cluster.node(n).admin_state(backend, server).as_deref() == Some(state)
-                    })
-                    .then_some(())
-            },
-        );
+        self.cluster.wait_state(backend, server, state);
+    }
+
+    /// Drains `server` in the backend of every mode of [`MODES`] with `ctl drain` through
+    /// node `via`; panics if one is refused.
+    pub fn drain_in_every_mode(&self, via: usize, server: &str) {
+        for (backend, _) in MODES {
+            let target = format!("{backend}/{server}");
+            let (code, _, err) = self.cluster.node(via).ctl(&["drain", &target]);
+            assert_eq!(code, 0, "drain {target}: {err}");
+        }
     }
 
     /// The value of the metric line starting with `series` (name and labels as
     /// rendered, e.g. `holdfast_session_breaks_total{backend="app"}`) on node `i`.
     pub fn metric(&self, i: usize, series: &str) -> Option<f64> {
-        let reply = self.cluster.node(i).call("GET", "/metrics", None).ok()?;
+        let reply = self
+            .cluster
+            .node(i)
+            .call("GET", paths::METRICS, None)
+            .ok()?;
         reply
             .body
             .lines()
@@ -108,22 +106,9 @@ impl Lab {
     /// Waits until the binding count of the table on every node equals `want` for
     /// `backend` (the replicated table, read through the admin API).
     pub fn wait_bindings(&self, backend: &str, want: usize) {
-        wait_for(
-            &format!("{want} bindings of {backend} on every node"),
-            PATIENCE,
-            || {
-                self.cluster
-                    .running()
-                    .iter()
-                    .all(|&n| {
-                        self.cluster
-                            .node(n)
-                            .get(&format!("/v1/table/{backend}?limit=100000"))
-                            .and_then(|t| t["bindings"].as_array().map(Vec::len))
-                            == Some(want)
-                    })
-                    .then_some(())
-            },
-        );
+        let what = format!("{want} bindings of {backend}");
+        self.cluster.wait_everywhere(&what, |n| {
+            n.table(backend).map(|t| t.bindings.len()) == Some(want)
+        });
     }
 }

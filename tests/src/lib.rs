@@ -3,6 +3,7 @@
 //! kills, pauses or restarts them by process id. Only processes it started are touched.
 
 mod backend;
+mod configs;
 mod disk;
 mod http;
 mod lab;
@@ -14,6 +15,7 @@ pub mod tls;
 mod traffic;
 
 pub use backend::{Answer, BackendProc, Jar, get, raw, raw_within};
+pub use configs::{MODES, backend_of, in_every_mode, mode_hosts, plain_config, three_modes_config};
 pub use disk::SmallDisk;
 pub use http::{Reply, request};
 pub use lab::{Lab, PATIENCE};
@@ -21,11 +23,28 @@ pub use node::{Cluster, ClusterOptions, NodeProc, TOKEN, holdfast_binary};
 pub use observe::Release;
 pub use recorder::{Received, Recorder};
 pub use traffic::{
-    Client, CtlRun, MODES, Tally, Traffic, TrafficOptions, Visit, assert_no_moves, backend_of,
-    last_request, three_modes_config,
+    Client, CtlRun, Tally, Traffic, TrafficOptions, Visit, assert_no_moves, last_request,
 };
 
 use std::time::{Duration, Instant};
+
+use holdfast::api::ClusterStatus;
+
+/// The leader every one of `seen` (each node's answer) names, if they all name the same.
+pub fn agreed_leader(seen: &[Option<u64>]) -> Option<u64> {
+    let first = (*seen.first()?)?;
+    seen.iter().all(|l| *l == Some(first)).then_some(first)
+}
+
+/// Whether every member of `before` is in `after` with a watermark at least as new (e.g.
+/// across a restart, watermarks come back from disk).
+pub fn watermarks_kept(before: &ClusterStatus, after: &ClusterStatus) -> bool {
+    before.members.iter().all(|b| {
+        after
+            .member(b.id)
+            .is_some_and(|a| a.watermark >= b.watermark)
+    })
+}
 
 /// Polls `check` every 50 ms until it returns `Some`, or panics with `what` after `timeout`.
 pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {

@@ -4,12 +4,18 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use holdfast::api::{
+    AdminState, Backends, ClusterStatus, MemberAdd, PinRequest, ServerView, StateChange,
+    TableStatus, paths,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::http::{Reply, request};
-use crate::{free_port, wait_for};
+use crate::{PATIENCE, agreed_leader, free_port, wait_for};
 
 /// The admin token every test node uses.
 pub const TOKEN: &str = "test-token";
@@ -97,37 +103,82 @@ impl NodeProc {
         request(&self.admin, method, path, Some(TOKEN), body)
     }
 
-    /// `GET path`, JSON answer, or `None` if the node does not answer 200.
-    pub fn get(&self, path: &str) -> Option<Value> {
+    /// `POST path` with `body` (one of the admin API's request types) and the test token.
+    pub fn post(&self, path: &str, body: &impl Serialize) -> std::io::Result<Reply> {
+        let body = serde_json::to_value(body).map_err(std::io::Error::other)?;
+        self.call("POST", path, Some(&body))
+    }
+
+    /// `GET path` parsed as `T`, or `None` if the node does not answer 200 with one.
+    pub fn get<T: DeserializeOwned>(&self, path: &str) -> Option<T> {
         self.call("GET", path, None)
             .ok()
-            .filter(|r| r.status == 200)
-            .map(|r| r.json)
+            .filter(|r| r.status == 200)?
+            .parse()
+    }
+
+    /// `GET /v1/cluster`.
+    pub fn cluster_status(&self) -> Option<ClusterStatus> {
+        self.get(paths::CLUSTER)
+    }
+
+    /// The leader this node knows of, if any.
+    pub fn leader(&self) -> Option<u64> {
+        self.cluster_status()?.leader
+    }
+
+    /// `GET /v1/backends`.
+    pub fn backends(&self) -> Option<Backends> {
+        self.get(paths::BACKENDS)
+    }
+
+    /// `GET /v1/table/{backend}`, every binding.
+    pub fn table(&self, backend: &str) -> Option<TableStatus> {
+        self.get(&paths::table(backend, 1_000_000))
+    }
+
+    /// A server's entry in `GET /v1/backends` (admin state, bindings, release blockers…).
+    pub fn server(&self, backend: &str, server: &str) -> Option<ServerView> {
+        self.backends()?.server(backend, server).cloned()
+    }
+
+    /// A server's admin state as this node sees it.
+    pub fn admin_state(&self, backend: &str, server: &str) -> Option<AdminState> {
+        self.server(backend, server).map(|s| s.admin_state)
+    }
+
+    /// Asks this node to put `backend/server` in `state`.
+    pub fn set_state(
+        &self,
+        backend: &str,
+        server: &str,
+        state: AdminState,
+    ) -> std::io::Result<Reply> {
+        self.post(
+            &paths::server_state(backend, server),
+            &StateChange::to(state),
+        )
     }
 
     /// Pins `key` to `server` in `backend` through this node (`POST /v1/table/{backend}`);
     /// returns the HTTP status (0 when the node did not answer).
     pub fn pin(&self, backend: &str, key: &str, server: &str) -> u16 {
-        let body = serde_json::json!({ "key": key, "server": server });
-        self.call("POST", &format!("/v1/table/{backend}"), Some(&body))
+        let body = PinRequest {
+            key: key.into(),
+            server: server.into(),
+        };
+        self.post(&format!("/v1/table/{backend}"), &body)
             .map(|r| r.status)
             .unwrap_or(0)
     }
 
-    /// A server's entry in `GET /v1/backends` (admin_state, bindings, release_blockers…).
-    pub fn server(&self, backend: &str, server: &str) -> Option<Value> {
-        let backends = self.get("/v1/backends")?;
-        backends.as_array()?.iter().find(|b| b["name"] == backend)?["servers"]
-            .as_array()?
-            .iter()
-            .find(|s| s["name"] == server)
-            .cloned()
-    }
-
-    /// A server's admin state as this node sees it.
-    pub fn admin_state(&self, backend: &str, server: &str) -> Option<String> {
-        self.server(backend, server)
-            .and_then(|s| s["admin_state"].as_str().map(str::to_string))
+    /// Asks this node to add member `id` at peer address `addr` (`POST /v1/members`).
+    pub fn add_member(&self, id: u64, addr: &str) -> std::io::Result<Reply> {
+        let body = MemberAdd {
+            id,
+            addr: addr.into(),
+        };
+        self.post(paths::MEMBERS, &body)
     }
 
     /// The process id, while running.
@@ -163,17 +214,25 @@ impl NodeProc {
         }
     }
 
+    /// `holdfast ctl` aimed at this node's admin API with `token`, to be given its
+    /// subcommand.
+    pub fn ctl_command(&self, token: &str) -> Command {
+        let mut ctl = Command::new(holdfast_binary());
+        ctl.args([
+            "ctl",
+            "--admin",
+            &format!("http://{}", self.admin),
+            "--token",
+            token,
+        ]);
+        ctl
+    }
+
     /// Runs `holdfast ctl` against this node with the test token; returns (exit code,
     /// stdout, stderr).
     pub fn ctl(&self, args: &[&str]) -> (i32, String, String) {
-        let out = Command::new(holdfast_binary())
-            .args([
-                "ctl",
-                "--admin",
-                &format!("http://{}", self.admin),
-                "--token",
-                TOKEN,
-            ])
+        let out = self
+            .ctl_command(TOKEN)
             .args(args)
             .output()
             .expect("run holdfast ctl");
@@ -248,7 +307,7 @@ impl NodeProc {
 
     /// `GET /readyz`: whether the node says it is ready.
     pub fn ready(&self) -> bool {
-        request(&self.admin, "GET", "/readyz", None, None).is_ok_and(|r| r.status == 200)
+        request(&self.admin, "GET", paths::READYZ, None, None).is_ok_and(|r| r.status == 200)
     }
 
     /// SIGKILL, and reap.
@@ -397,19 +456,44 @@ impl Cluster {
                 if start.elapsed() > patience {
                     self.explain_and_panic("no leader known to every running node");
                 }
-                let leaders: Vec<Option<u64>> = running
+                let leaders: Vec<Option<u64>> =
+                    running.iter().map(|&i| self.nodes[i].leader()).collect();
+                let leader = agreed_leader(&leaders)?;
+                running
                     .iter()
-                    .map(|&i| {
-                        self.nodes[i]
-                            .get("/v1/cluster")
-                            .and_then(|c| c["leader"].as_u64())
-                    })
-                    .collect();
-                let first = leaders.first().copied().flatten()?;
-                let alive = running.iter().any(|&i| self.nodes[i].id == first);
-                (alive && leaders.iter().all(|l| *l == Some(first))).then_some(first)
+                    .any(|&i| self.nodes[i].id == leader)
+                    .then_some(leader)
             },
         )
+    }
+
+    /// Waits (at most [`PATIENCE`]) until `check` holds on every running node; returns
+    /// when it first did.
+    pub fn wait_everywhere(&self, what: &str, check: impl Fn(&NodeProc) -> bool) -> Instant {
+        wait_for(&format!("{what} on every running node"), PATIENCE, || {
+            self.running()
+                .iter()
+                .all(|&i| check(&self.nodes[i]))
+                .then(Instant::now)
+        })
+    }
+
+    /// Waits until every running node reports `backend/server` in `state`; returns when
+    /// it first did.
+    pub fn wait_state(&self, backend: &str, server: &str, state: AdminState) -> Instant {
+        self.wait_everywhere(&format!("{backend}/{server} to be {state}"), |n| {
+            n.admin_state(backend, server) == Some(state)
+        })
+    }
+
+    /// Index of a running node that is not the leader, once every running node agrees on
+    /// one.
+    pub fn a_follower(&self) -> usize {
+        let leader = self.wait_leader();
+        self.running()
+            .into_iter()
+            .find(|&i| self.nodes[i].id != leader)
+            .expect("a follower")
     }
 
     /// Waits until the frontend of every node in `nodes` accepts connections; panics

@@ -5,10 +5,10 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use holdfast::api::{AdminState, Backends};
 
+use crate::configs::MODES;
 use crate::lab::{Lab, PATIENCE};
-use crate::traffic::MODES;
 use crate::wait_for;
 
 /// When a draining server was released, as seen by polling every running node.
@@ -55,22 +55,22 @@ impl Lab {
                 "not released in {PATIENCE:?}: {servers:?}"
             );
             let poll = Instant::now();
-            let states: Vec<Option<Value>> = self
+            let states: Vec<Option<Backends>> = self
                 .cluster
                 .running()
                 .iter()
-                .map(|&i| self.cluster.node(i).get("/v1/backends"))
+                .map(|&i| self.cluster.node(i).backends())
                 .collect();
             let done = Instant::now();
             for (k, (b, s)) in servers.iter().enumerate() {
-                let each: Vec<Option<String>> = states
+                let each: Vec<Option<AdminState>> = states
                     .iter()
-                    .map(|v| server_field(v.as_ref()?, b, s, "admin_state"))
+                    .map(|v| Some(v.as_ref()?.server(b, s)?.admin_state))
                     .collect();
-                let all = |want: &str| each.iter().all(|e| e.as_deref() == Some(want));
-                if all("drain") {
+                let all = |want: AdminState| each.iter().all(|e| *e == Some(want));
+                if all(AdminState::Drain) {
                     held[k] = Some(poll);
-                } else if all("maint") && seen[k].is_none() {
+                } else if all(AdminState::Maint) && seen[k].is_none() {
                     seen[k] = Some(done);
                 }
             }
@@ -96,9 +96,9 @@ impl Lab {
                 .all(|(b, _)| {
                     live.iter().all(|&i| {
                         self.cluster.node(i).server(b, server).is_some_and(|s| {
-                            s["admin_state"] == "drain"
-                                && s["bindings"] == 0
-                                && s["release_blockers"] == serde_json::json!([blocker])
+                            s.admin_state == AdminState::Drain
+                                && s.bindings == 0
+                                && s.release_blockers == [blocker]
                         })
                     })
                 })
@@ -111,37 +111,36 @@ impl Lab {
         &self,
         backend: &str,
         server: &str,
-    ) -> Vec<(Option<String>, Option<u64>)> {
+    ) -> Vec<(Option<AdminState>, Option<u64>)> {
         self.cluster
             .running()
             .iter()
             .map(|&i| {
                 let s = self.cluster.node(i).server(backend, server);
-                (
-                    s.as_ref()
-                        .and_then(|s| s["admin_state"].as_str().map(String::from)),
-                    s.as_ref().and_then(|s| s["bindings"].as_u64()),
-                )
+                (s.as_ref().map(|s| s.admin_state), s.map(|s| s.bindings))
             })
             .collect()
     }
 
+    /// Panics, saying `what`, unless `backend/server` is `maint` with no binding left on
+    /// every running node.
+    pub fn assert_released(&self, backend: &str, server: &str, what: &str) {
+        let everywhere = self.server_everywhere(backend, server);
+        assert!(
+            everywhere
+                .iter()
+                .all(|e| *e == (Some(AdminState::Maint), Some(0))),
+            "{what}: {backend}/{server} not maint with no binding on every node: {everywhere:?}"
+        );
+    }
+
     /// Bindings per (backend, server) in the replicated table of node `i`.
     pub fn table_counts(&self, i: usize) -> Option<BTreeMap<(String, String), u64>> {
-        let backends = self.cluster.node(i).get("/v1/backends")?;
-        let mut out = BTreeMap::new();
-        for b in backends.as_array()? {
-            for s in b["servers"].as_array()? {
-                out.insert(
-                    (
-                        b["name"].as_str()?.to_string(),
-                        s["name"].as_str()?.to_string(),
-                    ),
-                    s["bindings"].as_u64()?,
-                );
-            }
-        }
-        Some(out)
+        let backends = self.cluster.node(i).backends()?;
+        let counts = backends
+            .servers()
+            .map(|(b, s)| ((b.to_string(), s.name.clone()), s.bindings));
+        Some(counts.collect())
     }
 
     /// Waits until every running node reports the same table counts; returns them.
@@ -167,13 +166,4 @@ impl Lab {
         self.cluster
             .wait_frontends(&self.cluster.running(), PATIENCE);
     }
-}
-
-fn server_field(backends: &Value, backend: &str, server: &str, field: &str) -> Option<String> {
-    backends.as_array()?.iter().find(|b| b["name"] == backend)?["servers"]
-        .as_array()?
-        .iter()
-        .find(|s| s["name"] == server)?[field]
-        .as_str()
-        .map(String::from)
 }

@@ -10,65 +10,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::backend::{Jar, get};
+use crate::configs::backend_of;
 use crate::lab::{Lab, PATIENCE};
 use crate::node::{NodeProc, TOKEN};
-use crate::{holdfast_binary, wait_for};
-
-/// The three persistence modes of [`three_modes_config`]: (backend, Host header).
-pub const MODES: [(&str, &str); 3] = [
-    ("ins", "insert.local"),
-    ("lrn", "learn.local"),
-    ("src", "source.local"),
-];
-
-/// Config of a [`Lab`]: one frontend per node routing by Host to one backend per
-/// persistence mode (`ins`, `lrn`, `src`, see [`MODES`]) over `servers`, all with `ttl`;
-/// `source` trusts `X-Forwarded-For` from 127.0.0.1.
-pub fn three_modes_config(servers: &str, ttl: &str) -> String {
-    format!(
-        r#"
-[[frontend]]
-name = "web"
-listen = "{{http}}"
-default_backend = "ins"
-routes = [
-  {{ host = "insert.local", backend = "ins" }},
-  {{ host = "learn.local", backend = "lrn" }},
-  {{ host = "source.local", backend = "src" }},
-]
-
-[[backend]]
-name = "ins"
-ttl = "{ttl}"
-persistence = "insert"
-{servers}
-
-[[backend]]
-name = "lrn"
-ttl = "{ttl}"
-persistence = "learn"
-cookie = "PHPSESSID"
-learn_wait = "1s"
-{servers}
-
-[[backend]]
-name = "src"
-ttl = "{ttl}"
-persistence = "source"
-trusted_proxies = ["127.0.0.1/32"]
-{servers}
-"#
-    )
-}
-
-/// The backend of [`three_modes_config`] a Host header is routed to.
-pub fn backend_of(host: &str) -> &'static str {
-    MODES
-        .iter()
-        .find(|(_, h)| *h == host)
-        .map(|(b, _)| *b)
-        .expect("host of a mode")
-}
+use crate::wait_for;
 
 /// One request of a client.
 #[derive(Clone, Debug)]
@@ -135,6 +80,15 @@ impl Client {
             outcome,
         });
         self.visits.last().expect("just pushed")
+    }
+
+    /// [`Client::visit`] that must be answered: the server that answered; panics on
+    /// anything else.
+    pub fn served(&mut self, node: usize, addr: &str) -> String {
+        match self.visit(node, addr).outcome.clone() {
+            Ok(server) => server,
+            Err(e) => panic!("client {} ({}) through {addr}: {e}", self.n, self.host),
+        }
     }
 
     /// The server of its first answered request.
@@ -431,9 +385,8 @@ impl NodeProc {
     /// Runs `holdfast ctl args…` against this node in a background thread (e.g.
     /// `drain app/s1 --wait`, which returns at release); killed after `limit`.
     pub fn ctl_background(&self, args: &[&str], limit: Duration) -> JoinHandle<CtlRun> {
-        let admin = format!("http://{}", self.admin);
-        let mut child = std::process::Command::new(holdfast_binary())
-            .args(["ctl", "--admin", &admin, "--token", TOKEN])
+        let mut child = self
+            .ctl_command(TOKEN)
             .args(args)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())

@@ -18,8 +18,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use holdfast_tests::{Jar, Lab, holdfast_binary, request, wait_for};
-use serde_json::{Value, json};
+use holdfast::api::{
+    AdminState, Backends, ClusterStatus, ServerView, StateChange, TableStatus, paths,
+};
+use holdfast_tests::{Jar, Lab, agreed_leader, holdfast_binary, request, wait_for};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 /// Compose project name: the prefix of every container, network and volume we create.
 const PROJECT: &str = "holdfast-test";
@@ -221,9 +225,9 @@ fn machine_lock() -> File {
     file
 }
 
-fn admin_get(node: &Node, path: &str) -> Option<Value> {
+fn admin_get<T: DeserializeOwned>(node: &Node, path: &str) -> Option<T> {
     let reply = request(node.admin, "GET", path, Some(TOKEN), None).ok()?;
-    (reply.status == 200).then_some(reply.json)
+    (reply.status == 200).then(|| reply.parse()).flatten()
 }
 
 /// A POST that may meet an election in progress: retried on 503 or a refused connection
@@ -241,28 +245,19 @@ fn admin_post(node: &Node, path: &str, body: &Value) -> u16 {
 }
 
 /// Server `s1` of backend `app` as `node` reports it.
-fn s1(node: &Node) -> Option<Value> {
-    let backends = admin_get(node, "/v1/backends")?;
-    backends.as_array()?.iter().find(|b| b["name"] == "app")?["servers"]
-        .as_array()?
-        .iter()
-        .find(|s| s["name"] == "s1")
-        .cloned()
+fn s1(node: &Node) -> Option<ServerView> {
+    let backends: Backends = admin_get(node, paths::BACKENDS)?;
+    backends.server("app", "s1").cloned()
 }
 
 /// The server `key` is bound to in backend `app`, as `node`'s table says.
 fn bound_server(node: &Node, key: &str) -> Option<String> {
-    let table = admin_get(node, "/v1/table/app?limit=1000")?;
-    table["bindings"]
-        .as_array()?
-        .iter()
-        .find(|b| b["key"] == key)?["server"]
-        .as_str()
-        .map(str::to_string)
+    let table: TableStatus = admin_get(node, &paths::table("app", 1000))?;
+    Some(table.binding(key)?.server.clone())
 }
 
 fn leader_seen_by(node: &Node) -> Option<u64> {
-    admin_get(node, "/v1/cluster")?["leader"].as_u64()
+    admin_get::<ClusterStatus>(node, paths::CLUSTER)?.leader
 }
 
 /// `holdfast_session_breaks_total` of backend `app` on `node` (0 when never counted).
@@ -315,14 +310,16 @@ fn compose_cluster_release_waits_for_a_cut_off_node() {
     let started = Instant::now();
     let leader = wait_for("all three nodes to agree on a leader", PATIENCE, || {
         let seen: Vec<Option<u64>> = NODES.iter().map(leader_seen_by).collect();
-        seen[0].filter(|_| seen.iter().all(|l| *l == seen[0]))
+        agreed_leader(&seen)
     });
     // A node takes client traffic only once ready (/readyz): what an operator's load
     // balancer, keepalived or orchestrator waits for too.
     wait_for("every node ready", PATIENCE, || {
         NODES
             .iter()
-            .all(|n| request(n.admin, "GET", "/readyz", None, None).is_ok_and(|r| r.status == 200))
+            .all(|n| {
+                request(n.admin, "GET", paths::READYZ, None, None).is_ok_and(|r| r.status == 200)
+            })
             .then_some(())
     });
     println!(
@@ -356,16 +353,13 @@ fn compose_cluster_release_waits_for_a_cut_off_node() {
     }
 
     // Drain s1 through node 2; every node applies it.
-    let status = admin_post(
-        &NODES[1],
-        "/v1/backends/app/servers/s1/state",
-        &json!({"state": "drain"}),
-    );
+    let drain = serde_json::to_value(StateChange::to(AdminState::Drain)).expect("a state change");
+    let status = admin_post(&NODES[1], &paths::server_state("app", "s1"), &drain);
     assert_eq!(status, 200);
     wait_for("s1 to drain on every node", PATIENCE, || {
         NODES
             .iter()
-            .all(|n| s1(n).is_some_and(|s| s["admin_state"] == "drain"))
+            .all(|n| s1(n).is_some_and(|s| s.admin_state == AdminState::Drain))
             .then_some(())
     });
     // The bound client keeps reaching s1 through every node; new clients never do.
@@ -395,7 +389,7 @@ fn compose_cluster_release_waits_for_a_cut_off_node() {
     let cut_at = Instant::now();
     let new_leader = wait_for("the survivors to elect a new leader", PATIENCE, || {
         let seen: Vec<Option<u64>> = survivors.iter().map(|n| leader_seen_by(n)).collect();
-        seen[0].filter(|l| *l != victim.id && seen.iter().all(|s| *s == seen[0]))
+        agreed_leader(&seen).filter(|l| *l != victim.id)
     });
     let failover = cut_at.elapsed();
 
@@ -407,21 +401,22 @@ fn compose_cluster_release_waits_for_a_cut_off_node() {
         || {
             let s = s1(survivors[0])?;
             assert_ne!(
-                s["admin_state"], "maint",
-                "s1 released while node {} was cut off: {s}",
+                s.admin_state,
+                AdminState::Maint,
+                "s1 released while node {} was cut off: {s:?}",
                 victim.id
             );
-            (s["bindings"] == 0 && s["release_blockers"] == json!([victim.id])).then_some(s)
+            (s.bindings == 0 && s.release_blockers == [victim.id]).then_some(s)
         },
     );
-    assert_eq!(held["admin_state"], "drain", "{held}");
+    assert_eq!(held.admin_state, AdminState::Drain, "{held:?}");
     // And it keeps waiting: watched on both survivors for longer than a ttl.
     let watch_until = Instant::now() + TTL + Duration::from_secs(2);
     let mut seen = [0u32; 2];
     while Instant::now() < watch_until {
         for (node, seen) in survivors.iter().zip(seen.iter_mut()) {
             if let Some(s) = s1(node) {
-                assert_eq!(s["admin_state"], "drain", "node {}: {s}", node.id);
+                assert_eq!(s.admin_state, AdminState::Drain, "node {}: {s:?}", node.id);
                 *seen += 1;
             }
         }
@@ -453,7 +448,9 @@ fn compose_cluster_release_waits_for_a_cut_off_node() {
         || {
             NODES
                 .iter()
-                .all(|n| s1(n).is_some_and(|s| s["admin_state"] == "maint" && s["bindings"] == 0))
+                .all(|n| {
+                    s1(n).is_some_and(|s| s.admin_state == AdminState::Maint && s.bindings == 0)
+                })
                 .then_some(())
         },
     );

@@ -5,84 +5,25 @@
 
 use std::collections::BTreeSet;
 
-use holdfast_tests::{Jar, Lab, PATIENCE, get, wait_for};
+use holdfast::api::AdminState;
+use holdfast_tests::{Client, Lab, MODES, PATIENCE, get, three_modes_config, wait_for};
 
-/// One backend per mode (hosts insert.local, learn.local, source.local), one frontend.
+/// The lab's config: [`three_modes_config`] with a 60 s ttl, its servers health-checked
+/// every 100 ms when `check` is set.
 fn config(servers: &str, check: bool) -> String {
     let check = if check {
         "check = { type = \"http\", path = \"/\", interval = \"100ms\", timeout = \"500ms\", rise = 1, fall = 1 }\n"
     } else {
         ""
     };
-    format!(
-        r#"
-[[frontend]]
-name = "web"
-listen = "{{http}}"
-default_backend = "ins"
-routes = [
-  {{ host = "insert.local", backend = "ins" }},
-  {{ host = "learn.local", backend = "lrn" }},
-  {{ host = "source.local", backend = "src" }},
-]
-
-[[backend]]
-name = "ins"
-ttl = "60s"
-persistence = "insert"
-{check}{servers}
-
-[[backend]]
-name = "lrn"
-ttl = "60s"
-persistence = "learn"
-cookie = "PHPSESSID"
-learn_wait = "1s"
-{check}{servers}
-
-[[backend]]
-name = "src"
-ttl = "60s"
-persistence = "source"
-trusted_proxies = ["127.0.0.1/32"]
-{check}{servers}
-"#
-    )
+    three_modes_config(&format!("{check}{servers}"), "60s")
 }
 
-const MODES: [(&str, &str); 3] = [
-    ("ins", "insert.local"),
-    ("lrn", "learn.local"),
-    ("src", "source.local"),
-];
-
-/// A simulated client: its cookie jar and, for source mode, its forwarded address.
-struct Visitor {
-    jar: Jar,
-    xff: String,
-    host: &'static str,
-}
-
-impl Visitor {
-    fn new(host: &'static str, n: usize) -> Visitor {
-        Visitor {
-            jar: Jar::default(),
-            xff: format!("10.9.{}.{}", n / 250, n % 250 + 1),
-            host,
-        }
-    }
-
-    /// One request through `addr`; the server that answered.
-    fn visit(&mut self, addr: &str) -> String {
-        let cookie = self.jar.header();
-        let mut extra = vec![("X-Forwarded-For", self.xff.as_str())];
-        if let Some(c) = &cookie {
-            extra.push(("Cookie", c.as_str()));
-        }
-        let answer = get(addr, self.host, "/", &extra).expect("request through the proxy");
-        assert_eq!(answer.status, 200, "{answer:?}");
-        self.jar.update(&answer);
-        answer.body
+/// Client `n` of `host`, forwarded as from 10.9.x.y.
+fn visitor(host: &str, n: usize) -> Client {
+    Client {
+        xff: format!("10.9.{}.{}", n / 250, n % 250 + 1),
+        ..Client::new(host, n)
     }
 }
 
@@ -90,9 +31,12 @@ impl Visitor {
 fn every_mode_keeps_a_client_on_one_server_across_requests_and_nodes() {
     let lab = Lab::start(3, |s| config(s, false));
     for (backend, host) in MODES {
-        let mut visitors: Vec<Visitor> = (0..6).map(|n| Visitor::new(host, n)).collect();
+        let mut visitors: Vec<Client> = (0..6).map(|n| visitor(host, n)).collect();
         // First visits, all through node 1: spread over the servers by round-robin.
-        let first: Vec<String> = visitors.iter_mut().map(|v| v.visit(&lab.http(0))).collect();
+        let first: Vec<String> = visitors
+            .iter_mut()
+            .map(|v| v.served(0, &lab.http(0)))
+            .collect();
         let used: BTreeSet<&String> = first.iter().collect();
         assert_eq!(
             used.len(),
@@ -107,7 +51,7 @@ fn every_mode_keeps_a_client_on_one_server_across_requests_and_nodes() {
             for (v, server) in visitors.iter_mut().zip(&first) {
                 let node = round % 3;
                 assert_eq!(
-                    &v.visit(&lab.http(node)),
+                    &v.served(node, &lab.http(node)),
                     server,
                     "{backend}: a bound client moved (round {round}, node {})",
                     node + 1
@@ -124,8 +68,8 @@ fn drain_keeps_bound_clients_and_takes_no_new_ones_in_every_mode() {
     let lab = Lab::start(1, |s| config(s, false));
     let http = lab.http(0);
     for (backend, host) in MODES {
-        let mut visitors: Vec<Visitor> = (0..6).map(|n| Visitor::new(host, 100 + n)).collect();
-        let first: Vec<String> = visitors.iter_mut().map(|v| v.visit(&http)).collect();
+        let mut visitors: Vec<Client> = (0..6).map(|n| visitor(host, 100 + n)).collect();
+        let first: Vec<String> = visitors.iter_mut().map(|v| v.served(0, &http)).collect();
         if backend != "ins" {
             lab.wait_bindings(backend, visitors.len());
         }
@@ -133,21 +77,21 @@ fn drain_keeps_bound_clients_and_takes_no_new_ones_in_every_mode() {
             first.iter().any(|s| s == "s1"),
             "{backend}: someone on s1: {first:?}"
         );
-        lab.set_state(0, backend, "s1", "drain");
+        lab.set_state(0, backend, "s1", AdminState::Drain);
         for _ in 0..5 {
             for (v, server) in visitors.iter_mut().zip(&first) {
-                assert_eq!(&v.visit(&http), server, "{backend}: bound client moved");
+                assert_eq!(&v.served(0, &http), server, "{backend}: bound client moved");
             }
         }
         for n in 0..12 {
-            let mut newcomer = Visitor::new(host, 200 + n);
+            let mut newcomer = visitor(host, 200 + n);
             assert_ne!(
-                newcomer.visit(&http),
+                newcomer.served(0, &http),
                 "s1",
                 "{backend}: new client on a draining server"
             );
         }
-        lab.set_state(0, backend, "s1", "ready");
+        lab.set_state(0, backend, "s1", AdminState::Ready);
     }
 }
 
@@ -159,8 +103,8 @@ fn maint_and_health_failures_redispatch_and_count_session_breaks() {
     for (backend, host) in MODES {
         // Two dozen clients: source mode places new clients by a hash of their address,
         // so a handful might all miss s1; these put at least two on each server.
-        let mut visitors: Vec<Visitor> = (0..24).map(|n| Visitor::new(host, 300 + n)).collect();
-        let first: Vec<String> = visitors.iter_mut().map(|v| v.visit(&http)).collect();
+        let mut visitors: Vec<Client> = (0..24).map(|n| visitor(host, 300 + n)).collect();
+        let first: Vec<String> = visitors.iter_mut().map(|v| v.served(0, &http)).collect();
         for s in ["s1", "s2"] {
             assert!(
                 first.iter().filter(|f| *f == s).count() >= 2,
@@ -174,17 +118,17 @@ fn maint_and_health_failures_redispatch_and_count_session_breaks() {
     }
     // Maint on s1: its clients go elsewhere, and stay on their new server.
     for (backend, visitors, first) in &mut bound {
-        lab.set_state(0, backend, "s1", "maint");
+        lab.set_state(0, backend, "s1", AdminState::Maint);
         let series = format!("holdfast_session_breaks_total{{backend=\"{backend}\"}}");
         for (v, server) in visitors.iter_mut().zip(first.iter_mut()) {
-            let now = v.visit(&http);
+            let now = v.served(0, &http);
             assert_ne!(now, "s1", "{backend}: request reached a server in maint");
             if server == "s1" {
                 *server = now;
             }
             for _ in 0..3 {
                 assert_eq!(
-                    &v.visit(&http),
+                    &v.served(0, &http),
                     server,
                     "{backend}: re-dispatched client moved again"
                 );
@@ -219,7 +163,7 @@ fn maint_and_health_failures_redispatch_and_count_session_breaks() {
     for ((backend, visitors, first), before) in bound.iter_mut().zip(before) {
         let mut moved = 0;
         for (v, server) in visitors.iter_mut().zip(first.iter()) {
-            let now = v.visit(&http);
+            let now = v.served(0, &http);
             assert!(now != "s1" && now != "s2", "{backend}: reached {now}");
             moved += usize::from(server == "s2");
         }
@@ -240,14 +184,14 @@ fn a_forged_or_altered_insert_cookie_never_reaches_the_server_it_names() {
     // Collect one genuine cookie per server.
     let mut genuine = std::collections::BTreeMap::new();
     for n in 0..3 {
-        let mut v = Visitor::new("insert.local", n);
-        let server = v.visit(&http);
+        let mut v = visitor("insert.local", n);
+        let server = v.served(0, &http);
         genuine.insert(server, v.jar.cookies["HFSID"].clone());
     }
     let s1 = genuine["s1"].clone();
     let s2 = genuine["s2"].clone();
     // s2 drains: a genuine s2 cookie still reaches it; forged ones must not.
-    lab.set_state(0, "ins", "s2", "drain");
+    lab.set_state(0, "ins", "s2", AdminState::Drain);
     let with = |cookie: &str| {
         let answer = get(
             &http,
@@ -309,19 +253,19 @@ fn learn_mode_rebinds_a_session_cookie_whose_binding_expired() {
         config(s, false).replace("ttl = \"60s\"", "ttl = \"1s\"")
     });
     let http = lab.http(0);
-    let mut v = Visitor::new("learn.local", 7);
-    v.visit(&http);
+    let mut v = visitor("learn.local", 7);
+    v.served(0, &http);
     assert!(
         v.jar.cookies.contains_key("PHPSESSID"),
         "the backend set its cookie"
     );
     wait_for("the binding to expire", PATIENCE, || {
-        let t = lab.cluster.node(0).get("/v1/table/lrn")?;
-        t["bindings"].as_array()?.is_empty().then_some(())
+        let t = lab.cluster.node(0).table("lrn")?;
+        t.bindings.is_empty().then_some(())
     });
-    let first = v.visit(&http);
+    let first = v.served(0, &http);
     for _ in 0..8 {
-        assert_eq!(v.visit(&http), first, "the returning session moved");
+        assert_eq!(v.served(0, &http), first, "the returning session moved");
     }
     lab.wait_bindings("lrn", 1);
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use holdfast_tests::tls::{AnyCert, write_cert};
-use holdfast_tests::{Lab, get, raw};
+use holdfast_tests::{Lab, get, plain_config, raw};
 use rustls::pki_types::ServerName;
 
 /// An HTTP/2 GET over TLS to `addr` with SNI `name`: (certificate seen, ALPN, status,
@@ -101,24 +101,11 @@ persistence = "none"
     });
 }
 
+/// One node in front of s1..s3 without persistence, `extra` appended to its config.
 fn plain_lab(extra: &str) -> Lab {
     let extra = extra.to_string();
     Lab::start(1, move |servers| {
-        format!(
-            r#"
-[[frontend]]
-name = "web"
-listen = "{{http}}"
-default_backend = "app"
-
-[[backend]]
-name = "app"
-persistence = "none"
-{servers}
-
-{extra}
-"#
-        )
+        format!("{}\n{extra}", plain_config(servers))
     })
 }
 

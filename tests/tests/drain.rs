@@ -5,27 +5,11 @@
 
 use std::time::{Duration, Instant};
 
-use holdfast_tests::{Cluster, ClusterOptions, wait_for};
-
-const PATIENCE: Duration = Duration::from_secs(40);
-
-/// Waits until every running node reports `state` for app/s1; returns when it did.
-fn wait_state_everywhere(cluster: &Cluster, state: &str) -> Instant {
-    wait_for(
-        &format!("app/s1 to be {state} on every running node"),
-        PATIENCE,
-        || {
-            cluster
-                .running()
-                .iter()
-                .all(|&i| cluster.node(i).admin_state("app", "s1").as_deref() == Some(state))
-                .then(Instant::now)
-        },
-    )
-}
+use holdfast::api::{AdminState, paths};
+use holdfast_tests::{Cluster, ClusterOptions, PATIENCE, wait_for, watermarks_kept};
 
 fn bindings_of_s1(cluster: &Cluster, i: usize) -> Option<u64> {
-    cluster.node(i).server("app", "s1")?["bindings"].as_u64()
+    Some(cluster.node(i).server("app", "s1")?.bindings)
 }
 
 #[test]
@@ -34,31 +18,12 @@ fn drain_from_any_node_releases_only_after_the_last_binding_expires() {
     assert_eq!(cluster.node(1).pin("app", "alice", "s1"), 200);
     let pinned = Instant::now();
     // Drain through node 3 and wait with `ctl drain --wait` in the background.
-    let waiter = {
-        let node = cluster.node(2);
-        let admin = node.admin.clone();
-        std::thread::spawn(move || {
-            let out = std::process::Command::new(holdfast_tests::holdfast_binary())
-                .args([
-                    "ctl",
-                    "--admin",
-                    &format!("http://{admin}"),
-                    "--token",
-                    "test-token",
-                ])
-                .args(["drain", "app/s1", "--wait"])
-                .output()
-                .expect("ctl");
-            (
-                out.status.code(),
-                String::from_utf8_lossy(&out.stdout).into_owned(),
-                Instant::now(),
-            )
-        })
-    };
+    let waiter = cluster
+        .node(2)
+        .ctl_background(&["drain", "app/s1", "--wait"], PATIENCE);
     // s1 drains on every node (the drain is replicated like any command).
-    wait_state_everywhere(&cluster, "drain");
-    let released = wait_state_everywhere(&cluster, "maint");
+    cluster.wait_state("app", "s1", AdminState::Drain);
+    let released = cluster.wait_state("app", "s1", AdminState::Maint);
     // Safety, not speed: release never comes before the binding's TTL has run out.
     assert!(released.duration_since(pinned) >= Duration::from_secs(3));
     for i in 0..3 {
@@ -67,22 +32,23 @@ fn drain_from_any_node_releases_only_after_the_last_binding_expires() {
             Some(0),
             "node {}: {:?} {:?}",
             i + 1,
-            cluster.node(i).get("/v1/backends"),
-            cluster.node(i).get("/v1/table/app")
+            cluster.node(i).backends(),
+            cluster.node(i).table("app")
         );
     }
-    let (code, out, done) = waiter.join().expect("ctl thread");
-    assert_eq!(code, Some(0), "{out}");
-    assert!(out.contains("released"), "{out}");
+    let run = waiter.join().expect("ctl thread");
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("released"), "{}", run.stdout);
     assert!(
-        done.duration_since(pinned) >= Duration::from_secs(3),
-        "{out}"
+        run.ended.duration_since(pinned) >= Duration::from_secs(3),
+        "{}",
+        run.stdout
     );
     // Every node's metrics agree on the replicated count.
     for i in 0..3 {
         let metrics = cluster
             .node(i)
-            .call("GET", "/metrics", None)
+            .call("GET", paths::METRICS, None)
             .expect("metrics")
             .body;
         assert!(
@@ -123,26 +89,22 @@ fn paused_member_holds_release_until_it_resumes() {
     // watermark holds the release back.
     let s1 = wait_for("only the paused node to hold s1 back", PATIENCE, || {
         let s = cluster.node(0).server("app", "s1")?;
-        (s["bindings"].as_u64()? == 0 && s["release_blockers"] == serde_json::json!([paused_id]))
-            .then_some(s)
+        (s.bindings == 0 && s.release_blockers == [paused_id]).then_some(s)
     });
-    assert_eq!(s1["admin_state"], "drain", "{s1}");
+    assert_eq!(s1.admin_state, AdminState::Drain, "{s1:?}");
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(
-        cluster.node(1).admin_state("app", "s1").as_deref(),
-        Some("drain")
+        cluster.node(1).admin_state("app", "s1"),
+        Some(AdminState::Drain)
     );
     cluster.resume(2);
-    wait_state_everywhere(&cluster, "maint");
+    cluster.wait_state("app", "s1", AdminState::Maint);
 }
 
 #[test]
 fn deadline_forces_release_and_removing_a_dead_member_unblocks_it() {
     let mut cluster = Cluster::start(3, ClusterOptions::with_ttl("1s"));
-    let leader = cluster.wait_leader();
-    let victim = (0..3)
-        .find(|&i| cluster.node(i).id != leader)
-        .expect("a follower");
+    let victim = cluster.a_follower();
     let others: Vec<usize> = (0..3).filter(|&i| i != victim).collect();
     let victim_id = cluster.node(victim).id;
     cluster.kill(victim);
@@ -151,26 +113,21 @@ fn deadline_forces_release_and_removing_a_dead_member_unblocks_it() {
         .node(others[0])
         .ctl(&["drain", "app/s1", "--deadline", "2s"]);
     assert_eq!(code, 0, "{err}");
-    wait_state_everywhere(&cluster, "maint");
+    cluster.wait_state("app", "s1", AdminState::Maint);
     // s2 drains without a deadline: held by the dead member until it is removed.
     let (code, _, err) = cluster.node(others[1]).ctl(&["drain", "app/s2"]);
     assert_eq!(code, 0, "{err}");
     let s2 = wait_for("s2 to be held by the dead member", PATIENCE, || {
         let s = cluster.node(others[0]).server("app", "s2")?;
-        (s["release_blockers"] == serde_json::json!([victim_id])).then_some(s)
+        (s.release_blockers == [victim_id]).then_some(s)
     });
-    assert_eq!(s2["admin_state"], "drain", "{s2}");
+    assert_eq!(s2.admin_state, AdminState::Drain, "{s2:?}");
     let (code, _, err) =
         cluster
             .node(others[1])
             .ctl(&["members", "remove", &victim_id.to_string()]);
     assert_eq!(code, 0, "{err}");
-    wait_for("s2 released after the member is removed", PATIENCE, || {
-        others
-            .iter()
-            .all(|&i| cluster.node(i).admin_state("app", "s2").as_deref() == Some("maint"))
-            .then_some(())
-    });
+    cluster.wait_state("app", "s2", AdminState::Maint);
 }
 
 #[test]
@@ -200,7 +157,7 @@ fn without_quorum_admin_writes_fail_clearly_and_the_cluster_converges_after() {
     wait_for("every node to agree after recovery", PATIENCE, || {
         (0..3)
             .all(|i| {
-                cluster.node(i).admin_state("app", "s2").as_deref() == Some("maint")
+                cluster.node(i).admin_state("app", "s2") == Some(AdminState::Maint)
                     && bindings_of_s1(&cluster, i) == Some(1)
             })
             .then_some(())
@@ -215,8 +172,8 @@ fn whole_cluster_restart_keeps_bindings_states_and_watermarks() {
     }
     let (code, _, err) = cluster.node(1).ctl(&["drain", "app/s1"]);
     assert_eq!(code, 0, "{err}");
-    wait_state_everywhere(&cluster, "drain");
-    let before = cluster.node(0).get("/v1/cluster").expect("cluster");
+    cluster.wait_state("app", "s1", AdminState::Drain);
+    let before = cluster.node(0).cluster_status().expect("cluster");
     for i in 0..3 {
         cluster.kill(i);
     }
@@ -229,17 +186,7 @@ fn whole_cluster_restart_keeps_bindings_states_and_watermarks() {
             .all(|i| bindings_of_s1(&cluster, i) == Some(3))
             .then_some(())
     });
-    wait_state_everywhere(&cluster, "drain");
-    let after = cluster.node(0).get("/v1/cluster").expect("cluster");
-    for (b, a) in before["members"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .zip(after["members"].as_array().unwrap())
-    {
-        assert!(
-            a["watermark"].as_u64() >= b["watermark"].as_u64(),
-            "{before} -> {after}"
-        );
-    }
+    cluster.wait_state("app", "s1", AdminState::Drain);
+    let after = cluster.node(0).cluster_status().expect("cluster");
+    assert!(watermarks_kept(&before, &after), "{before:?} -> {after:?}");
 }

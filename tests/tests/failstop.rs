@@ -9,20 +9,13 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
+use holdfast::api::{MemberAdd, paths};
 use holdfast_tests::{
     Client, ClusterOptions, Lab, MODES, PATIENCE, SmallDisk, TOKEN, Tally, Traffic, TrafficOptions,
-    assert_no_moves, last_request, three_modes_config, wait_for,
+    assert_no_moves, in_every_mode, last_request, mode_hosts, three_modes_config, wait_for,
 };
 
 const TTL: Duration = Duration::from_secs(2);
-
-fn hosts() -> Vec<&'static str> {
-    MODES.iter().map(|(_, h)| *h).collect()
-}
-
-fn s1_everywhere() -> Vec<(&'static str, &'static str)> {
-    MODES.iter().map(|(b, _)| (*b, "s1")).collect()
-}
 
 fn lab(snapshot_every: u64) -> Lab {
     let options = ClusterOptions {
@@ -34,29 +27,11 @@ fn lab(snapshot_every: u64) -> Lab {
 }
 
 fn traffic(lab: &Lab, rotation: &[usize]) -> Traffic {
-    let mut options = TrafficOptions::new(&hosts(), 30, 400);
+    let mut options = TrafficOptions::new(&mode_hosts(), 30, 400);
     options.workers = 3;
     options.newcomers = 1;
     options.max_time = Duration::from_secs(90);
     Traffic::start(lab, rotation, options)
-}
-
-fn drain_s1(lab: &Lab, via: usize) {
-    for (backend, _) in MODES {
-        let (code, _, err) = lab
-            .cluster
-            .node(via)
-            .ctl(&["drain", &format!("{backend}/s1")]);
-        assert_eq!(code, 0, "{backend}: {err}");
-    }
-}
-
-/// Index of a node that is not the leader.
-fn a_follower(lab: &Lab) -> usize {
-    let leader = lab.cluster.wait_leader();
-    (0..3)
-        .find(|&i| lab.cluster.node(i).id != leader)
-        .expect("a follower")
 }
 
 /// Waits until node `i` is ready and its frontend accepts.
@@ -72,8 +47,9 @@ fn wait_ready(lab: &Lab, i: usize) {
 fn check_releases(lab: &Lab, clients: &[Client], held: Instant, what: &str) {
     let tally = Tally::of(clients);
     assert_no_moves(clients);
-    let releases = lab.watch_release_held_at(&s1_everywhere(), Some(held));
-    for ((backend, server), release) in s1_everywhere().iter().zip(&releases) {
+    let s1 = in_every_mode("s1");
+    let releases = lab.watch_release_held_at(&s1, Some(held));
+    for ((backend, server), release) in s1.iter().zip(&releases) {
         if let Some(last) = last_request(clients, backend, server) {
             assert!(
                 release.held_until >= last + TTL,
@@ -84,13 +60,7 @@ fn check_releases(lab: &Lab, clients: &[Client], held: Instant, what: &str) {
                 release.seen - last
             );
         }
-        let everywhere = lab.server_everywhere(backend, server);
-        assert!(
-            everywhere
-                .iter()
-                .all(|e| *e == (Some("maint".to_string()), Some(0))),
-            "{what}: {backend}/{server}: {everywhere:?}"
-        );
+        lab.assert_released(backend, server, what);
     }
     let breaks: f64 = MODES.iter().map(|(b, _)| lab.session_breaks(b)).sum();
     println!(
@@ -128,7 +98,7 @@ enum Fault {
 
 fn storage_fault(fault: Fault) {
     let mut lab = lab(5_000);
-    let victim = a_follower(&lab);
+    let victim = lab.cluster.a_follower();
     let id = lab.cluster.node(victim).id;
     let live: Vec<usize> = (0..3).filter(|&i| i != victim).collect();
     // The victim's data dir onto a 16 MiB ext4 image (restarted on it, caught up, ready).
@@ -143,7 +113,7 @@ fn storage_fault(fault: Fault) {
 
     let traffic = traffic(&lab, &[0, 1, 2]);
     traffic.wait_rounds(3);
-    drain_s1(&lab, live[0]);
+    lab.drain_in_every_mode(live[0], "s1");
     traffic.wait_rounds(2);
     match fault {
         Fault::DiskFull => disk.fill(),
@@ -208,7 +178,7 @@ fn a_follower_whose_raft_log_turns_unwritable_stops_and_the_release_waits_for_it
 
 fn wiped_restart(snapshot_every: u64) {
     let mut lab = lab(snapshot_every);
-    let victim = a_follower(&lab);
+    let victim = lab.cluster.a_follower();
     let id = lab.cluster.node(victim).id;
     let peer = lab.cluster.node(victim).peer.clone();
     let live: Vec<usize> = (0..3).filter(|&i| i != victim).collect();
@@ -217,8 +187,8 @@ fn wiped_restart(snapshot_every: u64) {
     traffic.wait_rounds(6);
     if snapshot_every < 1_000 {
         wait_for("the leader purged its log", PATIENCE, || {
-            let c = lab.cluster.node(live[0]).get("/v1/cluster")?;
-            (c["purged_index"].as_u64()? > 0).then_some(())
+            let c = lab.cluster.node(live[0]).cluster_status()?;
+            (c.purged_index > 0).then_some(())
         });
     }
     traffic.set_rotation(&live);
@@ -227,12 +197,10 @@ fn wiped_restart(snapshot_every: u64) {
     let purged = lab
         .cluster
         .node(live[0])
-        .get("/v1/cluster")
-        .expect("cluster")["purged_index"]
-        .as_u64()
-        .unwrap_or(0);
+        .cluster_status()
+        .map_or(0, |c| c.purged_index);
     std::fs::remove_dir_all(lab.cluster.node(victim).data_dir()).expect("wipe");
-    drain_s1(&lab, live[0]);
+    lab.drain_in_every_mode(live[0], "s1");
     lab.cluster.nodes[victim].start();
     let code = wait_exit(&mut lab, victim, Duration::from_secs(20));
     let log = lab.cluster.node(victim).log_text();
@@ -284,35 +252,38 @@ fn a_members_add_whose_caller_hangs_up_leaves_no_learner_behind() {
     let lab = lab(5_000);
     println!("members add, caller hangs up");
     let admin = lab.cluster.node(0).admin.clone();
-    let bad = lab.cluster.node(0).call(
-        "POST",
-        "/v1/members",
-        Some(&serde_json::json!({ "id": 9, "addr": "not an addr" })),
-    );
-    let bad = bad.expect("answer");
+    let bad = lab
+        .cluster
+        .node(0)
+        .add_member(9, "not an addr")
+        .expect("answer");
     assert_eq!(bad.status, 400, "{}", bad.body);
 
     let traffic = traffic(&lab, &[0, 1, 2]);
     traffic.wait_rounds(3);
     // An unreachable learner, asked for by a client that gives up after a second.
-    let body = r#"{"id":8,"addr":"127.0.0.1:2"}"#;
+    let body = MemberAdd {
+        id: 8,
+        addr: "127.0.0.1:2".into(),
+    };
+    let body = serde_json::to_string(&body).expect("a member add");
     let mut stream = std::net::TcpStream::connect(&admin).expect("connect");
     write!(
         stream,
-        "POST /v1/members HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "POST {} HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        paths::MEMBERS,
         TOKEN,
         body.len()
     )
     .expect("send");
     std::thread::sleep(Duration::from_secs(1));
     drop(stream);
-    drain_s1(&lab, 1);
+    lab.drain_in_every_mode(1, "s1");
     let member_8 = || {
-        lab.cluster.node(0).get("/v1/cluster").is_some_and(|c| {
-            c["members"]
-                .as_array()
-                .is_some_and(|m| m.iter().any(|m| m["id"] == 8))
-        })
+        lab.cluster
+            .node(0)
+            .cluster_status()
+            .is_some_and(|c| c.member(8).is_some())
     };
     wait_for("node 8 added as a learner", PATIENCE, || {
         member_8().then_some(())
@@ -337,7 +308,7 @@ fn a_members_add_whose_caller_hangs_up_leaves_no_learner_behind() {
 #[test]
 fn a_follower_paused_before_a_drain_and_flooded_on_resume_never_lets_it_release_early() {
     let lab = lab(5_000);
-    let victim = a_follower(&lab);
+    let victim = lab.cluster.a_follower();
     let id = lab.cluster.node(victim).id;
     let live: Vec<usize> = (0..3).filter(|&i| i != victim).collect();
     println!("paused before a drain, flooded on resume: node {id}");
@@ -346,12 +317,12 @@ fn a_follower_paused_before_a_drain_and_flooded_on_resume_never_lets_it_release_
     warm.set_rotation(&live);
     warm.wait_rounds(1);
     lab.cluster.pause(victim);
-    drain_s1(&lab, live[0]);
+    lab.drain_in_every_mode(live[0], "s1");
     warm.wait_rounds(3);
     let mut clients = warm.stop();
     lab.cluster.resume(victim);
     // The flood: new clients only, all through the resumed node, from its first moment.
-    let mut options = TrafficOptions::new(&hosts(), 0, 10);
+    let mut options = TrafficOptions::new(&mode_hosts(), 0, 10);
     options.first = 10_000;
     options.workers = 4;
     options.newcomers = 10;

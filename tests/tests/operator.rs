@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
+use holdfast::api::{AdminState, ApiError, StateChange, paths};
 use holdfast_tests::{Cluster, ClusterOptions, holdfast_binary, request, wait_for};
 
 fn check(text: &str) -> (i32, String) {
@@ -113,33 +114,23 @@ fn shipped_example_configs_pass_check() {
 fn wrong_token_is_refused_and_changes_nothing() {
     let cluster = Cluster::start(1, ClusterOptions::default());
     let node = cluster.node(0);
-    let body = serde_json::json!({ "state": "maint" });
-    let path = "/v1/backends/app/servers/s1/state";
+    let body = serde_json::to_value(StateChange::to(AdminState::Maint)).expect("a state change");
+    let path = paths::server_state("app", "s1");
     for token in [Some("wrong-token"), None] {
-        let reply = request(&node.admin, "POST", path, token, Some(&body)).expect("admin");
+        let reply = request(&node.admin, "POST", &path, token, Some(&body)).expect("admin");
         assert_eq!(reply.status, 401, "{}", reply.body);
+        let error = reply.parse::<ApiError>().expect("an error answer");
+        assert!(error.error.contains("token"), "{error}");
     }
-    let (code, _, err) = {
-        let out = Command::new(holdfast_binary())
-            .args([
-                "ctl",
-                "--admin",
-                &format!("http://{}", node.admin),
-                "--token",
-                "nope",
-            ])
-            .args(["maint", "app/s1"])
-            .output()
-            .expect("ctl");
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
-    assert_ne!(code, Some(0));
+    let out = node
+        .ctl_command("nope")
+        .args(["maint", "app/s1"])
+        .output()
+        .expect("ctl");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0));
     assert!(err.contains("401"), "{err}");
-    assert_eq!(node.admin_state("app", "s1").as_deref(), Some("ready"));
+    assert_eq!(node.admin_state("app", "s1"), Some(AdminState::Ready));
 }
 
 #[test]
@@ -148,7 +139,7 @@ fn metrics_carry_stable_names_and_labels() {
     let node = cluster.node(0);
     assert_eq!(node.pin("app", "alice", "s1"), 200);
     let metrics = wait_for("the pin in the metrics", Duration::from_secs(20), || {
-        let m = node.call("GET", "/metrics", None).ok()?.body;
+        let m = node.call("GET", paths::METRICS, None).ok()?.body;
         m.contains("holdfast_table_bindings{backend=\"app\",server=\"s1\"} 1")
             .then_some(m)
     });

@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
+use holdfast::api::AdminState;
 use holdfast_tests::{
     ClusterOptions, Lab, MODES, PATIENCE, Traffic, TrafficOptions, free_port, request,
     three_modes_config, wait_for,
@@ -157,18 +158,11 @@ fn prometheus_sees_one_table_a_release_and_a_stuck_drain_alert() {
 
     // Drain ins/s1 with a follower paused: its bindings expire, its watermark holds the
     // release, and the stuck-drain alert fires.
-    let leader = lab.cluster.wait_leader();
-    let paused = (0..3)
-        .find(|&i| lab.cluster.node(i).id != leader)
-        .expect("a follower");
+    let paused = lab.cluster.a_follower();
     let live: Vec<usize> = (0..3).filter(|&i| i != paused).collect();
     let (code, _, err) = lab.cluster.node(live[0]).ctl(&["drain", "ins/s1"]);
     assert_eq!(code, 0, "{err}");
-    wait_for("the drain applied everywhere", PATIENCE, || {
-        (0..3)
-            .all(|i| lab.cluster.node(i).admin_state("ins", "s1").as_deref() == Some("drain"))
-            .then_some(())
-    });
+    lab.cluster.wait_state("ins", "s1", AdminState::Drain);
     lab.cluster.pause(paused);
     wait_for("HoldfastDrainStuck firing", PATIENCE, || {
         (prom.alert("HoldfastDrainStuck").as_deref() == Some("firing")).then_some(())

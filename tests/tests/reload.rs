@@ -5,31 +5,26 @@
 //! accepting and exits once the request in flight is answered.
 
 use std::collections::BTreeSet;
+use std::thread::JoinHandle;
 use std::time::Duration;
 
-use holdfast_tests::{Jar, Lab, PATIENCE, get, wait_for};
+use holdfast_tests::{Answer, Jar, Lab, PATIENCE, get, plain_config, wait_for};
 
-/// One frontend and backend `app` with `persistence` (and `more` of its settings).
-fn config_of(persistence: &str, more: &str, servers: &str) -> String {
-    format!(
-        r#"
-[[frontend]]
-name = "web"
-listen = "{{http}}"
-default_backend = "app"
-
-[[backend]]
-name = "app"
-ttl = "60s"
-persistence = "{persistence}"
-{more}
-{servers}
-"#
-    )
+/// A slow request (answered after 1.5 s) sent now through `http`.
+fn slow_request(http: &str) -> JoinHandle<std::io::Result<Answer>> {
+    let http = http.to_string();
+    let slow = std::thread::spawn(move || get(&http, "app.local", "/sleep/1500", &[]));
+    std::thread::sleep(Duration::from_millis(300));
+    slow
 }
 
-fn config(servers: &str) -> String {
-    config_of("none", "", servers)
+/// Panics unless the slow request was answered 200; `what` says what it went through.
+fn assert_answered(slow: JoinHandle<std::io::Result<Answer>>, what: &str) {
+    let slow = slow
+        .join()
+        .expect("slow request thread")
+        .expect("slow request");
+    assert_eq!(slow.status, 200, "request in flight {what}: {slow:?}");
 }
 
 /// Servers answering `rounds` fresh requests on node 0's frontend.
@@ -45,7 +40,7 @@ fn answering(lab: &Lab, rounds: usize) -> BTreeSet<String> {
 
 #[test]
 fn sighup_moves_new_connections_and_spares_requests_in_flight() {
-    let lab = Lab::start(1, config);
+    let lab = Lab::start(1, plain_config);
     let node = lab.cluster.node(0);
     assert_eq!(
         answering(&lab, 12).len(),
@@ -54,9 +49,7 @@ fn sighup_moves_new_connections_and_spares_requests_in_flight() {
     );
 
     // A slow request is in flight while the config changes under it.
-    let http = lab.http(0);
-    let slow = std::thread::spawn(move || get(&http, "app.local", "/sleep/1500", &[]));
-    std::thread::sleep(Duration::from_millis(300));
+    let slow = slow_request(&lab.http(0));
 
     let text = std::fs::read_to_string(&node.config).expect("config");
     let only_s3 = text
@@ -68,14 +61,7 @@ fn sighup_moves_new_connections_and_spares_requests_in_flight() {
     wait_for("new connections to reach only s3", PATIENCE, || {
         (answering(&lab, 6) == BTreeSet::from(["s3".to_string()])).then_some(())
     });
-    let slow = slow
-        .join()
-        .expect("slow request thread")
-        .expect("slow request");
-    assert_eq!(
-        slow.status, 200,
-        "in-flight request harmed by the reload: {slow:?}"
-    );
+    assert_answered(slow, "harmed by the reload");
 
     // A broken file is refused: the node keeps serving with what it had.
     std::fs::write(
@@ -93,22 +79,11 @@ fn sighup_moves_new_connections_and_spares_requests_in_flight() {
 
 #[test]
 fn sigterm_answers_the_request_in_flight_then_exits() {
-    let mut lab = Lab::start(1, config);
+    let mut lab = Lab::start(1, plain_config);
     let http = lab.http(0);
-    let slow = {
-        let http = http.clone();
-        std::thread::spawn(move || get(&http, "app.local", "/sleep/1500", &[]))
-    };
-    std::thread::sleep(Duration::from_millis(300));
+    let slow = slow_request(&http);
     let exited = lab.cluster.nodes[0].terminate(Duration::from_secs(30));
-    let slow = slow
-        .join()
-        .expect("slow request thread")
-        .expect("slow request");
-    assert_eq!(
-        slow.status, 200,
-        "request in flight cut by SIGTERM: {slow:?}"
-    );
+    assert_answered(slow, "cut by SIGTERM");
     assert!(exited, "node did not exit after SIGTERM");
     assert!(
         get(&http, "app.local", "/", &[]).is_err(),
@@ -116,11 +91,11 @@ fn sigterm_answers_the_request_in_flight_then_exits() {
     );
 }
 
+/// [`plain_config`] with learn persistence of `PHPSESSID`.
 fn learn_config(servers: &str) -> String {
-    config_of(
-        "learn",
-        "cookie = \"PHPSESSID\"\nlearn_wait = \"200ms\"",
-        servers,
+    plain_config(servers).replace(
+        "persistence = \"none\"",
+        "persistence = \"learn\"\ncookie = \"PHPSESSID\"\nlearn_wait = \"200ms\"",
     )
 }
 

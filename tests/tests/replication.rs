@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use holdfast_tests::{Cluster, ClusterOptions, NodeProc, wait_for};
-use serde_json::{Value, json};
 
 const PATIENCE: Duration = Duration::from_secs(30);
 
@@ -13,16 +12,11 @@ fn pin(node: &NodeProc, key: &str, server: &str) -> u16 {
 }
 
 fn keys_of(node: &NodeProc) -> Option<Vec<(String, String)>> {
-    let table = node.get("/v1/table/app?limit=100000")?;
-    let mut keys: Vec<(String, String)> = table["bindings"]
-        .as_array()?
-        .iter()
-        .map(|b| {
-            (
-                b["key"].as_str().unwrap_or("").into(),
-                b["server"].as_str().unwrap_or("").into(),
-            )
-        })
+    let table = node.table("app")?;
+    let mut keys: Vec<(String, String)> = table
+        .bindings
+        .into_iter()
+        .map(|b| (b.key, b.server))
         .collect();
     keys.sort();
     Some(keys)
@@ -36,14 +30,6 @@ fn wait_table(cluster: &Cluster, i: usize, expected: &[(String, String)]) {
     );
 }
 
-fn follower_of(cluster: &Cluster, leader: u64) -> usize {
-    cluster
-        .running()
-        .into_iter()
-        .find(|&i| cluster.node(i).id != leader)
-        .expect("a follower")
-}
-
 fn expected(keys: impl IntoIterator<Item = (String, String)>) -> Vec<(String, String)> {
     let mut v: Vec<_> = keys.into_iter().collect();
     v.sort();
@@ -55,11 +41,11 @@ fn forms_from_static_config_and_forwards_follower_writes() {
     let cluster = Cluster::start(3, ClusterOptions::default());
     let leader = cluster.wait_leader();
     for i in 0..3 {
-        let c = cluster.node(i).get("/v1/cluster").expect("cluster status");
-        assert_eq!(c["members"].as_array().map(Vec::len), Some(3), "{c}");
-        assert_eq!(c["leader"].as_u64(), Some(leader));
+        let c = cluster.node(i).cluster_status().expect("cluster status");
+        assert_eq!(c.members.len(), 3, "{c:?}");
+        assert_eq!(c.leader, Some(leader));
     }
-    let follower = follower_of(&cluster, leader);
+    let follower = cluster.a_follower();
     assert_eq!(pin(cluster.node(follower), "alice", "s1"), 200);
     assert_eq!(pin(cluster.node(follower), "bob", "s2"), 200);
     // A conflicting bind of an existing key loses: the first committed bind wins.
@@ -70,13 +56,12 @@ fn forms_from_static_config_and_forwards_follower_writes() {
     let want = expected([("alice".into(), "s1".into()), ("bob".into(), "s2".into())]);
     for i in 0..3 {
         wait_table(&cluster, i, &want);
-        let backends = cluster.node(i).get("/v1/backends").expect("backends");
-        let s1 = &backends[0]["servers"][0];
-        assert_eq!(
-            (s1["name"].as_str(), s1["bindings"].as_u64()),
-            (Some("s1"), Some(1)),
-            "{backends}"
-        );
+        let backends = cluster.node(i).backends().expect("backends");
+        let s1 = backends
+            .servers()
+            .next()
+            .map(|(_, s)| (s.name.as_str(), s.bindings));
+        assert_eq!(s1, Some(("s1", 1)), "{backends:?}");
     }
 }
 
@@ -93,7 +78,7 @@ fn leader_killed_new_leader_keeps_every_committed_binding() {
     cluster.kill(cluster.index_of(leader));
     let new_leader = cluster.wait_leader();
     assert_ne!(new_leader, leader);
-    let survivor = follower_of(&cluster, leader);
+    let survivor = cluster.running()[0];
     assert_eq!(pin(cluster.node(survivor), "after", "s2"), 200);
     let want = expected(
         keys.into_iter()
@@ -108,7 +93,7 @@ fn leader_killed_new_leader_keeps_every_committed_binding() {
 fn restarted_node_catches_up_from_its_own_log() {
     let mut cluster = Cluster::start(3, ClusterOptions::default());
     let leader = cluster.wait_leader();
-    let victim = follower_of(&cluster, leader);
+    let victim = cluster.a_follower();
     let writer = cluster.index_of(leader);
     assert_eq!(pin(cluster.node(writer), "before", "s1"), 200);
     wait_table(
@@ -124,7 +109,7 @@ fn restarted_node_catches_up_from_its_own_log() {
     let want = keys_of(cluster.node(writer)).expect("leader table");
     assert_eq!(want.len(), 11);
     wait_table(&cluster, victim, &want);
-    let status = |i: usize| cluster.node(i).get("/v1/backends");
+    let status = |i: usize| cluster.node(i).backends();
     wait_for("same server counts on the restarted node", PATIENCE, || {
         (status(victim) == status(writer)).then_some(())
     });
@@ -144,24 +129,21 @@ fn fresh_node_joins_and_catches_up_by_snapshot() {
     }
     // The leader has compacted its log: a newcomer cannot replay it from the start.
     wait_for("the leader to purge its log", PATIENCE, || {
-        let c = cluster.node(writer).get("/v1/cluster")?;
-        (c["purged_index"].as_u64()? > 0).then_some(())
+        let c = cluster.node(writer).cluster_status()?;
+        (c.purged_index > 0).then_some(())
     });
+    let follower = cluster.a_follower();
     let newcomer = cluster.start_extra(4, None);
     let added = cluster
-        .node(follower_of(&cluster, leader))
-        .call(
-            "POST",
-            "/v1/members",
-            Some(&json!({ "id": 4, "addr": cluster.node(newcomer).peer })),
-        )
+        .node(follower)
+        .add_member(4, &cluster.node(newcomer).peer)
         .expect("members add");
     assert_eq!(added.status, 200, "{}", added.body);
     let want = keys_of(cluster.node(writer)).expect("leader table");
     wait_table(&cluster, newcomer, &want);
-    let c = cluster.node(newcomer).get("/v1/cluster").expect("cluster");
-    assert_eq!(c["members"].as_array().map(Vec::len), Some(4), "{c}");
-    assert!(c["snapshot_index"].as_u64().unwrap_or(0) > 0, "{c}");
+    let c = cluster.node(newcomer).cluster_status().expect("cluster");
+    assert_eq!(c.members.len(), 4, "{c:?}");
+    assert!(c.snapshot_index > 0, "{c:?}");
 }
 
 #[test]
@@ -170,11 +152,9 @@ fn peer_with_wrong_secret_is_refused() {
     let leader = cluster.wait_leader();
     let intruder = cluster.start_extra(9, Some("not-the-cluster-secret-at-all"));
     // Ask the cluster to add it: replication to it must be refused, so the add fails.
-    let reply = cluster.node(cluster.index_of(leader)).call(
-        "POST",
-        "/v1/members",
-        Some(&json!({ "id": 9, "addr": cluster.node(intruder).peer })),
-    );
+    let reply = cluster
+        .node(cluster.index_of(leader))
+        .add_member(9, &cluster.node(intruder).peer);
     let status = reply.map(|r| r.status).unwrap_or(0);
     assert_ne!(status, 200, "a node with the wrong secret was added");
     wait_for("both sides to log the refusal", PATIENCE, || {
@@ -184,9 +164,9 @@ fn peer_with_wrong_secret_is_refused() {
             && leader_log.contains("wrong cluster secret"))
         .then_some(())
     });
-    let c: Value = cluster
+    let c = cluster
         .node(intruder)
-        .get("/v1/cluster")
+        .cluster_status()
         .expect("intruder status");
-    assert!(c["leader"].is_null(), "intruder learned a leader: {c}");
+    assert_eq!(c.leader, None, "intruder learned a leader: {c:?}");
 }

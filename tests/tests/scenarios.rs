@@ -8,19 +8,16 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use holdfast::api::AdminState;
 use holdfast_tests::{
     Client, CtlRun, Lab, MODES, PATIENCE, Tally, Traffic, TrafficOptions, assert_no_moves,
-    three_modes_config, wait_for,
+    mode_hosts, three_modes_config, wait_for,
 };
 
 const ALL: [usize; 3] = [0, 1, 2];
 
 /// Every mode's s1.
 const S1: [(&str, &str); 3] = [("ins", "s1"), ("lrn", "s1"), ("src", "s1")];
-
-fn hosts() -> Vec<&'static str> {
-    MODES.iter().map(|(_, h)| *h).collect()
-}
 
 /// Waits until s1 drains on every running node, in every backend.
 fn wait_drained(lab: &Lab) -> Instant {
@@ -29,7 +26,7 @@ fn wait_drained(lab: &Lab) -> Instant {
             .all(|(b, s)| {
                 lab.server_everywhere(b, s)
                     .iter()
-                    .all(|(state, _)| state.as_deref() == Some("drain"))
+                    .all(|(state, _)| *state == Some(AdminState::Drain))
             })
             .then(Instant::now)
     })
@@ -108,13 +105,7 @@ fn judge_release(
             "{backend}/{server} released {:?} after its last request, before the ttl {ttl:?}",
             release.held_until.saturating_duration_since(last)
         );
-        let everywhere = lab.server_everywhere(backend, server);
-        assert!(
-            everywhere
-                .iter()
-                .all(|e| *e == (Some("maint".to_string()), Some(0))),
-            "{backend}/{server} not maint with zero bindings on every node: {everywhere:?}"
-        );
+        lab.assert_released(backend, server, "after the drain");
         println!(
             "  {backend}/{server}: released between {:?} and {:?} after its last request (ttl {ttl:?})",
             release.held_until - last,
@@ -198,7 +189,7 @@ fn drain_through_node_2_under_traffic_keeps_sessions_and_releases_after_ttl() {
     let ttl = Duration::from_secs(3);
     let lab = Lab::start(3, |s| three_modes_config(s, "3s"));
     println!("scenario 2: drain s1 through node 2 under traffic");
-    let mut options = TrafficOptions::new(&hosts(), 45, 300);
+    let mut options = TrafficOptions::new(&mode_hosts(), 45, 300);
     options.workers = 3;
     options.newcomers = 1;
     let traffic = Traffic::start(&lab, &ALL, options);
@@ -227,7 +218,7 @@ fn leader_killed_mid_drain_keeps_sessions_and_proxying_on_the_survivors() {
     let ttl = Duration::from_secs(3);
     let mut lab = Lab::start(3, |s| three_modes_config(s, "3s"));
     println!("scenario 3: leader killed mid-drain");
-    let mut options = TrafficOptions::new(&hosts(), 36, 400);
+    let mut options = TrafficOptions::new(&mode_hosts(), 36, 400);
     options.workers = 3;
     options.newcomers = 1;
     let traffic = Traffic::start(&lab, &ALL, options);
@@ -243,14 +234,8 @@ fn leader_killed_mid_drain_keeps_sessions_and_proxying_on_the_survivors() {
     lab.cluster.kill(leader);
     traffic.set_rotation(&survivors);
     let rotated = Instant::now();
-    let new_leader = wait_for("a new leader on the survivors", PATIENCE, || {
-        let seen: Vec<Option<u64>> = survivors
-            .iter()
-            .map(|&i| lab.cluster.node(i).get("/v1/cluster")?["leader"].as_u64())
-            .collect();
-        let first = seen[0].filter(|&l| l != leader_id)?;
-        seen.iter().all(|l| *l == Some(first)).then_some(first)
-    });
+    // The killed node no longer runs: the leader the survivors agree on is a new one.
+    let new_leader = lab.cluster.wait_leader();
     let leader_seen = Instant::now();
     let failover = leader_seen - killed;
     traffic.wait_rounds(4);

@@ -7,16 +7,13 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use holdfast::api::{AdminState, ServerView};
 use holdfast_tests::{
     Client, ClusterOptions, Lab, MODES, PATIENCE, Tally, Traffic, TrafficOptions, assert_no_moves,
-    last_request, three_modes_config, wait_for,
+    last_request, mode_hosts, three_modes_config, wait_for, watermarks_kept,
 };
 
 const ALL: [usize; 3] = [0, 1, 2];
-
-fn hosts() -> Vec<&'static str> {
-    MODES.iter().map(|(_, h)| *h).collect()
-}
 
 /// Clients per backend.
 fn per_backend(clients: &[Client]) -> BTreeMap<String, u64> {
@@ -57,15 +54,12 @@ fn a_paused_node_holds_the_release_until_it_resumes_while_clients_run() {
     };
     let lab = Lab::start_with(3, options, |s| three_modes_config(s, "2s"));
     println!("scenario 4: a paused node while clients run");
-    let mut options = TrafficOptions::new(&hosts(), 30, 300);
+    let mut options = TrafficOptions::new(&mode_hosts(), 30, 300);
     options.workers = 3;
     options.newcomers = 1;
     let traffic = Traffic::start(&lab, &ALL, options);
     traffic.wait_rounds(3);
-    let leader = lab.cluster.wait_leader();
-    let paused = (0..3)
-        .find(|&i| lab.cluster.node(i).id != leader)
-        .expect("a follower");
+    let paused = lab.cluster.a_follower();
     let paused_id = lab.cluster.node(paused).id;
     let live: Vec<usize> = ALL.into_iter().filter(|&i| i != paused).collect();
     // Clients stop using it first (a paused process would hold their connections).
@@ -73,7 +67,7 @@ fn a_paused_node_holds_the_release_until_it_resumes_while_clients_run() {
     traffic.wait_rounds(1);
     lab.cluster.pause(paused);
     // While it is paused, only the live nodes are asked anything.
-    let on_live = |backend: &str| -> Vec<serde_json::Value> {
+    let on_live = |backend: &str| -> Vec<ServerView> {
         live.iter()
             .filter_map(|&i| lab.cluster.node(i).server(backend, "s1"))
             .collect()
@@ -88,7 +82,7 @@ fn a_paused_node_holds_the_release_until_it_resumes_while_clients_run() {
             .iter()
             .all(|(b, _)| {
                 let s = on_live(b);
-                s.len() == 2 && s.iter().all(|s| s["admin_state"] == "drain")
+                s.len() == 2 && s.iter().all(|s| s.admin_state == AdminState::Drain)
             })
             .then_some(())
     });
@@ -105,7 +99,9 @@ fn a_paused_node_holds_the_release_until_it_resumes_while_clients_run() {
     let held = Instant::now();
     for (b, _) in MODES {
         assert!(
-            on_live(b).iter().all(|s| s["admin_state"] == "drain"),
+            on_live(b)
+                .iter()
+                .all(|s| s.admin_state == AdminState::Drain),
             "{b}/s1 released while node {paused_id} was paused"
         );
     }
@@ -126,13 +122,7 @@ fn a_paused_node_holds_the_release_until_it_resumes_while_clients_run() {
             release.held_until >= last + ttl,
             "{backend}/{server} released before the ttl after its last request"
         );
-        let everywhere = lab.server_everywhere(backend, server);
-        assert!(
-            everywhere
-                .iter()
-                .all(|e| *e == (Some("maint".to_string()), Some(0))),
-            "{backend}/{server}: {everywhere:?}"
-        );
+        lab.assert_released(backend, server, "after the resume");
         println!(
             "  {backend}/{server}: released {:?} after its last request, {:?} after the resume",
             release.seen - last,
@@ -146,7 +136,7 @@ fn a_paused_node_holds_the_release_until_it_resumes_while_clients_run() {
 fn without_quorum_the_survivor_keeps_proxying_and_the_cluster_converges_after() {
     let mut lab = Lab::start(3, |s| three_modes_config(s, "60s"));
     println!("scenario 5: no quorum");
-    let mut options = TrafficOptions::new(&hosts(), 30, 300);
+    let mut options = TrafficOptions::new(&mode_hosts(), 30, 300);
     options.workers = 3;
     let traffic = Traffic::start(&lab, &ALL, options);
     traffic.wait_rounds(4);
@@ -156,7 +146,7 @@ fn without_quorum_the_survivor_keeps_proxying_and_the_cluster_converges_after() 
     lab.cluster.kill(1);
     lab.cluster.kill(2);
     // New clients arrive at the survivor too.
-    let mut fresh = TrafficOptions::new(&hosts(), 30, 8);
+    let mut fresh = TrafficOptions::new(&mode_hosts(), 30, 8);
     fresh.first = 5000;
     let newcomers = Traffic::start(&lab, &[survivor], fresh);
     traffic.wait_rounds(3);
@@ -217,7 +207,7 @@ fn without_quorum_the_survivor_keeps_proxying_and_the_cluster_converges_after() 
 fn whole_cluster_restart_with_clients_keeps_bindings_states_and_watermarks() {
     let mut lab = Lab::start(3, |s| three_modes_config(s, "60s"));
     println!("scenario 6: whole-cluster restart with clients");
-    let mut options = TrafficOptions::new(&hosts(), 30, 4);
+    let mut options = TrafficOptions::new(&mode_hosts(), 30, 4);
     options.workers = 3;
     let clients = Traffic::start(&lab, &ALL, options.clone()).finish();
     let (code, _, err) = lab.cluster.node(1).ctl(&["drain", "lrn/s2"]);
@@ -225,14 +215,14 @@ fn whole_cluster_restart_with_clients_keeps_bindings_states_and_watermarks() {
     wait_for("lrn/s2 draining everywhere", PATIENCE, || {
         lab.server_everywhere("lrn", "s2")
             .iter()
-            .all(|(s, _)| s.as_deref() == Some("drain"))
+            .all(|(s, _)| *s == Some(AdminState::Drain))
             .then_some(())
     });
     let before = wait_for("every binding replicated", PATIENCE, || {
         let counts = lab.wait_same_tables();
         (bindings_per_backend(&counts) == per_backend(&clients)).then_some(counts)
     });
-    let watermarks_before = lab.cluster.node(0).get("/v1/cluster").expect("cluster");
+    let watermarks_before = lab.cluster.node(0).cluster_status().expect("cluster");
     for i in ALL {
         lab.cluster.kill(i);
     }
@@ -250,21 +240,18 @@ fn whole_cluster_restart_with_clients_keeps_bindings_states_and_watermarks() {
     assert!(
         lab.server_everywhere("lrn", "s2")
             .iter()
-            .all(|(s, _)| s.as_deref() == Some("drain")),
+            .all(|(s, _)| *s == Some(AdminState::Drain)),
         "lrn/s2 drain state back from disk"
     );
-    let watermarks_after = lab.cluster.node(0).get("/v1/cluster").expect("cluster");
-    for (b, a) in watermarks_before["members"]
-        .as_array()
-        .expect("members")
-        .iter()
-        .zip(watermarks_after["members"].as_array().expect("members"))
-    {
-        assert!(
-            a["watermark"].as_u64() >= b["watermark"].as_u64() && b["watermark"].as_u64() > Some(0),
-            "watermarks back from disk: {watermarks_before} -> {watermarks_after}"
-        );
-    }
+    let watermarks_after = lab.cluster.node(0).cluster_status().expect("cluster");
+    assert!(
+        watermarks_before.members.iter().all(|b| b.watermark > 0),
+        "every member reported a watermark: {watermarks_before:?}"
+    );
+    assert!(
+        watermarks_kept(&watermarks_before, &watermarks_after),
+        "watermarks back from disk: {watermarks_before:?} -> {watermarks_after:?}"
+    );
     // The same clients, with their cookies and addresses, stay on their servers.
     options.max_rounds = 4;
     let clients = Traffic::resume(&lab, &ALL, clients, options).finish();

@@ -5,6 +5,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use holdfast::api::AdminState;
 use holdfast_tests::{ClusterOptions, Lab, PATIENCE, three_modes_config, wait_for};
 
 const TTL: Duration = Duration::from_secs(2);
@@ -68,7 +69,7 @@ fn an_open_websocket_holds_its_server_until_a_ttl_after_it_closes() {
         (t.server == "s1").then_some(t)
     });
     tunnel.echo("hello");
-    lab.set_state(1, "ins", "s1", "drain");
+    lab.set_state(1, "ins", "s1", AdminState::Drain);
     // Three ttls with the tunnel open and talking: never released, on any node; node 3 is
     // killed and restarted meanwhile.
     let until = Instant::now() + TTL * 3;
@@ -89,8 +90,8 @@ fn an_open_websocket_holds_its_server_until_a_ttl_after_it_closes() {
         };
         for i in 0..live {
             assert_eq!(
-                lab.cluster.node(i).admin_state("ins", "s1").as_deref(),
-                Some("drain"),
+                lab.cluster.node(i).admin_state("ins", "s1"),
+                Some(AdminState::Drain),
                 "released on node {} while a tunnel to s1 was open",
                 i + 1
             );
@@ -101,12 +102,7 @@ fn an_open_websocket_holds_its_server_until_a_ttl_after_it_closes() {
         lab.cluster.node(2).ready().then_some(())
     });
     let open: Vec<u64> = (0..3)
-        .filter_map(|i| {
-            lab.cluster
-                .node(i)
-                .server("ins", "s1")
-                .and_then(|s| s["open_here"].as_u64())
-        })
+        .filter_map(|i| lab.cluster.node(i).server("ins", "s1").map(|s| s.open_here))
         .collect();
     assert_eq!(
         open,
@@ -145,7 +141,7 @@ fn a_request_in_flight_holds_a_server_of_a_backend_without_persistence() {
         lab.cluster
             .node(0)
             .server("nop", "s1")
-            .and_then(|s| s["open_here"].as_u64())
+            .map(|s| s.open_here)
             .unwrap_or(0)
     };
     // Round robin: new uploads until one is open to s1 (the node counts it open there).
@@ -162,14 +158,14 @@ fn a_request_in_flight_holds_a_server_of_a_backend_without_persistence() {
         std::thread::sleep(Duration::from_millis(300));
         (open_on_s1() == 1).then_some(s)
     });
-    lab.set_state(1, "nop", "s1", "drain");
+    lab.set_state(1, "nop", "s1", AdminState::Drain);
     for &b in &body[1..] {
         std::thread::sleep(Duration::from_millis(400));
         stream.write_all(&[b]).expect("upload");
         for i in 0..3 {
             assert_eq!(
-                lab.cluster.node(i).admin_state("nop", "s1").as_deref(),
-                Some("drain"),
+                lab.cluster.node(i).admin_state("nop", "s1"),
+                Some(AdminState::Drain),
                 "released on node {} with a request in flight",
                 i + 1
             );
@@ -232,7 +228,7 @@ fn mcp_sessions_named_by_a_header_stick_across_nodes_and_through_a_drain() {
             assert_eq!(&call(node, Some(id)).body, server, "session {id} moved");
         }
     }
-    lab.set_state(0, "mcp", "s1", "drain");
+    lab.set_state(0, "mcp", "s1", AdminState::Drain);
     let on_s1 = sessions.iter().filter(|(_, s)| s == "s1").count();
     for (id, server) in &sessions {
         for node in 0..3 {
@@ -253,7 +249,7 @@ fn mcp_sessions_named_by_a_header_stick_across_nodes_and_through_a_drain() {
     );
     // s1 gone (maint): with on_lost = "reject" its sessions get 404 (an MCP client then
     // starts a new session) and are counted; the others carry on.
-    lab.set_state(0, "mcp", "s1", "maint");
+    lab.set_state(0, "mcp", "s1", AdminState::Maint);
     for (id, server) in &sessions {
         for node in 0..3 {
             let a = send(node, Some(id));
@@ -296,7 +292,7 @@ fn an_open_event_stream_holds_its_server_until_a_ttl_after_it_ends() {
         "GET /sse/7000 HTTP/1.1\r\nHost: insert.local\r\nCookie: {cookie}\r\n\r\n"
     )
     .expect("send");
-    lab.set_state(2, "ins", "s1", "drain");
+    lab.set_state(2, "ins", "s1", AdminState::Drain);
     let started = Instant::now();
     let mut seen = String::new();
     let mut buf = [0u8; 4096];
@@ -312,8 +308,8 @@ fn an_open_event_stream_holds_its_server_until_a_ttl_after_it_ends() {
                 break;
             }
             assert_eq!(
-                lab.cluster.node(i).admin_state("ins", "s1").as_deref(),
-                Some("drain"),
+                lab.cluster.node(i).admin_state("ins", "s1"),
+                Some(AdminState::Drain),
                 "released on node {} while an event stream from s1 was open",
                 i + 1
             );
@@ -361,8 +357,8 @@ fn sessions_the_application_ends_free_a_draining_server_at_once() {
         (a.body == "s1").then_some(id)
     });
     lab.wait_bindings("mcp", 1);
-    lab.set_state(2, "lrn", "s1", "drain");
-    lab.set_state(2, "mcp", "s1", "drain");
+    lab.set_state(2, "lrn", "s1", AdminState::Drain);
+    lab.set_state(2, "mcp", "s1", AdminState::Drain);
     // Both still reach s1 while draining, then end their sessions.
     assert_eq!(
         jar.get(&lab.http(1), "learn.local").expect("request").body,
@@ -417,13 +413,9 @@ fn maxlife_caps_an_active_session() {
     jar.get(&lab.http(0), "learn.local").expect("first request");
     let session = jar.cookies["PHPSESSID"].clone();
     let entry = || {
-        let t = lab.cluster.node(0).get("/v1/table/lrn")?;
-        let b = t["bindings"]
-            .as_array()?
-            .iter()
-            .find(|b| b["key"] == session.as_str())?
-            .clone();
-        Some((b["expires_at"].as_u64()?, b["expires_in_ms"].as_u64()?))
+        let t = lab.cluster.node(0).table("lrn")?;
+        let b = t.binding(&session)?;
+        Some((b.expires_at, b.expires_in_ms))
     };
     let (cap, left) = wait_for("the session's binding", PATIENCE, entry);
     assert!(

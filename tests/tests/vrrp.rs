@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use holdfast::api::{AdminState, Backends, StateChange, paths};
 use holdfast_tests::netns::{self, Netns, NsProc};
 use holdfast_tests::{Jar, TOKEN, holdfast_binary, request, three_modes_config};
 
@@ -138,26 +139,26 @@ impl Site {
         )
     }
 
-    /// A call to node `i`'s admin API, made from inside its namespace.
+    /// A call to node `i`'s admin API, made from inside its namespace: the answer, if 200.
     fn admin(
         &self,
         i: usize,
         method: &str,
         path: &str,
         body: Option<serde_json::Value>,
-    ) -> Option<serde_json::Value> {
+    ) -> Option<holdfast_tests::Reply> {
         let (method, path) = (method.to_string(), path.to_string());
         self.node_ns[i].run(move || {
             request("127.0.0.1:8410", &method, &path, Some(TOKEN), body.as_ref())
                 .ok()
                 .filter(|r| r.status == 200)
-                .map(|r| r.json)
         })
     }
 
     fn ready(&self, i: usize) -> bool {
         self.node_ns[i].run(|| {
-            request("127.0.0.1:8410", "GET", "/readyz", None, None).is_ok_and(|r| r.status == 200)
+            request("127.0.0.1:8410", "GET", paths::READYZ, None, None)
+                .is_ok_and(|r| r.status == 200)
         })
     }
 
@@ -194,16 +195,11 @@ impl Site {
         }
     }
 
-    fn state_everywhere(&self, live: &[usize], backend: &str) -> Vec<Option<String>> {
+    fn state_everywhere(&self, live: &[usize], backend: &str) -> Vec<Option<AdminState>> {
         live.iter()
             .map(|&i| {
-                let v = self.admin(i, "GET", "/v1/backends", None)?;
-                let b = v.as_array()?.iter().find(|b| b["name"] == backend)?;
-                let s = b["servers"]
-                    .as_array()?
-                    .iter()
-                    .find(|s| s["name"] == "s1")?;
-                s["admin_state"].as_str().map(str::to_string)
+                let backends: Backends = self.admin(i, "GET", paths::BACKENDS, None)?.parse()?;
+                Some(backends.server(backend, "s1")?.admin_state)
             })
             .collect()
     }
@@ -317,10 +313,10 @@ fn clients_behind_the_floating_address_keep_their_sessions_when_it_moves() {
     // A drain through a node that does not hold the address, while clients run.
     let other = (0..3).find(|&i| i != first).expect("another node");
     for backend in ["ins", "lrn"] {
-        let body = serde_json::json!({ "state": "drain" });
-        let path = format!("/v1/backends/{backend}/servers/s1/state");
+        let body = serde_json::to_value(StateChange::to(AdminState::Drain)).ok();
+        let path = paths::server_state(backend, "s1");
         assert!(
-            site.admin(other, "POST", &path, Some(body)).is_some(),
+            site.admin(other, "POST", &path, body).is_some(),
             "drain {backend}/s1"
         );
     }
@@ -408,16 +404,16 @@ fn clients_behind_the_floating_address_keep_their_sessions_when_it_moves() {
     let mut held = Instant::now();
     let released = site.wait("s1 released on every node", Duration::from_secs(60), || {
         let poll = Instant::now();
-        let states: Vec<Option<String>> = ["ins", "lrn"]
+        let states: Vec<Option<AdminState>> = ["ins", "lrn"]
             .iter()
             .flat_map(|b| site.state_everywhere(&[0, 1, 2], b))
             .collect();
-        if states.iter().any(|s| s.as_deref() == Some("drain")) {
+        if states.contains(&Some(AdminState::Drain)) {
             held = poll;
         }
         states
             .iter()
-            .all(|s| s.as_deref() == Some("maint"))
+            .all(|s| *s == Some(AdminState::Maint))
             .then(Instant::now)
     });
     if let Some(last) = last_s1 {

@@ -82,7 +82,8 @@ async fn three_nodes_elect_replicate_forward_and_fail_over() {
     let forwarded = client
         .client_write(&leader.addr, put("b", "2"))
         .await
-        .expect("forwarded write");
+        .expect("forwarded write")
+        .data;
     wait_applied(&nodes, forwarded.index).await;
 
     // Snapshot + purge on the leader, then a new learner can only catch up by
@@ -162,7 +163,8 @@ async fn three_nodes_elect_replicate_forward_and_fail_over() {
     let after = client
         .client_write(&new_leader.addr, put("c", "3"))
         .await
-        .expect("write after failover");
+        .expect("write after failover")
+        .data;
     wait_applied(&nodes, after.index).await;
     for n in &nodes {
         let data = n.sm.data();

@@ -4,7 +4,7 @@
 use holdfast_peer_proto::frame::{self, HANDSHAKE_MAX_FRAME};
 use holdfast_peer_proto::handshake::{HelloBody, ServerHello, hello_payload};
 use holdfast_peer_proto::{
-    CallError, ForwardError, PeerClient, PeerConfig, PeerError, RefuseReason,
+    CallError, ForwardError, PROTOCOL_VERSION, PeerClient, PeerConfig, PeerError, RefuseReason,
 };
 use std::sync::Arc;
 use tokio::net::TcpStream;
@@ -27,12 +27,14 @@ async fn secret_handshake_and_forwarded_write_round_trip() {
     let first = client
         .client_write(&server.addr, put("a"))
         .await
-        .expect("write a");
+        .expect("write a")
+        .data;
     assert_eq!(first.previous, None);
     let second = client
         .client_write(&server.addr, put("b"))
         .await
-        .expect("write b");
+        .expect("write b")
+        .data;
     assert_eq!(
         second,
         PutResp {
@@ -188,7 +190,7 @@ async fn unsupported_version_and_bad_magic_are_refused() {
     match raw_hello(&node.addr, &payload).await {
         ServerHello::Refuse(RefuseReason::UnsupportedVersion {
             requested: 99,
-            supported: 1,
+            supported: PROTOCOL_VERSION,
         }) => {}
         other => panic!("expected version refusal, got {other:?}"),
     }

@@ -30,7 +30,8 @@ async fn mutual_tls_round_trip_and_foreign_ca_refused() {
             },
         )
         .await
-        .expect("write over mTLS");
+        .expect("write over mTLS")
+        .data;
     assert_eq!(resp.previous, None);
     let answer = client
         .query(&server.addr, b"x".to_vec())

@@ -7,6 +7,8 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use serde::Serialize;
 
+use crate::api::ApiError;
+
 /// The response body type of the admin API.
 pub type Body = Full<Bytes>;
 
@@ -25,9 +27,9 @@ pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {
     }
 }
 
-/// A JSON error `{"error": message}` with `status`.
+/// A JSON [`ApiError`] saying `message`, with `status`.
 pub fn error(status: StatusCode, message: &str) -> Response<Body> {
-    let body = serde_json::json!({ "error": message }).to_string();
+    let body = serde_json::to_vec(&ApiError::new(message)).unwrap_or_default();
     Response::builder()
         .status(status)
         .header(header::CONTENT_TYPE, "application/json")

@@ -11,6 +11,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use super::http::{Body, text};
+use crate::api::AdminState;
 use crate::cluster::Node;
 use crate::http::HttpMetrics;
 
@@ -135,15 +136,14 @@ pub fn render(node: &Node, http: Option<&HttpMetrics>) -> Response<Body> {
                 server: s.server.clone(),
             };
             bindings.get_or_create(&labels).set(s.bindings as i64);
-            for state in ["ready", "drain", "maint"] {
+            let current = AdminState::from(s.admin_state);
+            for state in AdminState::ALL {
                 let l = StateLabels {
                     backend: s.backend.clone(),
                     server: s.server.clone(),
-                    state: state.into(),
+                    state: state.to_string(),
                 };
-                states
-                    .get_or_create(&l)
-                    .set((s.admin_state.name() == state) as i64);
+                states.get_or_create(&l).set((current == state) as i64);
             }
         }
         t.counters()

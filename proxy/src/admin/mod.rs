@@ -1,4 +1,5 @@
 //! The operator-facing HTTP listener: admin API (JSON, bearer token) and `/metrics`.
+//! What the JSON holds is defined once, in [`crate::api`].
 
 mod http;
 mod metrics;
@@ -12,6 +13,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 
+use crate::api::Health;
 use crate::cluster::Node;
 use crate::http::HttpMetrics;
 
@@ -27,12 +29,8 @@ pub struct Admin {
 
 impl Admin {
     /// This node's view of a server's health, for status pages.
-    pub fn health(&self, backend: &str, server: &str) -> &'static str {
-        match self.http.as_ref().and_then(|h| h.health(backend, server)) {
-            Some(true) => "up",
-            Some(false) => "down",
-            None => "unknown",
-        }
+    pub fn health(&self, backend: &str, server: &str) -> Health {
+        Health::from_check(self.http.as_ref().and_then(|h| h.health(backend, server)))
     }
 }
 

@@ -4,18 +4,10 @@
 //! `/stats.json` once a second.
 
 use http::{Response, StatusCode};
-use serde::Serialize;
 
 use super::Admin;
 use super::http::{Body, json, text};
-use crate::cluster::{BackendStatus, ClusterStatus};
-
-/// What the stats page polls.
-#[derive(Serialize)]
-struct Stats {
-    cluster: ClusterStatus,
-    backends: Vec<BackendStatus>,
-}
+use crate::api::Stats;
 
 /// `GET /stats.json`.
 pub async fn stats_json(admin: &Admin) -> Response<Body> {

@@ -5,12 +5,18 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use bytes::Bytes;
 use clap::{Args, Subcommand};
+use http::Method;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use serde_json::Value;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use super::render;
+use crate::api::{
+    Ack, AdminState, ApiError, Backends, ClusterStatus, MemberAdd, Readiness, StateChange,
+    TableStatus, paths,
+};
 
 /// `holdfast ctl` arguments.
 #[derive(Debug, Args)]
@@ -93,6 +99,7 @@ pub enum MembersOp {
     },
 }
 
+/// A client of one node's admin API: typed answers, [`ApiError`]s as errors.
 struct Api {
     base: String,
     token: Option<String>,
@@ -100,48 +107,61 @@ struct Api {
 }
 
 impl Api {
-    /// `GET path` without failing on an error status: (2xx, JSON body).
-    async fn probe(&self, path: &str) -> anyhow::Result<(bool, Value)> {
-        let uri = format!("{}{}", self.base.trim_end_matches('/'), path);
-        let req = http::Request::get(&uri).body(Full::new(Bytes::new()))?;
-        let resp = self
-            .client
-            .request(req)
-            .await
-            .with_context(|| format!("cannot reach {uri}"))?;
-        let ok = resp.status().is_success();
-        let bytes = resp.into_body().collect().await?.to_bytes();
-        Ok((ok, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
+    /// `GET path` without failing on an error status: (2xx, the answer if it parses).
+    async fn probe<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<(bool, Option<T>)> {
+        let req = http::Request::get(self.uri(path)).body(Full::new(Bytes::new()))?;
+        let (status, bytes) = self.send(req).await?;
+        Ok((status.is_success(), serde_json::from_slice(&bytes).ok()))
     }
 
-    async fn call(
+    /// `GET path` with the token.
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+        self.call(http::Method::GET, path, None::<&()>).await
+    }
+
+    /// `method path` with the token and a JSON `body`; an error status fails with the
+    /// answer's [`ApiError`].
+    async fn call<T: DeserializeOwned>(
         &self,
         method: http::Method,
         path: &str,
-        body: Option<Value>,
-    ) -> anyhow::Result<Value> {
-        let uri = format!("{}{}", self.base.trim_end_matches('/'), path);
-        let mut req = http::Request::builder().method(method).uri(&uri);
+        body: Option<&impl Serialize>,
+    ) -> anyhow::Result<T> {
+        let mut req = http::Request::builder().method(method).uri(self.uri(path));
         if let Some(t) = &self.token {
             req = req.header(http::header::AUTHORIZATION, format!("Bearer {t}"));
         }
-        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let body = body
+            .map(serde_json::to_vec)
+            .transpose()?
+            .unwrap_or_default();
         let req = req
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(Full::new(Bytes::from(body)))?;
+        let (status, bytes) = self.send(req).await?;
+        if !status.is_success() {
+            let why = serde_json::from_slice::<ApiError>(&bytes).unwrap_or_default();
+            bail!("{status}: {why}");
+        }
+        serde_json::from_slice(&bytes).with_context(|| format!("unexpected answer ({status})"))
+    }
+
+    fn uri(&self, path: &str) -> String {
+        format!("{}{}", self.base.trim_end_matches('/'), path)
+    }
+
+    async fn send(
+        &self,
+        req: http::Request<Full<Bytes>>,
+    ) -> anyhow::Result<(http::StatusCode, Bytes)> {
+        let uri = req.uri().to_string();
         let resp = self
             .client
             .request(req)
             .await
             .with_context(|| format!("cannot reach {uri}"))?;
         let status = resp.status();
-        let bytes = resp.into_body().collect().await?.to_bytes();
-        let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        if !status.is_success() {
-            let msg = value.get("error").and_then(Value::as_str).unwrap_or("");
-            bail!("{status}: {msg}");
-        }
-        Ok(value)
+        Ok((status, resp.into_body().collect().await?.to_bytes()))
     }
 }
 
@@ -160,91 +180,103 @@ pub fn ctl(args: CtlArgs) -> anyhow::Result<i32> {
     runtime.block_on(run(args))
 }
 
+/// Prints `value`: as JSON with `--json`, else laid out by `render`.
+fn show<T: Serialize>(json: bool, value: &T, render: fn(&T) -> String) -> anyhow::Result<i32> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(value)?);
+    } else {
+        print!("{}", render(value));
+    }
+    Ok(0)
+}
+
 async fn run(args: CtlArgs) -> anyhow::Result<i32> {
     let api = Api {
         base: args.admin.clone(),
         token: args.token.clone(),
         client: Client::builder(TokioExecutor::new()).build_http(),
     };
-    use http::Method;
-    let render: fn(&Value) -> String = match &args.command {
-        CtlCommand::Status => render::backends,
-        CtlCommand::Cluster => render::cluster,
-        CtlCommand::Readyz => render::readiness,
-        CtlCommand::Table { .. } => render::table,
-        _ => render::ack,
-    };
-    let value = match &args.command {
-        CtlCommand::Status => api.call(Method::GET, "/v1/backends", None).await?,
-        CtlCommand::Cluster => api.call(Method::GET, "/v1/cluster", None).await?,
-        CtlCommand::Readyz => {
-            let (ready, v) = api.probe("/readyz").await?;
-            if !ready {
-                let why = v["reason"].as_str().unwrap_or("unknown");
-                eprintln!("not ready: {why}");
-                return Ok(1);
-            }
-            v
-        }
+    let json = args.json;
+    match &args.command {
+        CtlCommand::Status => show(
+            json,
+            &api.get::<Backends>(paths::BACKENDS).await?,
+            render::backends,
+        ),
+        CtlCommand::Cluster => show(
+            json,
+            &api.get::<ClusterStatus>(paths::CLUSTER).await?,
+            render::cluster,
+        ),
+        CtlCommand::Readyz => readyz(&api, json).await,
         CtlCommand::Table { backend, limit } => {
-            api.call(
-                Method::GET,
-                &format!("/v1/table/{backend}?limit={limit}"),
-                None,
-            )
-            .await?
+            let table: TableStatus = api.get(&paths::table(backend, *limit)).await?;
+            show(json, &table, render::table)
         }
-        CtlCommand::Ready { target } | CtlCommand::Maint { target } => {
-            let (b, s) = split_target(target)?;
-            let state = if matches!(args.command, CtlCommand::Ready { .. }) {
-                "ready"
-            } else {
-                "maint"
-            };
-            let body = serde_json::json!({ "state": state });
-            api.call(
-                Method::POST,
-                &format!("/v1/backends/{b}/servers/{s}/state"),
-                Some(body),
-            )
-            .await?
+        CtlCommand::Ready { target } => {
+            let ack = set_state(&api, target, StateChange::to(AdminState::Ready)).await?;
+            show(json, &ack, render::ack)
+        }
+        CtlCommand::Maint { target } => {
+            let ack = set_state(&api, target, StateChange::to(AdminState::Maint)).await?;
+            show(json, &ack, render::ack)
         }
         CtlCommand::Drain {
             target,
             wait,
             deadline,
         } => {
-            let (b, s) = split_target(target)?;
-            let body = serde_json::json!({ "state": "drain", "deadline": deadline });
-            let v = api
-                .call(
-                    Method::POST,
-                    &format!("/v1/backends/{b}/servers/{s}/state"),
-                    Some(body),
-                )
-                .await?;
+            let change = StateChange {
+                state: AdminState::Drain,
+                deadline: deadline.clone(),
+            };
+            let ack = set_state(&api, target, change).await?;
             if *wait {
+                let (b, s) = split_target(target)?;
                 return wait_released(&api, b, s, deadline.is_some()).await;
             }
-            v
+            show(json, &ack, render::ack)
         }
-        CtlCommand::Members { op } => match op {
-            MembersOp::Add { id, addr } => {
-                let body = serde_json::json!({ "id": id, "addr": addr });
-                api.call(Method::POST, "/v1/members", Some(body)).await?
-            }
-            MembersOp::Remove { id } => {
-                api.call(Method::DELETE, &format!("/v1/members/{id}"), None)
-                    .await?
-            }
-        },
-    };
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&value)?);
-    } else {
-        print!("{}", render(&value));
+        CtlCommand::Members { op } => {
+            let ack: Ack = match op {
+                MembersOp::Add { id, addr } => {
+                    let body = MemberAdd {
+                        id: *id,
+                        addr: addr.clone(),
+                    };
+                    api.call(Method::POST, paths::MEMBERS, Some(&body)).await?
+                }
+                MembersOp::Remove { id } => {
+                    api.call(Method::DELETE, &paths::member(*id), None::<&()>)
+                        .await?
+                }
+            };
+            show(json, &ack, render::ack)
+        }
     }
-    Ok(0)
+}
+
+/// `ctl readyz`: 0 when ready, 1 with the reason on standard error when not.
+async fn readyz(api: &Api, json: bool) -> anyhow::Result<i32> {
+    let (ready, readiness) = api.probe::<Readiness>(paths::READYZ).await?;
+    match readiness {
+        Some(r) if ready => show(json, &r, render::readiness),
+        Some(r) => {
+            eprintln!("not ready: {}", r.reason.as_deref().unwrap_or("unknown"));
+            Ok(1)
+        }
+        None => {
+            eprintln!("not ready: unknown");
+            Ok(1)
+        }
+    }
+}
+
+/// Asks for `change` of `target` (`BACKEND/SERVER`).
+async fn set_state(api: &Api, target: &str, change: StateChange) -> anyhow::Result<Ack> {
+    let (b, s) = split_target(target)?;
+    api.call(Method::POST, &paths::server_state(b, s), Some(&change))
+        .await
 }
 
 /// Polls until `backend/server` is `maint`, printing bindings left and blocking members.
@@ -259,56 +291,30 @@ async fn wait_released(
     let mut last = String::new();
     let mut held = false;
     loop {
-        let backends = api.call(http::Method::GET, "/v1/backends", None).await?;
-        let found = backends
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|b| b["name"] == backend)
-            .flat_map(|b| b["servers"].as_array().cloned().unwrap_or_default())
-            .find(|s| s["name"] == server);
-        let Some(s) = found else {
+        let backends: Backends = api.get(paths::BACKENDS).await?;
+        let Some(s) = backends.server(backend, server) else {
             bail!("no server {backend}/{server}");
         };
-        let state = s["admin_state"].as_str().unwrap_or("?");
-        if state == "maint" {
-            if has_deadline && held {
+        match s.admin_state {
+            AdminState::Maint if has_deadline && held => {
                 eprintln!(
                     "{backend}/{server}: released by its deadline while still held ({last}): \
                      sessions bound to it may break"
                 );
                 return Ok(3);
             }
-            println!("{backend}/{server}: released (maint): safe to shut down");
-            return Ok(0);
+            AdminState::Maint => {
+                println!("{backend}/{server}: released (maint): safe to shut down");
+                return Ok(0);
+            }
+            AdminState::Ready => {
+                eprintln!("{backend}/{server}: back to ready: drain cancelled");
+                return Ok(2);
+            }
+            AdminState::Drain => {}
         }
-        if state == "ready" {
-            eprintln!("{backend}/{server}: back to ready: drain cancelled");
-            return Ok(2);
-        }
-        let bindings = s["bindings"].as_u64().unwrap_or(0);
-        let blockers = s["release_blockers"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        held = bindings > 0 || !blockers.is_empty();
-        let line = if bindings > 0 {
-            format!("{backend}/{server}: {state}, {bindings} bindings left")
-        } else if blockers.is_empty() {
-            format!("{backend}/{server}: {state}, 0 bindings left, releasing")
-        } else {
-            let nodes: Vec<String> = blockers.iter().map(Value::to_string).collect();
-            let promised = s["promised_until"].as_u64().unwrap_or(0);
-            let open = if promised > 0 {
-                ", open streams or requests"
-            } else {
-                ""
-            };
-            format!(
-                "{backend}/{server}: {state}, 0 bindings left, waiting for the watermarks{open} of nodes {}",
-                nodes.join(", ")
-            )
-        };
+        held = s.bindings > 0 || !s.release_blockers.is_empty();
+        let line = format!("{backend}/{server}: {}", render::drain_progress(s));
         if line != last {
             println!("{line}");
             last = line;

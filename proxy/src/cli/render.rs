@@ -1,17 +1,9 @@
-//! Human-readable output of `holdfast ctl` (the admin API's JSON, laid out as tables);
-//! `--json` prints the JSON itself instead.
+//! Human-readable output of `holdfast ctl`: the admin API's answers ([`crate::api`]) laid
+//! out as tables; `--json` prints the JSON itself instead.
 
 use std::fmt::Write;
 
-use serde_json::Value;
-
-fn str_of(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => "-".into(),
-        other => other.to_string(),
-    }
-}
+use crate::api::{Ack, Backends, ClusterStatus, MemberStatus, Readiness, ServerView, TableStatus};
 
 /// Lays `rows` out in left-aligned columns under `header`.
 fn columns(header: &[&str], rows: &[Vec<String>]) -> String {
@@ -37,28 +29,20 @@ fn columns(header: &[&str], rows: &[Vec<String>]) -> String {
 }
 
 /// `ctl status`: one line per server.
-pub fn backends(v: &Value) -> String {
-    let mut rows = Vec::new();
-    for b in v.as_array().into_iter().flatten() {
-        for s in b["servers"].as_array().into_iter().flatten() {
-            let blockers = s["release_blockers"]
-                .as_array()
-                .map(|a| a.iter().map(str_of).collect::<Vec<_>>().join(","))
-                .unwrap_or_default();
-            rows.push(vec![
-                format!("{}/{}", str_of(&b["name"]), str_of(&s["name"])),
-                str_of(&s["admin_state"]),
-                str_of(&s["health"]),
-                str_of(&s["bindings"]),
-                str_of(&s["open_here"]),
-                if blockers.is_empty() {
-                    "-".into()
-                } else {
-                    blockers
-                },
-            ]);
-        }
-    }
+pub fn backends(backends: &Backends) -> String {
+    let rows: Vec<Vec<String>> = backends
+        .servers()
+        .map(|(backend, s)| {
+            vec![
+                format!("{backend}/{}", s.name),
+                s.admin_state.to_string(),
+                s.health.to_string(),
+                s.bindings.to_string(),
+                s.open_here.to_string(),
+                or_dash(join(&s.release_blockers, ",")),
+            ]
+        })
+        .collect();
     columns(
         &[
             "server",
@@ -73,50 +57,16 @@ pub fn backends(v: &Value) -> String {
 }
 
 /// `ctl cluster`: a summary line, then one line per member.
-pub fn cluster(v: &Value) -> String {
-    let now = v["table_now"].as_u64().unwrap_or(0);
+pub fn cluster(c: &ClusterStatus) -> String {
     let mut out = format!(
         "leader {}  term {}  applied {}  snapshot {}  (answered by node {})\n",
-        str_of(&v["leader"]),
-        str_of(&v["term"]),
-        str_of(&v["applied_index"]),
-        str_of(&v["snapshot_index"]),
-        str_of(&v["id"]),
+        c.leader.map_or("-".into(), |l| l.to_string()),
+        c.term,
+        c.applied_index,
+        c.snapshot_index,
+        c.id,
     );
-    let rows: Vec<Vec<String>> = v["members"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|m| {
-            let age = match m["watermark"].as_u64() {
-                Some(0) | None => "none yet".to_string(),
-                Some(w) => format!("{:.1}s", now.saturating_sub(w) as f64 / 1000.0),
-            };
-            let ready = match m["readiness"]["ready"].as_bool() {
-                Some(true) => "ready".to_string(),
-                Some(false) => format!(
-                    "NOT READY: {}",
-                    m["readiness"]["reason"].as_str().unwrap_or("?")
-                ),
-                None => "no answer".to_string(),
-            };
-            let lag = match (
-                m["replication_lag"].as_u64(),
-                m["readiness"]["lag"].as_u64(),
-            ) {
-                (Some(l), _) | (None, Some(l)) => l.to_string(),
-                (None, None) => "-".to_string(),
-            };
-            vec![
-                str_of(&m["id"]),
-                str_of(&m["address"]),
-                str_of(&m["role"]),
-                age,
-                lag,
-                ready,
-            ]
-        })
-        .collect();
+    let rows: Vec<Vec<String>> = c.members.iter().map(|m| member(m, c.table_now)).collect();
     out.push_str(&columns(
         &[
             "node",
@@ -131,19 +81,39 @@ pub fn cluster(v: &Value) -> String {
     out
 }
 
+/// One member's line in [`cluster`], watermark ages taken at the table's clock `now`.
+fn member(m: &MemberStatus, now: u64) -> Vec<String> {
+    let age = match m.watermark {
+        0 => "none yet".to_string(),
+        w => format!("{:.1}s", now.saturating_sub(w) as f64 / 1000.0),
+    };
+    let ready = match &m.readiness {
+        Some(r) if r.ready => "ready".to_string(),
+        Some(r) => format!("NOT READY: {}", r.reason.as_deref().unwrap_or("?")),
+        None => "no answer".to_string(),
+    };
+    let lag = m
+        .replication_lag
+        .or(m.readiness.as_ref().map(|r| r.lag))
+        .map_or("-".to_string(), |l| l.to_string());
+    vec![
+        m.id.to_string(),
+        m.address.clone(),
+        m.role.to_string(),
+        age,
+        lag,
+        ready,
+    ]
+}
+
 /// `ctl table BACKEND`: one line per binding.
-pub fn table(v: &Value) -> String {
-    let rows: Vec<Vec<String>> = v["bindings"]
-        .as_array()
-        .into_iter()
-        .flatten()
+pub fn table(t: &TableStatus) -> String {
+    let rows: Vec<Vec<String>> = t
+        .bindings
+        .iter()
         .map(|b| {
-            let left = b["expires_in_ms"].as_u64().unwrap_or(0) as f64 / 1000.0;
-            vec![
-                str_of(&b["key"]),
-                str_of(&b["server"]),
-                format!("{left:.1}s"),
-            ]
+            let left = b.expires_in_ms as f64 / 1000.0;
+            vec![b.key.clone(), b.server.clone(), format!("{left:.1}s")]
         })
         .collect();
     let mut out = columns(&["key", "server", "expires in"], &rows);
@@ -151,28 +121,55 @@ pub fn table(v: &Value) -> String {
         out,
         "{} of {} bindings in {}",
         rows.len(),
-        str_of(&v["total"]),
-        str_of(&v["backend"])
+        t.total,
+        t.backend
     );
     out
 }
 
-/// Writes that answer `{"ok": true, "admin_state": ...}`.
 /// `ctl readyz` on a ready node.
-pub fn readiness(v: &Value) -> String {
+pub fn readiness(r: &Readiness) -> String {
     format!(
         "ready: applied {}, {} behind the leader's commit\n",
-        str_of(&v["applied"]),
-        str_of(&v["lag"])
+        r.applied, r.lag
     )
 }
 
 /// A write's acknowledgement.
-pub fn ack(v: &Value) -> String {
-    match v.get("admin_state").and_then(Value::as_str) {
+pub fn ack(a: &Ack) -> String {
+    match a.admin_state {
         Some(state) => format!("ok: now {state}\n"),
         None => "ok\n".into(),
     }
+}
+
+/// Where a draining server stands, for `ctl drain --wait`: bindings left, or whose
+/// watermarks (or open exchanges) hold its release back.
+pub fn drain_progress(s: &ServerView) -> String {
+    let state = s.admin_state;
+    if s.bindings > 0 {
+        return format!("{state}, {} bindings left", s.bindings);
+    }
+    if s.release_blockers.is_empty() {
+        return format!("{state}, 0 bindings left, releasing");
+    }
+    let open = if s.promised_until > 0 {
+        ", open streams or requests"
+    } else {
+        ""
+    };
+    format!(
+        "{state}, 0 bindings left, waiting for the watermarks{open} of nodes {}",
+        join(&s.release_blockers, ", ")
+    )
+}
+
+fn join(ids: &[u64], sep: &str) -> String {
+    ids.iter().map(u64::to_string).collect::<Vec<_>>().join(sep)
+}
+
+fn or_dash(text: String) -> String {
+    if text.is_empty() { "-".into() } else { text }
 }
 
 #[cfg(test)]
@@ -182,9 +179,11 @@ mod tests {
     #[test]
     fn backends_lays_out_servers() {
         let v = serde_json::json!([{ "name": "app", "servers": [
-            { "name": "s1", "admin_state": "drain", "health": "up", "bindings": 3, "open_here": 1, "release_blockers": [2, 3] }
+            { "name": "s1", "admin_state": "drain", "health": "up", "bindings": 3, "open_here": 1,
+              "release_blockers": [2, 3], "promised_until": 0 }
         ]}]);
-        let out = backends(&v);
+        let parsed: Result<Backends, _> = serde_json::from_value(v);
+        let out = backends(&parsed.expect("the admin API's JSON"));
         assert!(out.starts_with("SERVER"), "{out}");
         assert!(
             out.contains("app/s1  drain  up      3         1          2,3"),

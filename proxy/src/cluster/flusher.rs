@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use holdfast_table::model::{Bind, Command, NodeBatch, NodeId, Promise, SessionEnd, Touch};
+use holdfast_table::model::{
+    AdminState, Bind, Command, NodeBatch, NodeId, Promise, SessionEnd, Touch,
+};
 use holdfast_table::raft::SharedState;
 use tokio::sync::mpsc;
 
@@ -181,7 +183,7 @@ impl Flusher {
                 .states()
                 .servers
                 .iter()
-                .any(|s| s.admin_state.name() == "drain");
+                .any(|s| matches!(s.admin_state, AdminState::Drain { .. }));
             let send = !pending.binds.is_empty()
                 || (due
                     && (pending.len() > 0

@@ -5,14 +5,15 @@
 use std::sync::Arc;
 
 use holdfast_peer_proto::{ForwardError, PeerHandler};
-use holdfast_table::model::{Proposal, Response};
+use holdfast_table::model::Proposal;
 use holdfast_table::raft::{Raft, TypeConfig};
+use openraft::raft::ClientWriteResponse;
 
 use holdfast_table::raft::SharedState;
 
 use super::membership::{self, FormedAnswer, PeerQuery};
 use super::readiness::{self, CommitWatch};
-use super::writer::Writer;
+use super::writer::{Leader, Writer};
 
 /// The peer-protocol handler of one node.
 pub struct Handler {
@@ -24,14 +25,12 @@ pub struct Handler {
 
 impl Handler {
     fn require_leader(&self) -> Result<(), ForwardError> {
-        let m = self.raft.metrics();
-        let m = m.borrow();
-        if m.current_leader == Some(m.id) {
-            Ok(())
-        } else {
-            Err(ForwardError::NotLeader {
-                leader: m.current_leader,
-            })
+        match self.writer.leader() {
+            Leader::Me => Ok(()),
+            Leader::Other(leader, _) => Err(ForwardError::NotLeader {
+                leader: Some(leader),
+            }),
+            Leader::Unknown => Err(ForwardError::NotLeader { leader: None }),
         }
     }
 }
@@ -45,7 +44,11 @@ impl PeerHandler<TypeConfig> for Handler {
         self.commits.observe(leader_commit);
     }
 
-    async fn client_write(&self, _from: u64, req: Proposal) -> Result<Response, ForwardError> {
+    async fn client_write(
+        &self,
+        _from: u64,
+        req: Proposal,
+    ) -> Result<ClientWriteResponse<TypeConfig>, ForwardError> {
         self.writer.propose_local(req).await
     }
 

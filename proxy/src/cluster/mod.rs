@@ -20,6 +20,4 @@ pub use membership::{ClusterOp, validate_addr};
 pub use node::Node;
 pub use open::{Open, OpenGuard, OpenSet};
 pub use queue::{BindQueue, QueueStats, Record};
-pub use readiness::Readiness;
-pub use status::{BackendStatus, ClusterStatus, MemberStatus, ServerView, TableStatus};
-pub use writer::{WriteError, Writer};
+pub use writer::{Committed, WriteError, Writer};

@@ -10,7 +10,7 @@ use arc_swap::ArcSwap;
 use holdfast_peer_proto::{
     CallError, ForwardError, PeerAuth, PeerClient, PeerConfig, PeerNetwork, TlsMaterial,
 };
-use holdfast_table::model::{AdminState, NodeId, TableParams};
+use holdfast_table::model::{NodeId, TableParams};
 use holdfast_table::raft::{LogStore, Raft, SharedState, StateMachineStore};
 use holdfast_table::view::ReadView;
 use openraft::{BasicNode, SnapshotPolicy};
@@ -23,8 +23,9 @@ use super::handler::Handler;
 use super::membership::{self, ClusterOp, PeerQuery};
 use super::open::OpenSet;
 use super::queue::BindQueue;
-use super::readiness::{self, CommitWatch, Readiness};
-use super::writer::{self, WriteError, Writer};
+use super::readiness::{self, CommitWatch};
+use super::writer::{self, Leader, WriteError, Writer};
+use crate::api::Readiness;
 use crate::config::Config;
 
 /// A running node. Shared (`Arc`) by the admin API and the data plane.
@@ -378,23 +379,12 @@ impl Node {
         }
     }
 
-    /// Waits (at most two seconds) until this node has applied `state` for
-    /// `backend/server`, or a later state (a drain may already be released).
-    pub async fn wait_applied_state(&self, backend: &str, server: &str, state: AdminState) {
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
-        loop {
-            let here = self
-                .shared
-                .with_table(|t| t.server(backend, server).map(|s| s.admin_state));
-            let applied = match (here, state) {
-                (Some(h), s) if h == s => true,
-                (Some(AdminState::Maint), AdminState::Drain { .. }) => true,
-                _ => false,
-            };
-            if applied || tokio::time::Instant::now() >= deadline {
-                return;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    /// Waits (at most two seconds) until this node has applied log entry `index`, e.g. a
+    /// write's ([`Committed::index`](super::writer::Committed)): its table then shows it.
+    pub async fn wait_applied(&self, index: u64) {
+        let wait = self.raft.wait(Some(std::time::Duration::from_secs(2)));
+        if let Err(e) = wait.applied_index_at_least(Some(index), "a write").await {
+            tracing::debug!(index, error = %e, "write not applied here in time");
         }
     }
 
@@ -476,28 +466,24 @@ impl Node {
     }
 
     fn is_leader(&self) -> bool {
-        self.raft.metrics().borrow().current_leader == Some(self.id)
+        matches!(self.writer.leader(), Leader::Me)
     }
 
     /// Sends `query` to the current leader over the peer protocol.
     async fn ask_leader(&self, query: &PeerQuery) -> Result<Vec<u8>, WriteError> {
-        let (leader, addr) = {
-            let m = self.raft.metrics();
-            let m = m.borrow();
-            let leader = m.current_leader;
-            let addr = leader.and_then(|l| {
-                m.membership_config
-                    .membership()
-                    .get_node(&l)
-                    .map(|n| n.addr.clone())
-            });
-            (leader, addr)
-        };
-        let Some(addr) = addr else {
-            return Err(WriteError::NoQuorum(match leader {
-                Some(l) => format!("address of leader {l} unknown"),
-                None => "no leader elected".into(),
-            }));
+        let addr = match self.writer.leader() {
+            Leader::Other(_, Some(addr)) => addr,
+            Leader::Other(l, None) => {
+                return Err(WriteError::NoQuorum(format!(
+                    "address of leader {l} unknown"
+                )));
+            }
+            Leader::Me => {
+                return Err(WriteError::NoQuorum(
+                    "leadership just moved here: retry".into(),
+                ));
+            }
+            Leader::Unknown => return Err(WriteError::NoQuorum("no leader elected".into())),
         };
         let q = serde_json::to_vec(query).map_err(|e| WriteError::Rejected(e.to_string()))?;
         self.peers.query(&addr, q).await.map_err(|e| match e {

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use holdfast_table::raft::Raft;
 use parking_lot::Mutex;
-use serde::{Deserialize, Serialize};
+
+use crate::api::Readiness;
 
 /// A commit index counts as "learned a moment ago" once it is this old: a node that has
 /// applied it has caught up with the leader as of then.
@@ -60,31 +61,14 @@ impl CommitWatch {
     }
 }
 
-/// `GET /readyz` (and a member's line in `ctl cluster`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Readiness {
-    /// Whether the node serves clients and speaks for the table.
-    pub ready: bool,
-    /// Why not, when not ready.
-    pub reason: Option<String>,
-    /// The last log index this node applied.
-    pub applied: u64,
-    /// The leader's commit index as last announced to this node (the leader's own last
-    /// log index on the leader).
-    pub leader_commit: u64,
-    /// How far behind `leader_commit` this node's applied index is.
-    pub lag: u64,
-}
-
-impl Readiness {
-    fn not(reason: String, applied: u64, leader_commit: u64) -> Readiness {
-        Readiness {
-            ready: false,
-            reason: Some(reason),
-            applied,
-            leader_commit,
-            lag: leader_commit.saturating_sub(applied),
-        }
+/// A node that is not ready, and why.
+fn not_ready(reason: String, applied: u64, leader_commit: u64) -> Readiness {
+    Readiness {
+        ready: false,
+        reason: Some(reason),
+        applied,
+        leader_commit,
+        lag: leader_commit.saturating_sub(applied),
     }
 }
 
@@ -93,19 +77,19 @@ pub fn evaluate(raft: &Raft, id: u64, watch: &CommitWatch) -> Readiness {
     let m = raft.metrics().borrow().clone();
     let applied = m.last_applied.map(|l| l.index).unwrap_or(0);
     if let Err(fatal) = &m.running_state {
-        return Readiness::not(format!("raft core stopped: {fatal}"), applied, applied);
+        return not_ready(format!("raft core stopped: {fatal}"), applied, applied);
     }
     let membership = m.membership_config.membership();
     let voters: Vec<u64> = membership.voter_ids().collect();
     if !voters.contains(&id) {
-        return Readiness::not(
+        return not_ready(
             "not a voter (a learner catching up, or not a member)".into(),
             applied,
             applied,
         );
     }
     let Some(leader) = m.current_leader else {
-        return Readiness::not("no leader known".into(), applied, applied);
+        return not_ready("no leader known".into(), applied, applied);
     };
     if leader == id {
         let last = m.last_log_index.unwrap_or(0);
@@ -113,7 +97,7 @@ pub fn evaluate(raft: &Raft, id: u64, watch: &CommitWatch) -> Readiness {
             || m.millis_since_quorum_ack
                 .is_some_and(|ms| ms < QUORUM_ACK.as_millis() as u64);
         if !acked {
-            return Readiness::not("leader without a quorum".into(), applied, last);
+            return not_ready("leader without a quorum".into(), applied, last);
         }
         return Readiness {
             ready: true,
@@ -128,14 +112,14 @@ pub fn evaluate(raft: &Raft, id: u64, watch: &CommitWatch) -> Readiness {
 
 fn follower_readiness(watch: &CommitWatch, leader: u64, applied: u64) -> Readiness {
     let Some((settled, newest, silence)) = watch.reference() else {
-        return Readiness::not(
+        return not_ready(
             format!("nothing heard from leader {leader} yet"),
             applied,
             applied,
         );
     };
     if silence > SILENCE {
-        return Readiness::not(
+        return not_ready(
             format!("nothing heard from leader {leader} for {silence:?}"),
             applied,
             newest,
@@ -149,12 +133,12 @@ fn follower_readiness(watch: &CommitWatch, leader: u64, applied: u64) -> Readine
             leader_commit: newest,
             lag: newest.saturating_sub(applied),
         },
-        Some(commit) => Readiness::not(
+        Some(commit) => not_ready(
             format!("catching up: applied {applied} of {commit}"),
             applied,
             newest,
         ),
-        None => Readiness::not(
+        None => not_ready(
             "catching up: just joined the leader".into(),
             applied,
             newest,

@@ -1,112 +1,17 @@
-//! Read-only views of a node for operators: cluster members and leader, backends and
-//! their servers, the stick table. Serialized as the admin API's JSON.
+//! Read-only views of a node for operators, built as the admin API's types
+//! ([`crate::api`]): cluster members and leader, backends and their servers, the stick
+//! table.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
-use holdfast_table::model::AdminState;
-use serde::Serialize;
+use holdfast_table::model::AdminState as TableState;
 
 use super::membership::PeerQuery;
 use super::node::Node;
-use super::readiness::Readiness;
-
-/// `GET /v1/cluster`.
-#[derive(Clone, Debug, Serialize)]
-pub struct ClusterStatus {
-    /// The node answering.
-    pub id: u64,
-    /// Current leader, if any.
-    pub leader: Option<u64>,
-    /// Current Raft term.
-    pub term: u64,
-    /// Index of the last applied log entry.
-    pub applied_index: u64,
-    /// Index of the last log entry included in the latest snapshot.
-    pub snapshot_index: u64,
-    /// Log entries up to this index have been purged (compacted into a snapshot).
-    pub purged_index: u64,
-    /// The state machine's clock (ms since epoch).
-    pub table_now: u64,
-    /// Members, voters and learners.
-    pub members: Vec<MemberStatus>,
-}
-
-/// One member in [`ClusterStatus`].
-#[derive(Clone, Debug, Serialize)]
-pub struct MemberStatus {
-    /// Node id.
-    pub id: u64,
-    /// Peer address.
-    pub address: String,
-    /// `leader`, `follower` or `learner`.
-    pub role: &'static str,
-    /// Last watermark the member reported (ms since epoch; 0: none yet).
-    pub watermark: u64,
-    /// The member's own readiness, asked over the peer protocol (`None`: it did not
-    /// answer).
-    pub readiness: Option<Readiness>,
-    /// On the leader: how many log entries the member is behind the leader's log.
-    pub replication_lag: Option<u64>,
-}
-
-/// One backend in `GET /v1/backends`.
-#[derive(Clone, Debug, Serialize)]
-pub struct BackendStatus {
-    /// Backend name.
-    pub name: String,
-    /// Its servers.
-    pub servers: Vec<ServerView>,
-}
-
-/// One server in [`BackendStatus`].
-#[derive(Clone, Debug, Serialize)]
-pub struct ServerView {
-    /// Server name.
-    pub name: String,
-    /// `ready`, `drain` or `maint`.
-    pub admin_state: &'static str,
-    /// Forced-release time of a drain (ms since epoch).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub drain_deadline: Option<u64>,
-    /// `up`, `down`, or `unknown` when not checked.
-    pub health: &'static str,
-    /// Live bindings (the replicated count).
-    pub bindings: u64,
-    /// Members whose watermark, unapplied drain or promise still holds a drain's release
-    /// back.
-    pub release_blockers: Vec<u64>,
-    /// Requests, streams and tunnels open to the server from the node answering.
-    pub open_here: u64,
-    /// The latest time any member promised the server to a client it holds no binding
-    /// for (open exchanges; ms since epoch, 0: none).
-    pub promised_until: u64,
-}
-
-/// `GET /v1/table/{backend}`.
-#[derive(Clone, Debug, Serialize)]
-pub struct TableStatus {
-    /// Backend name.
-    pub backend: String,
-    /// The state machine's clock.
-    pub now: u64,
-    /// Live bindings in the backend.
-    pub total: usize,
-    /// Up to `limit` bindings, by key.
-    pub bindings: Vec<TableEntry>,
-}
-
-/// One binding in [`TableStatus`].
-#[derive(Clone, Debug, Serialize)]
-pub struct TableEntry {
-    /// The key (lossy UTF-8).
-    pub key: String,
-    /// Server name.
-    pub server: String,
-    /// Expiry (ms since epoch).
-    pub expires_at: u64,
-    /// Milliseconds left at the state machine's clock.
-    pub expires_in_ms: u64,
-}
+use crate::api::{
+    BackendStatus, Backends, ClusterStatus, Health, MemberStatus, Readiness, Role, ServerView,
+    TableEntry, TableStatus,
+};
 
 impl Node {
     /// `GET /v1/cluster`.
@@ -118,41 +23,19 @@ impl Node {
             .shared()
             .with_table(|t| (t.watermarks().clone(), t.now()));
         let last = m.last_log_index.unwrap_or(0);
-        let mut asks = tokio::task::JoinSet::new();
-        for (id, node) in membership.nodes() {
-            let (id, addr, me) = (*id, node.addr.clone(), *id == self.id());
-            let local = me.then(|| self.readiness());
-            let peers = self.peer_client().clone();
-            asks.spawn(async move {
-                if local.is_some() {
-                    return (id, local);
-                }
-                let query = serde_json::to_vec(&PeerQuery::Readiness).unwrap_or_default();
-                let asked = tokio::time::timeout(
-                    std::time::Duration::from_secs(1),
-                    peers.query(&addr, query),
-                );
-                let answer = match asked.await {
-                    Ok(Ok(bytes)) => serde_json::from_slice(&bytes).ok(),
-                    _ => None,
-                };
-                (id, answer)
-            });
-        }
-        let readiness: std::collections::BTreeMap<u64, Option<Readiness>> =
-            asks.join_all().await.into_iter().collect();
+        let addrs = membership.nodes().map(|(id, n)| (*id, n.addr.clone()));
+        let readiness = self.members_readiness(addrs.collect()).await;
+        let role = |id: &u64| match (m.current_leader == Some(*id), voters.contains(id)) {
+            (true, _) => Role::Leader,
+            (false, true) => Role::Follower,
+            (false, false) => Role::Learner,
+        };
         let members = membership
             .nodes()
             .map(|(id, node)| MemberStatus {
                 id: *id,
                 address: node.addr.clone(),
-                role: if m.current_leader == Some(*id) {
-                    "leader"
-                } else if voters.contains(id) {
-                    "follower"
-                } else {
-                    "learner"
-                },
+                role: role(id),
                 watermark: watermarks.get(id).copied().unwrap_or(0),
                 readiness: readiness.get(id).cloned().flatten(),
                 replication_lag: m.replication.as_ref().map(|r| {
@@ -173,12 +56,39 @@ impl Node {
         }
     }
 
-    /// `GET /v1/backends`: configured servers, plus any the table knows of. `health`
-    /// gives this node's own observation of a server (`up`, `down` or `unknown`).
-    pub fn backends_status(
+    /// Each member's readiness, this node's own and the others' asked over the peer
+    /// protocol at once (`None`: no answer within a second).
+    async fn members_readiness(
         &self,
-        health: impl Fn(&str, &str) -> &'static str,
-    ) -> Vec<BackendStatus> {
+        members: Vec<(u64, String)>,
+    ) -> BTreeMap<u64, Option<Readiness>> {
+        let mut asks = tokio::task::JoinSet::new();
+        for (id, addr) in members {
+            if id == self.id() {
+                let here = self.readiness();
+                asks.spawn(async move { (id, Some(here)) });
+                continue;
+            }
+            let peers = self.peer_client().clone();
+            asks.spawn(async move {
+                let query = serde_json::to_vec(&PeerQuery::Readiness).unwrap_or_default();
+                let asked = tokio::time::timeout(
+                    std::time::Duration::from_secs(1),
+                    peers.query(&addr, query),
+                );
+                let answer = match asked.await {
+                    Ok(Ok(bytes)) => serde_json::from_slice(&bytes).ok(),
+                    _ => None,
+                };
+                (id, answer)
+            });
+        }
+        asks.join_all().await.into_iter().collect()
+    }
+
+    /// `GET /v1/backends`: configured servers, plus any the table knows of. `health`
+    /// gives this node's own observation of a server.
+    pub fn backends_status(&self, health: impl Fn(&str, &str) -> Health) -> Backends {
         let open = self.open_set().counts();
         let open_here = |b: &str, s: &str| {
             open.iter()
@@ -203,9 +113,9 @@ impl Node {
                 let state = status.as_ref().map(|s| s.admin_state).unwrap_or_default();
                 let view = ServerView {
                     name: server.clone(),
-                    admin_state: state.name(),
+                    admin_state: state.into(),
                     drain_deadline: match state {
-                        AdminState::Drain { deadline, .. } => deadline,
+                        TableState::Drain { deadline, .. } => deadline,
                         _ => None,
                     },
                     health: health(&backend, &server),
@@ -222,7 +132,7 @@ impl Node {
                     }),
                 }
             }
-            out
+            Backends(out)
         })
     }
 

@@ -8,6 +8,7 @@ use holdfast_peer_proto::{CallError, ForwardError, PeerClient};
 use holdfast_table::model::{Command, NodeId, Proposal, Response};
 use holdfast_table::raft::{Raft, TypeConfig};
 use openraft::error::{ClientWriteError, RaftError};
+use openraft::raft::ClientWriteResponse;
 use tokio::time::Instant;
 
 use super::clock::now_ms;
@@ -21,6 +22,25 @@ pub enum WriteError {
     /// The cluster refused the command.
     #[error("rejected: {0}")]
     Rejected(String),
+}
+
+/// A command the cluster committed.
+#[derive(Clone, Debug)]
+pub struct Committed {
+    /// Index of its log entry: once a node has applied this index, its table shows the
+    /// write (see [`Node::wait_applied`](super::Node::wait_applied)).
+    pub index: u64,
+    /// What the state machine answered.
+    pub response: Response,
+}
+
+impl From<ClientWriteResponse<TypeConfig>> for Committed {
+    fn from(r: ClientWriteResponse<TypeConfig>) -> Committed {
+        Committed {
+            index: r.log_id.index,
+            response: r.data,
+        }
+    }
 }
 
 /// Submits commands to the cluster from this node.
@@ -43,36 +63,34 @@ impl Writer {
     }
 
     /// Commits `command` through the current leader, waiting at most the write timeout.
-    pub async fn write(&self, command: Command) -> Result<Response, WriteError> {
+    pub async fn write(&self, command: Command) -> Result<Committed, WriteError> {
         let deadline = Instant::now() + self.timeout;
         let mut last_error = String::from("no leader elected");
         loop {
-            let leader = self.raft.metrics().borrow().current_leader;
-            let attempt = match leader {
-                Some(leader) if leader == self.id => {
+            let attempt = match self.leader() {
+                Leader::Me => {
                     let proposal = Proposal {
                         now: 0,
                         command: command.clone(),
                     };
                     tokio::time::timeout_at(deadline, self.propose_local(proposal)).await
                 }
-                Some(leader) => match self.leader_addr(leader) {
-                    Some(addr) => {
-                        let proposal = Proposal {
-                            now: 0,
-                            command: command.clone(),
-                        };
-                        let forwarded = self.peers.client_write(&addr, proposal);
-                        tokio::time::timeout_at(deadline, forwarded)
-                            .await
-                            .map(|r| r.map_err(remote_or_transport))
-                    }
-                    None => Ok(Err(ForwardError::NotLeader { leader: None })),
-                },
-                None => Ok(Err(ForwardError::NotLeader { leader: None })),
+                Leader::Other(_, Some(addr)) => {
+                    let proposal = Proposal {
+                        now: 0,
+                        command: command.clone(),
+                    };
+                    let forwarded = self.peers.client_write(&addr, proposal);
+                    tokio::time::timeout_at(deadline, forwarded)
+                        .await
+                        .map(|r| r.map_err(remote_or_transport))
+                }
+                Leader::Other(_, None) | Leader::Unknown => {
+                    Ok(Err(ForwardError::NotLeader { leader: None }))
+                }
             };
             match attempt {
-                Ok(Ok(response)) => return Ok(response),
+                Ok(Ok(response)) => return Ok(response.into()),
                 Ok(Err(ForwardError::Rejected(reason))) => {
                     return Err(WriteError::Rejected(reason));
                 }
@@ -95,10 +113,13 @@ impl Writer {
     }
 
     /// On the leader: stamps `proposal` with this node's clock and proposes it.
-    pub async fn propose_local(&self, mut proposal: Proposal) -> Result<Response, ForwardError> {
+    pub async fn propose_local(
+        &self,
+        mut proposal: Proposal,
+    ) -> Result<ClientWriteResponse<TypeConfig>, ForwardError> {
         proposal.now = now_ms();
         match self.raft.client_write(proposal).await {
-            Ok(resp) => Ok(resp.data),
+            Ok(resp) => Ok(resp),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
                 Err(ForwardError::NotLeader {
                     leader: f.leader_id,
@@ -111,13 +132,35 @@ impl Writer {
         }
     }
 
-    fn leader_addr(&self, leader: NodeId) -> Option<String> {
-        let metrics = self.raft.metrics().borrow().clone();
-        metrics
-            .membership_config
-            .membership()
-            .get_node(&leader)
-            .map(|n| n.addr.clone())
+    /// Who leads, as this node's Raft metrics say.
+    pub(super) fn leader(&self) -> Leader {
+        leader_of(&self.raft, self.id)
+    }
+}
+
+/// Who leads, as a node's Raft metrics say.
+pub(super) enum Leader {
+    /// This node.
+    Me,
+    /// Another member, with its peer address when the membership knows it.
+    Other(NodeId, Option<String>),
+    /// No leader known.
+    Unknown,
+}
+
+/// Who leads, as the metrics of node `me`'s `raft` say: the one place a node decides
+/// whether it leads and where its leader is.
+fn leader_of(raft: &Raft, me: NodeId) -> Leader {
+    let metrics = raft.metrics();
+    let m = metrics.borrow();
+    match m.current_leader {
+        Some(leader) if leader == me => Leader::Me,
+        Some(leader) => {
+            let membership = m.membership_config.membership();
+            let addr = membership.get_node(&leader).map(|n| n.addr.clone());
+            Leader::Other(leader, addr)
+        }
+        None => Leader::Unknown,
     }
 }
 
@@ -135,7 +178,7 @@ pub async fn run_ticker(writer: std::sync::Arc<Writer>, raft: Raft, id: NodeId, 
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
-        if raft.metrics().borrow().current_leader != Some(id) {
+        if !matches!(leader_of(&raft, id), Leader::Me) {
             continue;
         }
         let tick = Proposal {

@@ -109,56 +109,78 @@ pub(super) fn find_line(text: &str, needle: &str, nth: usize) -> Option<usize> {
         .map(|(offset, _)| line_at(text, offset))
 }
 
-fn check(text: &str, config: &Config) -> Vec<Problem> {
-    let mut problems = Vec::new();
-    let mut problem = |key: &str, line: Option<usize>, message: String| {
-        problems.push(Problem {
+/// The problems found in one config file's `text`, each at its key and line.
+pub(super) struct Problems<'t> {
+    text: &'t str,
+    found: Vec<Problem>,
+}
+
+impl<'t> Problems<'t> {
+    fn new(text: &'t str) -> Problems<'t> {
+        Problems {
+            text,
+            found: Vec::new(),
+        }
+    }
+
+    /// Records that `key`, at `line`, is wrong: `message`.
+    pub(super) fn add(&mut self, key: &str, line: Option<usize>, message: impl Into<String>) {
+        self.found.push(Problem {
             key: key.to_string(),
             line,
-            message,
-        })
-    };
+            message: message.into(),
+        });
+    }
+
+    /// The line of the `nth` (0-based) occurrence of `needle` in the file.
+    pub(super) fn line(&self, needle: &str, nth: usize) -> Option<usize> {
+        find_line(self.text, needle, nth)
+    }
+
+    /// For every `(key, zero)` whose value is zero: "must be greater than zero", at the
+    /// first line naming the key's last part.
+    pub(super) fn positive(&mut self, values: &[(&str, bool)]) {
+        for &(key, zero) in values {
+            if zero {
+                let leaf = key.rsplit('.').next().unwrap_or(key);
+                self.add(key, self.line(leaf, 0), "must be greater than zero");
+            }
+        }
+    }
+}
+
+fn check(text: &str, config: &Config) -> Vec<Problem> {
+    let mut problems = Problems::new(text);
+    check_cluster(&mut problems, config);
+    check_backends(&mut problems, config);
+    super::proxy_check::check(&mut problems, config);
+    problems.found
+}
+
+fn check_cluster(problems: &mut Problems, config: &Config) {
     let cluster = &config.cluster;
     let mut ids = BTreeSet::new();
     for m in &cluster.members {
         if !ids.insert(m.id) {
-            let line = find_line(text, &format!("id = {}", m.id), 1);
-            problem(
-                "cluster.members.id",
-                line,
-                format!("duplicate member id {}", m.id),
-            );
+            let line = problems.line(&format!("id = {}", m.id), 1);
+            let message = format!("duplicate member id {}", m.id);
+            problems.add("cluster.members.id", line, message);
         }
     }
     if !cluster.members.is_empty() && !ids.contains(&config.node.id) {
-        problem(
-            "cluster.members",
-            find_line(text, "members", 0),
-            format!(
-                "this node (node.id = {}) is not among the members",
-                config.node.id
-            ),
+        let message = format!(
+            "this node (node.id = {}) is not among the members",
+            config.node.id
         );
+        problems.add("cluster.members", problems.line("members", 0), message);
     }
-    for (key, value) in [
-        ("cluster.tick", cluster.tick),
-        ("cluster.flush", cluster.flush),
-    ] {
-        if value.is_zero() {
-            let leaf = key.rsplit('.').next().unwrap_or(key);
-            problem(
-                key,
-                find_line(text, leaf, 0),
-                "must be greater than zero".into(),
-            );
-        }
-    }
+    problems.positive(&[
+        ("cluster.tick", cluster.tick.is_zero()),
+        ("cluster.flush", cluster.flush.is_zero()),
+    ]);
     if cluster.secret.len() < 16 && cluster.tls.is_none() {
-        problem(
-            "cluster.secret",
-            find_line(text, "secret", 0),
-            "must be at least 16 characters".into(),
-        );
+        let line = problems.line("secret", 0);
+        problems.add("cluster.secret", line, "must be at least 16 characters");
     }
     if let Some(tls) = &cluster.tls {
         for (key, path) in [
@@ -167,45 +189,34 @@ fn check(text: &str, config: &Config) -> Vec<Problem> {
             ("cluster.tls.key", &tls.key),
         ] {
             if let Err(e) = std::fs::metadata(path) {
-                problem(
-                    key,
-                    find_line(text, "tls", 0),
-                    format!("cannot read {}: {e}", path.display()),
-                );
+                let message = format!("cannot read {}: {e}", path.display());
+                problems.add(key, problems.line("tls", 0), message);
             }
         }
     }
+}
+
+fn check_backends(problems: &mut Problems, config: &Config) {
     let mut backends = BTreeSet::new();
     for b in &config.backends {
-        let name_line = |nth| find_line(text, &format!("name = \"{}\"", b.name), nth);
+        let name = format!("name = \"{}\"", b.name);
         if !backends.insert(b.name.as_str()) {
-            problem(
-                "backend.name",
-                name_line(1),
-                format!("duplicate backend {:?}", b.name),
-            );
+            let message = format!("duplicate backend {:?}", b.name);
+            problems.add("backend.name", problems.line(&name, 1), message);
         }
         if b.ttl.is_zero() {
-            problem(
-                "backend.ttl",
-                name_line(0),
-                format!("backend {:?}: ttl must be > 0", b.name),
-            );
+            let message = format!("backend {:?}: ttl must be > 0", b.name);
+            problems.add("backend.ttl", problems.line(&name, 0), message);
         }
         let mut servers = BTreeSet::new();
         for s in &b.servers {
             if !servers.insert(s.name.as_str()) {
-                let line = find_line(text, &format!("name = \"{}\"", s.name), 1);
-                problem(
-                    "backend.server.name",
-                    line,
-                    format!("duplicate server {:?} in backend {:?}", s.name, b.name),
-                );
+                let line = problems.line(&format!("name = \"{}\"", s.name), 1);
+                let message = format!("duplicate server {:?} in backend {:?}", s.name, b.name);
+                problems.add("backend.server.name", line, message);
             }
         }
     }
-    problems.extend(super::proxy_check::check(text, config));
-    problems
 }
 
 #[cfg(test)]

@@ -22,6 +22,26 @@ enum Key {
     Source,
 }
 
+/// `server` options followed by a value.
+const SERVER_ARGUMENT: [&str; 16] = [
+    "maxconn",
+    "minconn",
+    "maxqueue",
+    "port",
+    "addr",
+    "slowstart",
+    "id",
+    "resolvers",
+    "init-addr",
+    "track",
+    "on-marked-down",
+    "on-error",
+    "verify",
+    "sni",
+    "ca-file",
+    "agent-check",
+];
+
 /// A backend as read.
 #[derive(Debug, Default)]
 pub struct BackendDraft {
@@ -85,7 +105,7 @@ impl BackendDraft {
                 "holdfast retries a failed connect once, on another server, for requests that can be replayed",
             ),
             ("mode", _) => report.drop_line(line, "holdfast proxies HTTP only"),
-            _ => report.drop_line(line, "no holdfast counterpart"),
+            _ => report.unknown(line),
         }
     }
 
@@ -223,7 +243,12 @@ impl BackendDraft {
                         "server left out: holdfast speaks plain HTTP to servers",
                     );
                 }
-                other => report.approximate(line, format!("server option `{other}` ignored")),
+                other => {
+                    report.approximate(line, format!("server option `{other}` ignored"));
+                    if SERVER_ARGUMENT.contains(&other) {
+                        words.next();
+                    }
+                }
             }
         }
         self.backend.servers.push(server);

@@ -48,6 +48,7 @@ struct Bind {
 #[derive(Debug)]
 pub struct FrontendDraft {
     name: String,
+    header: Line,
     binds: Vec<Bind>,
     acls: HashMap<String, Vec<Test>>,
     routes: Vec<(Route, Line)>,
@@ -66,6 +67,7 @@ impl FrontendDraft {
     ) -> Self {
         let mut d = FrontendDraft {
             name: section.name.clone(),
+            header: section.header.clone(),
             binds: Vec::new(),
             acls: HashMap::new(),
             routes: Vec::new(),
@@ -98,7 +100,7 @@ impl FrontendDraft {
             "maxconn" => max_connections(line, report),
             "timeout" => timeout(line, report),
             "mode" => report.drop_line(line, "holdfast proxies HTTP only"),
-            _ => report.drop_line(line, "no holdfast counterpart"),
+            _ => report.unknown(line),
         }
     }
 
@@ -328,6 +330,10 @@ pub fn finish(drafts: Vec<FrontendDraft>, backends: &[BackendDraft], report: &mu
             }
             _ => None,
         };
+        if routes.is_empty() && default_backend.is_none() {
+            report.drop_line(&d.header, "nothing to route to: the frontend is left out");
+            continue;
+        }
         let reaches = |b: &BackendDraft| {
             default_backend.as_deref() == Some(b.name())
                 || routes.iter().any(|r| r.backend == b.name())

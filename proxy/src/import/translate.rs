@@ -36,6 +36,17 @@ impl Report {
         self.note(line, why, true);
     }
 
+    /// Notes that `line`'s keyword has no counterpart in holdfast.
+    pub fn unknown(&mut self, line: &Line) {
+        let keyword = match line.word(0) {
+            k @ ("option" | "http-request" | "http-response" | "tcp-request" | "stats") => {
+                format!("{k} {}", line.word(1))
+            }
+            k => k.to_string(),
+        };
+        self.drop_line(line, format!("`{keyword}` has no holdfast counterpart"));
+    }
+
     /// Notes that `line` was translated only approximately, because `why`.
     pub fn approximate(&mut self, line: &Line, why: impl Into<String>) {
         self.note(line, why, false);
@@ -151,7 +162,7 @@ fn global(section: &Section, report: &mut Report, crt_base: &mut String) {
                 line,
                 "TLS policy is holdfast's own (rustls: TLS 1.2 and 1.3, safe cipher suites)",
             ),
-            _ => report.drop_line(line, "no holdfast counterpart"),
+            _ => report.unknown(line),
         }
     }
 }
@@ -207,7 +218,7 @@ fn defaults_section(section: &Section, report: &mut Report) -> Defaults {
                 line,
                 "holdfast retries a failed connect once, on another server, for requests that can be replayed",
             ),
-            _ => report.drop_line(line, "no holdfast counterpart"),
+            _ => report.unknown(line),
         }
     }
     d

@@ -12,6 +12,7 @@ use std::time::Duration;
 use holdfast_peer_proto::{
     ForwardError, PeerAddress, PeerConfig, PeerHandler, PeerNetwork, ServerHandle, spawn_server,
 };
+use openraft::raft::ClientWriteResponse;
 use openraft::{Config, Raft};
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
@@ -60,12 +61,16 @@ impl PeerHandler<TC> for Handler {
         &self.raft
     }
 
-    async fn client_write(&self, _from: u64, req: Put) -> Result<PutResp, ForwardError> {
+    async fn client_write(
+        &self,
+        _from: u64,
+        req: Put,
+    ) -> Result<ClientWriteResponse<TC>, ForwardError> {
         match tokio::time::timeout(Duration::from_secs(5), self.raft.client_write(req)).await {
             Err(_) => Err(ForwardError::NoQuorum(
                 "write not committed within 5s".into(),
             )),
-            Ok(Ok(resp)) => Ok(resp.data),
+            Ok(Ok(resp)) => Ok(resp),
             Ok(Err(e)) => match e.forward_to_leader::<TestNode>() {
                 Some(f) => Err(ForwardError::NotLeader {
                     leader: f.leader_id,
