@@ -3,6 +3,7 @@
 //! kills, pauses or restarts them by process id. Only processes it started are touched.
 
 mod backend;
+pub mod browser;
 mod configs;
 mod disk;
 mod http;

@@ -7,6 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use holdfast::api::{AdminState, ApiError, StateChange, paths};
+use holdfast_tests::browser::Browser;
 use holdfast_tests::{Cluster, ClusterOptions, holdfast_binary, request, wait_for};
 
 fn check(text: &str) -> (i32, String) {
@@ -156,25 +157,9 @@ fn metrics_carry_stable_names_and_labels() {
     }
 }
 
-fn chromium() -> Option<PathBuf> {
-    ["chromium", "chromium-browser", "google-chrome"]
-        .iter()
-        .map(|name| {
-            Command::new("sh")
-                .args(["-c", &format!("command -v {name}")])
-                .output()
-        })
-        .filter_map(Result::ok)
-        .find(|o| o.status.success())
-        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
-}
-
 #[test]
 fn stats_page_renders_in_headless_chromium() {
-    let Some(browser) = chromium() else {
-        // CI installs Chromium (.ci/run); there a missing browser is a failure.
-        assert!(std::env::var("CI").is_err(), "chromium is not installed");
-        eprintln!("SKIPPED: chromium not installed (apt-get install chromium)");
+    let Some(browser) = Browser::new() else {
         return;
     };
     let cluster = Cluster::start(1, ClusterOptions::default());
@@ -182,34 +167,9 @@ fn stats_page_renders_in_headless_chromium() {
     let (code, _, err) = node.ctl(&["drain", "app/s2"]);
     assert_eq!(code, 0, "{err}");
     let url = format!("http://{}/", node.admin);
-    let profile = tempfile::tempdir().expect("profile dir");
-    let run = |extra: &[&str]| {
-        Command::new(&browser)
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-dev-shm-usage",
-            ])
-            .arg(format!("--user-data-dir={}", profile.path().display()))
-            .args(["--virtual-time-budget=4000", "--window-size=1200,800"])
-            .args(extra)
-            .arg(&url)
-            .output()
-            .expect("run chromium")
-    };
-    let dom = String::from_utf8_lossy(&run(&["--dump-dom"]).stdout).into_owned();
+    let dom = browser.dom(&url, 4000);
     for needle in ["holdfast", "s1", "s2", "ready", "maint", "leader"] {
         assert!(dom.contains(needle), "{needle} not on the page:\n{dom}");
     }
-    let artifacts = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/ci-artifacts");
-    std::fs::create_dir_all(&artifacts).expect("artifact dir");
-    let shot = artifacts.join("stats-page.png");
-    let out = run(&[&format!("--screenshot={}", shot.display())]);
-    assert!(
-        shot.exists(),
-        "no screenshot: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    println!("stats page screenshot: {}", shot.display());
+    browser.screenshot(&url, 4000, "stats-page.png");
 }

@@ -1,6 +1,7 @@
 //! The operator-facing HTTP listener: admin API (JSON, bearer token) and `/metrics`.
 //! What the JSON holds is defined once, in [`crate::api`].
 
+mod history;
 mod http;
 mod metrics;
 mod routes;
@@ -25,6 +26,8 @@ pub struct Admin {
     pub node: Arc<Node>,
     /// The data plane's metrics (request counts, health), if any.
     pub http: Option<Arc<HttpMetrics>>,
+    /// Drains over time and recent events, for the stats page.
+    pub history: Arc<history::History>,
 }
 
 impl Admin {
@@ -43,6 +46,9 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
+    let history = Arc::new(history::History::default());
+    let sampler = history.spawn(node.clone());
+    let _stop_sampler = AbortOnDrop(sampler);
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -58,6 +64,7 @@ pub async fn serve(
         let admin = Admin {
             node: node.clone(),
             http: http.clone(),
+            history: history.clone(),
         };
         tokio::spawn(async move {
             let service = service_fn(move |req: ::http::Request<hyper::body::Incoming>| {
@@ -72,5 +79,14 @@ pub async fn serve(
                 tracing::debug!(%peer, error = %e, "admin connection ended with an error");
             }
         });
+    }
+}
+
+/// Stops a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

@@ -3,8 +3,10 @@
 //! these, serialized as JSON. States, roles and health are enums here and lowercase words
 //! on the wire.
 
+pub mod history;
 mod request;
 mod status;
+pub mod traffic;
 
 use std::fmt;
 
@@ -13,8 +15,8 @@ use serde::{Deserialize, Serialize};
 
 pub use request::{Ack, ApiError, MemberAdd, PinRequest, StateChange};
 pub use status::{
-    Alive, BackendStatus, Backends, ClusterStatus, MemberStatus, Readiness, ServerView, Stats,
-    TableEntry, TableStatus,
+    Alive, BackendStatus, Backends, ClusterStatus, Holder, MemberStatus, Readiness, ServerView,
+    Stats, TableEntry, TableStatus,
 };
 
 /// A server's admin state as the API shows it: the table's

@@ -3,7 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::history::{DrainSeries, Event, NodeFacts};
+use super::traffic::ServerTraffic;
 use super::{AdminState, Health, Role};
+pub use holdfast_table::state::Holder;
 
 /// `GET /v1/cluster`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -129,6 +132,14 @@ pub struct ServerView {
     /// The latest time any member promised the server to a client it holds no binding
     /// for (open exchanges; ms since epoch, 0: none).
     pub promised_until: u64,
+    /// A draining server: when it is released if no client comes back (ms since epoch,
+    /// the first apply after every member's watermark passes the table's projection);
+    /// `None` when it cannot be projected (open streams, a silent member).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub projected_release: Option<u64>,
+    /// A draining server: what its release waits for last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_held_by: Option<Holder>,
 }
 
 /// `GET /v1/table/{backend}`.
@@ -171,4 +182,16 @@ pub struct Stats {
     pub cluster: ClusterStatus,
     /// As `GET /v1/backends`.
     pub backends: Backends,
+    /// Drains this node saw, running and recently ended, sampled once a second.
+    #[serde(default)]
+    pub drains: Vec<DrainSeries>,
+    /// Recent cluster events as this node saw them, oldest first.
+    #[serde(default)]
+    pub events: Vec<Event>,
+    /// This node's own figures.
+    #[serde(default)]
+    pub node: NodeFacts,
+    /// Traffic per server through this node since it started.
+    #[serde(default)]
+    pub traffic: Vec<ServerTraffic>,
 }

@@ -1,5 +1,6 @@
 //! `holdfast ctl`: the operator's client for any node's admin API.
 
+use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -290,6 +291,12 @@ async fn wait_released(
 ) -> anyhow::Result<i32> {
     let mut last = String::new();
     let mut held = false;
+    let terminal = std::io::stdout().is_terminal();
+    let end_line = |terminal: bool| {
+        if terminal {
+            println!();
+        }
+    };
     loop {
         let backends: Backends = api.get(paths::BACKENDS).await?;
         let Some(s) = backends.server(backend, server) else {
@@ -297,6 +304,7 @@ async fn wait_released(
         };
         match s.admin_state {
             AdminState::Maint if has_deadline && held => {
+                end_line(terminal);
                 eprintln!(
                     "{backend}/{server}: released by its deadline while still held ({last}): \
                      sessions bound to it may break"
@@ -304,21 +312,32 @@ async fn wait_released(
                 return Ok(3);
             }
             AdminState::Maint => {
+                end_line(terminal);
                 println!("{backend}/{server}: released (maint): safe to shut down");
                 return Ok(0);
             }
             AdminState::Ready => {
+                end_line(terminal);
                 eprintln!("{backend}/{server}: back to ready: drain cancelled");
                 return Ok(2);
             }
             AdminState::Drain => {}
         }
         held = s.bindings > 0 || !s.release_blockers.is_empty();
-        let line = format!("{backend}/{server}: {}", render::drain_progress(s));
-        if line != last {
+        let line = format!("{backend}/{server}: {}", render::drain_progress(s, None));
+        if terminal {
+            // One line, rewritten in place, with the time left.
+            let now = crate::cluster::now_ms();
+            let live = format!(
+                "{backend}/{server}: {}",
+                render::drain_progress(s, Some(now))
+            );
+            print!("\r\x1b[2K{live}");
+            let _ = std::io::stdout().flush();
+        } else if line != last {
             println!("{line}");
-            last = line;
         }
+        last = line;
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }

@@ -3,7 +3,9 @@
 
 use std::fmt::Write;
 
-use crate::api::{Ack, Backends, ClusterStatus, MemberStatus, Readiness, ServerView, TableStatus};
+use crate::api::{
+    Ack, Backends, ClusterStatus, Holder, MemberStatus, Readiness, ServerView, TableStatus,
+};
 
 /// Lays `rows` out in left-aligned columns under `header`.
 fn columns(header: &[&str], rows: &[Vec<String>]) -> String {
@@ -144,24 +146,65 @@ pub fn ack(a: &Ack) -> String {
 }
 
 /// Where a draining server stands, for `ctl drain --wait`: bindings left, or whose
-/// watermarks (or open exchanges) hold its release back.
-pub fn drain_progress(s: &ServerView) -> String {
+/// watermarks (or open exchanges) hold its release back, then the projected release
+/// (its time of day, UTC) and what holds it. With `now` (ms since epoch) the time left
+/// is shown too, for a line updated in place.
+pub fn drain_progress(s: &ServerView, now: Option<u64>) -> String {
     let state = s.admin_state;
-    if s.bindings > 0 {
-        return format!("{state}, {} bindings left", s.bindings);
-    }
-    if s.release_blockers.is_empty() {
-        return format!("{state}, 0 bindings left, releasing");
-    }
-    let open = if s.promised_until > 0 {
-        ", open streams or requests"
+    let mut line = if s.bindings > 0 {
+        format!("{state}, {} bindings left", s.bindings)
+    } else if s.release_blockers.is_empty() {
+        format!("{state}, 0 bindings left, releasing")
     } else {
-        ""
+        let open = if s.promised_until > 0 {
+            ", open streams or requests"
+        } else {
+            ""
+        };
+        format!(
+            "{state}, 0 bindings left, waiting for the watermarks{open} of nodes {}",
+            join(&s.release_blockers, ", ")
+        )
     };
-    format!(
-        "{state}, 0 bindings left, waiting for the watermarks{open} of nodes {}",
-        join(&s.release_blockers, ", ")
-    )
+    if let Some(holder) = s.release_held_by {
+        match s.projected_release {
+            Some(at) => {
+                line.push_str(&format!("; release projected at {} UTC", clock(at)));
+                if let Some(now) = now {
+                    line.push_str(&format!(
+                        " (in {} s)",
+                        at.saturating_sub(now).div_ceil(1000)
+                    ));
+                }
+                line.push_str(&format!(", held by {}", held_by(holder)));
+            }
+            None => line.push_str(&format!(
+                "; no release time yet: held by {}",
+                held_by(holder)
+            )),
+        }
+    }
+    line
+}
+
+/// What holds a release, in words.
+pub fn held_by(holder: Holder) -> String {
+    match holder {
+        Holder::Bindings => "its bindings (a ttl after their last request)".into(),
+        Holder::Promise(n) => {
+            format!("a promise of node {n} (a client it served without a binding)")
+        }
+        Holder::OpenStreams(n) => format!("streams or requests open on node {n}"),
+        Holder::Member(n) => format!("node {n} (it has not applied the drain, or is silent)"),
+        Holder::Drain => "the drain's start plus the clock skew".into(),
+        Holder::Deadline => "the drain's deadline".into(),
+    }
+}
+
+/// `HH:MM:SS` of `ms` since the epoch, UTC.
+pub fn clock(ms: u64) -> String {
+    let s = ms / 1000;
+    format!("{:02}:{:02}:{:02}", s / 3600 % 24, s / 60 % 60, s % 60)
 }
 
 fn join(ids: &[u64], sep: &str) -> String {

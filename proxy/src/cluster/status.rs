@@ -95,6 +95,9 @@ impl Node {
                 .find(|((ob, os), _)| &**ob == b && &**os == s)
                 .map_or(0, |(_, n)| *n)
         };
+        let cluster = &self.config().cluster;
+        // A release happens at the first tick after every member's next watermark.
+        let settle = (cluster.flush + cluster.tick).as_millis() as u64;
         self.shared().with_table(|t| {
             let mut out: Vec<BackendStatus> = Vec::new();
             let mut names: Vec<(String, String)> = self
@@ -111,6 +114,7 @@ impl Node {
             for (backend, server) in names {
                 let status = t.server(&backend, &server);
                 let state = status.as_ref().map(|s| s.admin_state).unwrap_or_default();
+                let projection = t.projected_release(&backend, &server);
                 let view = ServerView {
                     name: server.clone(),
                     admin_state: state.into(),
@@ -123,6 +127,10 @@ impl Node {
                     release_blockers: t.release_blockers(&backend, &server),
                     open_here: open_here(&backend, &server),
                     promised_until: status.as_ref().map_or(0, |s| s.promised_until),
+                    projected_release: projection
+                        .and_then(|p| p.at)
+                        .map(|at| at.saturating_add(settle)),
+                    release_held_by: projection.map(|p| p.holder),
                 };
                 match out.iter_mut().find(|b| b.name == backend) {
                     Some(b) => b.servers.push(view),

@@ -67,6 +67,7 @@ pub struct Exchange<'p> {
     delete: bool,
     redispatched: bool,
     accounted: bool,
+    bytes: (u64, u64),
 }
 
 impl<'p> Exchange<'p> {
@@ -100,6 +101,7 @@ impl<'p> Exchange<'p> {
             delete: line.method == b"DELETE",
             redispatched: false,
             accounted: false,
+            bytes: (0, 0),
         }
     }
 
@@ -213,6 +215,12 @@ impl<'p> Exchange<'p> {
         cookie
     }
 
+    /// Adds bytes received from the client (`from`) and sent to it (`to`).
+    pub fn add_bytes(&mut self, from: u64, to: u64) {
+        self.bytes.0 += from;
+        self.bytes.1 += to;
+    }
+
     /// Counts `refusal` and accounts the request with its status; returns it to render.
     pub fn fail(&mut self, refusal: Refusal) -> Refusal {
         refusal.count(&self.dp.lasting.metrics);
@@ -230,7 +238,7 @@ impl<'p> Exchange<'p> {
         let server = self.plan.as_ref().map_or(&*NONE, |p| &p.server.name);
         let elapsed = self.start.elapsed();
         let metrics = &self.dp.lasting.metrics;
-        metrics.request(backend, server, status, elapsed.as_secs_f64());
+        metrics.request(backend, server, status, elapsed.as_secs_f64(), self.bytes);
         if let Some(a) = &self.access {
             tracing::debug!(
                 target: "holdfast::access",

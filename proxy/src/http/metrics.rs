@@ -11,6 +11,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use super::traffic::Traffic;
+
 /// Labels of `holdfast_requests_total`. Shared names (`Arc<str>`), so counting a request
 /// allocates nothing.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -105,6 +107,7 @@ pub struct HttpMetrics {
     health: Family<ServerLabels, Gauge>,
     errors: Family<ErrorLabels, Counter>,
     connections: Gauge,
+    traffic: Arc<Traffic>,
 }
 
 impl Default for HttpMetrics {
@@ -116,13 +119,25 @@ impl Default for HttpMetrics {
             health: Family::default(),
             errors: Family::default(),
             connections: Gauge::default(),
+            traffic: Arc::default(),
         }
     }
 }
 
 impl HttpMetrics {
-    /// Counts one answered request and its duration.
-    pub fn request(&self, backend: &Arc<str>, server: &Arc<str>, code: u16, seconds: f64) {
+    /// Counts one answered request, its duration and its bytes (in, out).
+    pub fn request(
+        &self,
+        backend: &Arc<str>,
+        server: &Arc<str>,
+        code: u16,
+        seconds: f64,
+        bytes: (u64, u64),
+    ) {
+        if &**server != "-" {
+            self.traffic
+                .record(backend, server, code, seconds * 1000.0, bytes);
+        }
         self.requests
             .get_or_create(&RequestLabels {
                 backend: backend.clone(),
@@ -183,6 +198,11 @@ impl HttpMetrics {
         self.errors
             .get_or_create(&ErrorLabels { kind: kind.name() })
             .get()
+    }
+
+    /// Traffic per server so far (for the stats page).
+    pub fn traffic(&self) -> Vec<crate::api::traffic::ServerTraffic> {
+        self.traffic.snapshot()
     }
 
     /// A client connection opened (+1) or closed (-1).

@@ -27,6 +27,7 @@ mod session;
 mod streamed;
 pub mod table;
 pub mod tls;
+mod traffic;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -63,8 +63,11 @@ pub async fn handle(
         }
         Err(refusal) => return refusal.response(),
     }
+    // Bodies of known length: hyper frames them itself.
+    let from = req.body().size_hint().exact().unwrap_or(0);
     match forward(&mut ex, &client, req, busy).await {
         Ok(resp) => {
+            ex.add_bytes(from, resp.body().size_hint().exact().unwrap_or(0));
             ex.finish(resp.status().as_u16());
             resp
         }

@@ -326,7 +326,14 @@ impl StickTable {
         }
     }
 
+    /// A binding was created or given a later expiry: its server's `max_expiry`, and the
+    /// change for the read view.
     fn record_upsert(&mut self, slot: SlotId) {
+        if let Some(s) = self.store.get(slot) {
+            let (server, expires_at) = (s.server(), s.expires_at());
+            let server = self.registry.server_mut(server);
+            server.max_expiry = server.max_expiry.max(expires_at);
+        }
         if !self.changes.enabled() {
             return;
         }

@@ -23,6 +23,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 pub use change::Change;
+pub use release::{Holder, Projection};
 pub use snapshot::SnapshotError;
 
 use change::ChangeLog;

@@ -4,7 +4,37 @@
 
 use super::StickTable;
 use super::servers::Server;
-use crate::model::{AdminState, Millis, NodeId};
+use crate::model::{AdminState, Millis, NodeId, Promise};
+
+/// What a draining server's release waits for last.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "node")]
+pub enum Holder {
+    /// Its live bindings running out (a ttl after each one's last request).
+    Bindings,
+    /// A member's promise for a client it holds no binding for.
+    Promise(NodeId),
+    /// Streams or requests open to it on a member: no time can be projected.
+    OpenStreams(NodeId),
+    /// A member that has not applied the drain, or whose watermark has not moved for
+    /// longer than the grace: no time can be projected.
+    Member(NodeId),
+    /// The time since the drain began plus the clock skew (binds a node made before it
+    /// saw the drain).
+    Drain,
+    /// The drain's deadline forces the release.
+    Deadline,
+}
+
+/// When a draining server is released if no client comes back, and what holds it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Projection {
+    /// The table time (ms) from which every member's next watermark releases it; `None`
+    /// when it cannot be projected (open streams, a silent member).
+    pub at: Option<Millis>,
+    /// What it waits for last.
+    pub holder: Holder,
+}
 
 impl StickTable {
     /// The watermark every member must reach before draining server `s` may be released:
@@ -55,6 +85,53 @@ impl StickTable {
             .registry
             .server(self.registry.server_id(backend, server)?);
         matches!(s.state, AdminState::Drain { .. }).then_some(s.drain_index)
+    }
+
+    /// When draining `backend/server` is released if no client comes back (`None` when it
+    /// is not draining). Computed from the table: the latest expiry any of its live
+    /// bindings has, the drain's start, each member's promise, the skew and the deadline;
+    /// releases happen at the first apply after every member's watermark passes `at`.
+    pub fn projected_release(&self, backend: &str, server: &str) -> Option<Projection> {
+        let s = self
+            .registry
+            .server(self.registry.server_id(backend, server)?);
+        let AdminState::Drain { since, deadline } = s.state else {
+            return None;
+        };
+        let skew = self.params.max_skew;
+        let mut best = (since.max(s.last_expiry).saturating_add(skew), Holder::Drain);
+        let mut raise = |at: Millis, holder: Holder| {
+            if at > best.0 {
+                best = (at, holder);
+            }
+        };
+        if s.count > 0 {
+            raise(s.max_expiry.saturating_add(skew), Holder::Bindings);
+        }
+        for (&node, &until) in &s.promised {
+            if until == Promise::OPEN {
+                return Some(self.capped(None, Holder::OpenStreams(node), deadline));
+            }
+            raise(until.saturating_add(skew), Holder::Promise(node));
+        }
+        let grace = self.params.expiry_grace;
+        for (&node, &w) in &self.watermarks {
+            let applied = self.reported.get(&node).copied().unwrap_or(0);
+            if applied < s.drain_index || w.saturating_add(grace) < self.now {
+                return Some(self.capped(None, Holder::Member(node), deadline));
+            }
+        }
+        Some(self.capped(Some(best.0), best.1, deadline))
+    }
+
+    fn capped(&self, at: Option<Millis>, holder: Holder, deadline: Option<Millis>) -> Projection {
+        match deadline {
+            Some(d) if at.is_none_or(|a| d < a) => Projection {
+                at: Some(d),
+                holder: Holder::Deadline,
+            },
+            _ => Projection { at, holder },
+        }
     }
 
     /// Each member's latest promise for `backend/server` (empty if none or unknown).

@@ -17,6 +17,10 @@ pub(crate) struct Server {
     pub(crate) state: AdminState,
     /// Live bindings to the server.
     pub(crate) count: u64,
+    /// The latest `expires_at` any live binding of the server was given (derived, not in
+    /// snapshots): an upper bound of when the last one expires, for the projected
+    /// release of a drain.
+    pub(crate) max_expiry: Millis,
     /// Latest `expires_at` among the server's expired bindings (0 if none).
     pub(crate) last_expiry: Millis,
     /// Log index at which the current drain was applied (0 when not draining). A member's
@@ -103,6 +107,7 @@ impl Registry {
             name,
             state: AdminState::Ready,
             count: 0,
+            max_expiry: 0,
             last_expiry,
             drain_index,
             promised: BTreeMap::new(),

@@ -339,7 +339,9 @@ fn build(snap: SnapIn<'_>) -> Result<StickTable, SnapshotError> {
             let slot = t.store.insert(bid, x.key, sid, x.expires_at);
             t.store.set_limit(slot, x.limit);
             t.expiry.file(slot, x.expires_at);
-            t.registry.server_mut(sid).count += 1;
+            let server = t.registry.server_mut(sid);
+            server.count += 1;
+            server.max_expiry = server.max_expiry.max(x.expires_at);
         }
         for (key, expires_at) in b.ended {
             // Any server will do: an ended slot belongs to none.

@@ -402,3 +402,95 @@ fn a_promise_holds_the_release_until_the_clock_passes_it() {
     tick(&mut t, 51_001 + SKEW);
     assert_eq!(state(&t, "s1"), AdminState::Maint);
 }
+
+fn promise(t: &mut StickTable, now: u64, node: u64, until: u64) {
+    use crate::model::{Command, NodeBatch, Promise, Proposal};
+    t.apply(&Proposal {
+        now,
+        command: Command::Batch(NodeBatch {
+            node,
+            watermark: now,
+            promises: Some(vec![Promise {
+                backend: "app".into(),
+                server: "s1".into(),
+                until,
+            }]),
+            ..NodeBatch::default()
+        }),
+    });
+    t.check_invariants().unwrap();
+}
+
+#[test]
+fn the_projected_release_is_where_the_rule_releases() {
+    use super::Holder;
+    let mut t = StickTable::new();
+    members(&mut t, &[1, 2]);
+    assert_eq!(t.projected_release("app", "s1"), None, "not draining");
+    batch(&mut t, 0, 1, vec![bind("app", "k", "s1", 100)], vec![], 0);
+    batch(&mut t, 50, 2, vec![], vec![touch("app", "k", "s1", 300)], 0);
+    set_state(&mut t, 60, "s1", DRAIN);
+    let p = t.projected_release("app", "s1").expect("draining");
+    assert_eq!(p.holder, Holder::Bindings);
+    let at = p.at.expect("a time");
+    // The touched binding expires at 50 + 300 + skew; the release needs every watermark
+    // a skew past that.
+    assert_eq!(at, 50 + 300 + SKEW + SKEW);
+    // Every watermark at `at`: not past it yet.
+    for node in [1, 2] {
+        report(&mut t, at, node, at);
+    }
+    assert!(
+        matches!(state(&t, "s1"), AdminState::Drain { .. }),
+        "one ms early"
+    );
+    assert_eq!(
+        t.projected_release("app", "s1").and_then(|p| p.at),
+        Some(at)
+    );
+    report(&mut t, at, 1, at + 1);
+    assert!(
+        matches!(state(&t, "s1"), AdminState::Drain { .. }),
+        "node 2 not past"
+    );
+    report(&mut t, at, 2, at + 1);
+    assert_eq!(t.bindings_of("app", "s1"), 0, "expired");
+    assert_eq!(
+        state(&t, "s1"),
+        AdminState::Maint,
+        "released where projected"
+    );
+}
+
+#[test]
+fn promises_open_streams_and_deadlines_shape_the_projection() {
+    use super::Holder;
+    use crate::model::Promise;
+    let mut t = StickTable::new();
+    members(&mut t, &[1, 2]);
+    report(&mut t, 0, 2, 0);
+    set_state(&mut t, 10, "s1", DRAIN);
+    assert_eq!(
+        t.projected_release("app", "s1").map(|p| p.holder),
+        Some(Holder::Drain)
+    );
+    promise(&mut t, 20, 1, 5_000);
+    let p = t.projected_release("app", "s1").expect("draining");
+    assert_eq!((p.at, p.holder), (Some(5_000 + SKEW), Holder::Promise(1)));
+    promise(&mut t, 30, 1, Promise::OPEN);
+    let p = t.projected_release("app", "s1").expect("draining");
+    assert_eq!((p.at, p.holder), (None, Holder::OpenStreams(1)));
+    let mut t = StickTable::new();
+    members(&mut t, &[1]);
+    set_state(
+        &mut t,
+        0,
+        "s1",
+        RequestedState::Drain {
+            deadline_after: Some(2_000),
+        },
+    );
+    promise(&mut t, 10, 1, Promise::OPEN);
+    let p = t.projected_release("app", "s1").expect("draining");
+    assert_eq!((p.at, p.holder), (Some(2_000), Holder::Deadline));
+}

@@ -239,6 +239,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<'_, I> {
             }
         }
         let rest = self.write_request_head(&ex, length);
+        ex.add_bytes(self.head.len as u64 + length, 0);
         let Some((up, active)) = self.send(&mut ex, rest).await else {
             return Next::Close;
         };
@@ -364,6 +365,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<'_, I> {
             Ok(()) => pass_body(&mut up, &mut self.io, framing, &mut chunked, left, stall).await,
             Err(_) => Err(()),
         };
+        ex.add_bytes(0, self.out.len() as u64 + passed.unwrap_or(0));
         ex.finish(status);
         drop(active);
         if passed.is_err() {

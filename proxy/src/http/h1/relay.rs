@@ -43,7 +43,8 @@ where
     Ok(())
 }
 
-/// Copies the rest of a response body framed by `framing` from `up` to `dst`.
+/// Copies the rest of a response body framed by `framing` from `up` to `dst`; returns
+/// the bytes copied.
 pub async fn pass_body<W: AsyncWrite + Unpin>(
     up: &mut Upstream,
     dst: &mut W,
@@ -51,28 +52,31 @@ pub async fn pass_body<W: AsyncWrite + Unpin>(
     chunked: &mut Chunked,
     left: u64,
     stall: Duration,
-) -> Result<(), ()> {
-    match framing {
-        Framing::Length(_) => pass_length(&mut up.stream, &mut up.buf, dst, left, stall)
+) -> Result<u64, ()> {
+    if let Framing::Length(_) = framing {
+        return pass_length(&mut up.stream, &mut up.buf, dst, left, stall)
             .await
-            .map_err(|_| ()),
-        Framing::Chunked | Framing::Close => loop {
-            if framing == Framing::Chunked && chunked.is_done() {
-                return Ok(());
-            }
-            match tokio::time::timeout(stall, up.buf.fill(&mut up.stream)).await {
-                Ok(Ok(0)) if framing == Framing::Close => return Ok(()),
-                Ok(Ok(1..)) => {}
-                _ => return Err(()),
-            }
-            let take = match framing {
-                Framing::Chunked => chunked.feed(up.buf.filled()).map_err(|_| ())?,
-                _ => up.buf.filled().len(),
-            };
-            dst.write_all(&up.buf.filled()[..take])
-                .await
-                .map_err(|_| ())?;
-            up.buf.consume(take);
-        },
+            .map(|()| left)
+            .map_err(|_| ());
+    }
+    let mut passed = 0;
+    loop {
+        if framing == Framing::Chunked && chunked.is_done() {
+            return Ok(passed);
+        }
+        match tokio::time::timeout(stall, up.buf.fill(&mut up.stream)).await {
+            Ok(Ok(0)) if framing == Framing::Close => return Ok(passed),
+            Ok(Ok(1..)) => {}
+            _ => return Err(()),
+        }
+        let take = match framing {
+            Framing::Chunked => chunked.feed(up.buf.filled()).map_err(|_| ())?,
+            _ => up.buf.filled().len(),
+        };
+        dst.write_all(&up.buf.filled()[..take])
+            .await
+            .map_err(|_| ())?;
+        up.buf.consume(take);
+        passed += take as u64;
     }
 }
