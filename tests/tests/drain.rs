@@ -39,6 +39,12 @@ fn drain_from_any_node_releases_only_after_the_last_binding_expires() {
     let run = waiter.join().expect("ctl thread");
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
     assert!(run.stdout.contains("released"), "{}", run.stdout);
+    // While it waited, it said when the release was projected and what held it.
+    assert!(
+        run.stdout.contains("release projected at") && run.stdout.contains("held by its bindings"),
+        "{}",
+        run.stdout
+    );
     assert!(
         run.ended.duration_since(pinned) >= Duration::from_secs(3),
         "{}",
