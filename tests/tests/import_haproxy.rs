@@ -10,24 +10,8 @@ use std::process::Command;
 use holdfast_tests::tls::tls_get;
 use holdfast_tests::{Lab, holdfast_binary};
 
-/// The configuration from the issue; `{certs}` and `{srv1}`/`{srv2}` are filled in.
-const STARTED_FROM: &str = r#"
-frontend https-in
-   bind 127.0.0.1:1 ssl crt {certs}/_default.pem crt {certs}
-   reqadd X-Forwarded-Proto:\ https
-   acl APP1 hdr(host) -i APP1.atac.local
-   use_backend APP1 if APP1
-   default_backend _default
-
-backend APP1
-   redirect scheme https if !{ ssl_fc }
-   mode http
-   balance roundrobin
-   cookie HAPROXY_SESSION insert indirect
-   option httpchk HEAD /haproxy_test_page.php HTTP/1.0\nUser-Agent:\ HAProxy
-   server SRV1 {srv1} cookie SRV1 check
-   server SRV2 {srv2} cookie SRV2 check
-"#;
+/// The configuration this project was started from (`deploy/examples`).
+const STARTED_FROM: &str = include_str!("../../deploy/examples/haproxy-started-from.cfg");
 
 /// Runs `holdfast ARGS`: (exit code, stdout, stderr).
 fn holdfast(args: &[&str]) -> (i32, String, String) {
@@ -89,13 +73,14 @@ fn the_config_this_project_started_from_runs_as_a_cluster() {
     let work = dir.path().to_path_buf();
     let lab = Lab::start(3, move |servers| {
         let cfg = STARTED_FROM
-            .replace("{certs}", &certs.display().to_string())
-            .replace("{srv1}", &addr_of(servers, "s1"))
-            .replace("{srv2}", &addr_of(servers, "s2"));
+            .replace("xxx.xxx.xxx.xxx:443", "127.0.0.1:1")
+            .replace("/etc/haproxy/ssl", &certs.display().to_string())
+            .replace("SRV1_IP:PORT", &addr_of(servers, "s1"))
+            .replace("SRV2_IP:PORT", &addr_of(servers, "s2"));
         let (toml, report) = import(&work, "started-from", &cfg);
         // The one line not translated: `default_backend _default` names no backend.
         assert!(
-            report.contains(":7: not translated: no backend `_default`"),
+            report.contains(":9: not translated: no backend `_default`"),
             "{report}"
         );
         assert_eq!(report.matches("not translated").count(), 1, "{report}");

@@ -7,22 +7,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use holdfast::api::{AdminState, Stats, paths};
 use holdfast_tests::browser::{Browser, attribute};
-use holdfast_tests::{Jar, Lab, PATIENCE, wait_for};
+use holdfast_tests::{Jar, Lab, PATIENCE, plain_config, wait_for};
 
+/// [`plain_config`] with insert persistence and a short ttl.
 fn config(servers: &str) -> String {
-    format!(
-        r#"
-[[frontend]]
-name = "web"
-listen = "{{http}}"
-default_backend = "app"
-
-[[backend]]
-name = "app"
-persistence = "insert"
-ttl = "8s"
-{servers}
-"#
+    plain_config(servers).replace(
+        "persistence = \"none\"",
+        "persistence = \"insert\"\nttl = \"8s\"",
     )
 }
 

@@ -8,16 +8,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use holdfast::admin::resident_bytes as rss_bytes;
 use holdfast::http::recent::Recent;
-
-fn rss_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kb| kb * 1024)
-}
 
 fn main() {
     let n: u64 = std::env::args()

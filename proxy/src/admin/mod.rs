@@ -14,6 +14,8 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 
+pub use stats::resident_bytes;
+
 use crate::api::Health;
 use crate::cluster::Node;
 use crate::http::HttpMetrics;

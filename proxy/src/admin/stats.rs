@@ -47,7 +47,7 @@ fn node_facts(admin: &Admin) -> NodeFacts {
 }
 
 /// The process's resident memory (`VmRSS` of `/proc/self/status`), 0 if unknown.
-fn resident_bytes() -> u64 {
+pub fn resident_bytes() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()

@@ -4,24 +4,14 @@
 use super::translate;
 use crate::config::{self, Persistence};
 
-/// The configuration this project was started from (placeholders filled in).
-pub const STARTED_FROM: &str = r#"
-frontend https-in
-   bind 10.0.0.5:443 ssl crt /etc/haproxy/ssl/_default.pem crt /etc/haproxy/ssl
-   reqadd X-Forwarded-Proto:\ https
-   acl APP1 hdr(host) -i APP1.atac.local
-   use_backend APP1 if APP1
-   default_backend _default
-
-backend APP1
-   redirect scheme https if !{ ssl_fc }
-   mode http
-   balance roundrobin
-   cookie HAPROXY_SESSION insert indirect
-   option httpchk HEAD /haproxy_test_page.php HTTP/1.0\nUser-Agent:\ HAProxy
-   server SRV1 10.0.1.1:8080 cookie SRV1 check
-   server SRV2 10.0.1.2:8080 cookie SRV2 check
-"#;
+/// The configuration this project was started from, placeholders filled in.
+fn started_from(certs: &str) -> String {
+    include_str!("../../../deploy/examples/haproxy-started-from.cfg")
+        .replace("xxx.xxx.xxx.xxx", "10.0.0.5")
+        .replace("SRV1_IP:PORT", "10.0.1.1:8080")
+        .replace("SRV2_IP:PORT", "10.0.1.2:8080")
+        .replace("/etc/haproxy", certs)
+}
 
 /// A certificate for `name` with its key in one PEM file, as HAProxy's `crt` wants.
 fn write_pem(path: &std::path::Path, name: &str) {
@@ -46,7 +36,7 @@ fn the_config_this_project_started_from() {
     write_pem(&dir.path().join("ssl/_default.pem"), "default.local");
     write_pem(&dir.path().join("ssl/app1.pem"), "app1.atac.local");
     let base = dir.path().display().to_string();
-    let (c, notes) = parsed(&STARTED_FROM.replace("/etc/haproxy", &base));
+    let (c, notes) = parsed(&started_from(&base));
     let fe = &c.frontends[0];
     assert_eq!(fe.listen.to_string(), "10.0.0.5:443");
     let tls = fe.tls.as_ref().expect("TLS");
@@ -70,8 +60,8 @@ fn the_config_this_project_started_from() {
         (check.method.as_str(), check.path.as_str()),
         ("HEAD", "/haproxy_test_page.php")
     );
-    // Only `default_backend _default` (line 7: no such backend) is not translated.
-    assert_eq!(notes, [7]);
+    // Only `default_backend _default` (line 9: no such backend) is not translated.
+    assert_eq!(notes, [9]);
 }
 
 #[test]

@@ -364,26 +364,10 @@ fn a_watermark_taken_before_the_node_applied_the_drain_does_not_release_it() {
 /// release waits for the table clock to pass every member's promise (plus the skew).
 #[test]
 fn a_promise_holds_the_release_until_the_clock_passes_it() {
-    use crate::model::{Command, NodeBatch, Promise, Proposal};
+    use crate::model::Promise;
     let mut t = StickTable::new();
     members(&mut t, &[1, 2]);
     set_state(&mut t, 10, "s1", DRAIN);
-    let promise = |t: &mut StickTable, now: u64, node: u64, until: u64| {
-        t.apply(&Proposal {
-            now,
-            command: Command::Batch(NodeBatch {
-                node,
-                watermark: now,
-                promises: Some(vec![Promise {
-                    backend: "app".into(),
-                    server: "s1".into(),
-                    until,
-                }]),
-                ..NodeBatch::default()
-            }),
-        });
-        t.check_invariants().unwrap();
-    };
     promise(&mut t, 1_000, 1, 0);
     promise(&mut t, 1_000, 2, 5_000);
     assert_eq!(t.server("app", "s1").unwrap().promised_until, 5_000);
