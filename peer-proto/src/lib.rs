@@ -21,6 +21,7 @@ mod network;
 mod peer_client;
 mod server;
 mod stream;
+pub mod throttle;
 mod tls;
 
 pub use codec::CodecError;

@@ -17,6 +17,7 @@ use tokio::time::timeout;
 use crate::codec;
 use crate::config::PeerConfig;
 use crate::error::{ForwardError, PeerError};
+use crate::throttle::Throttle;
 use crate::frame::{self, FrameError};
 use crate::message::{PeerRequest, PeerResponse};
 use crate::stream::{self, BoxedStream};
@@ -73,8 +74,10 @@ pub async fn serve<C, H>(
             accepted = listener.accept() => match accepted {
                 Ok((tcp, remote)) => {
                     let Ok(permit) = limit.clone().try_acquire_owned() else {
-                        tracing::warn!(remote_addr = %remote, max_connections = config.max_connections,
-                            "peer connection limit reached; closing new connection");
+                        if let Some(folded) = LIMIT_LOG.note() {
+                            tracing::warn!(remote_addr = %remote, max_connections = config.max_connections,
+                                folded, "peer connection limit reached; closing new connection (`folded`: refusals not logged since the last line)");
+                        }
                         continue;
                     };
                     let (config, handler) = (config.clone(), handler.clone());
@@ -234,6 +237,11 @@ where
     }
 }
 
+/// Refused handshakes, logged at most once per [`crate::throttle::WINDOW`].
+static HANDSHAKE_LOG: Throttle = Throttle::new();
+/// Connections refused at the limit, likewise.
+static LIMIT_LOG: Throttle = Throttle::new();
+
 fn log_handshake_failure(remote: SocketAddr, e: &PeerError) {
     if matches!(e, PeerError::Frame(FrameError::Closed)) {
         // Port probes and health checks connect and close without a word.
@@ -246,5 +254,8 @@ fn log_handshake_failure(remote: SocketAddr, e: &PeerError) {
         _ => "",
     };
     let reason = e.refuse_reason().map(tracing::field::display);
-    tracing::warn!(remote_addr = %remote, error = %e, reason, hint, "peer handshake failed; connection refused");
+    if let Some(folded) = HANDSHAKE_LOG.note() {
+        tracing::warn!(remote_addr = %remote, error = %e, reason, hint, folded,
+            "peer handshake failed; connection refused (`folded`: refusals not logged since the last line)");
+    }
 }

@@ -85,6 +85,35 @@ pub fn client_config(alpn: &[&[u8]]) -> rustls::ClientConfig {
     config
 }
 
+/// Sends `bytes` over TLS to `addr` (SNI `host`, offering `alpn`) and reads what comes
+/// back until the server closes or `limit` passes: (the protocol ALPN chose, the bytes).
+pub fn tls_raw(
+    addr: &str,
+    host: &str,
+    alpn: &[&[u8]],
+    bytes: &[u8],
+    limit: Duration,
+) -> std::io::Result<(Option<Vec<u8>>, Vec<u8>)> {
+    let name = ServerName::try_from(host.to_string()).map_err(std::io::Error::other)?;
+    let conn = rustls::ClientConnection::new(Arc::new(client_config(alpn)), name)
+        .map_err(std::io::Error::other)?;
+    let tcp = TcpStream::connect(addr)?;
+    tcp.set_read_timeout(Some(limit))?;
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    tls.write_all(bytes)?;
+    let alpn = tls.conn.alpn_protocol().map(<[u8]>::to_vec);
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match tls.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(_) => break,
+        }
+    }
+    Ok((alpn, buf))
+}
+
 /// An HTTP/1.1 `GET path` over TLS to `addr` (SNI and `Host` = `host`) with `extra`
 /// header fields, read until the server closes.
 pub fn tls_get(

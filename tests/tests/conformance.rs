@@ -3,6 +3,9 @@
 //! bodies, HTTP/1.0 and HTTP/2. Every case is sent once on each engine through a real
 //! node process, to a raw server that records the exact bytes it receives.
 
+use std::time::Duration;
+
+use holdfast_tests::tls::{tls_raw, write_cert};
 use holdfast_tests::{Answer, Lab, Received, Recorder, raw};
 
 /// The engine a request is made to take.
@@ -16,8 +19,9 @@ enum Engine {
 
 const ENGINES: [Engine; 2] = [Engine::Fast, Engine::Streamed];
 
-/// One node whose frontend sends `req.local` to a recorder (insert persistence) and
-/// `resp.local` to a second recorder answering with a hop-by-hop-laden response.
+/// One node whose frontend sends `req.local` to a recorder and `resp.local` to a second
+/// recorder answering with a hop-by-hop-laden, publicly cacheable response (both with
+/// insert persistence).
 struct Setup {
     lab: Lab,
     requests: Recorder,
@@ -25,7 +29,7 @@ struct Setup {
 }
 
 const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: X-Internal\r\n\
-    X-Internal: 1\r\nKeep-Alive: timeout=5\r\nX-App: 1\r\n\r\nok";
+    X-Internal: 1\r\nKeep-Alive: timeout=5\r\nX-App: 1\r\nCache-Control: public, max-age=60\r\n\r\nok";
 
 fn setup() -> Setup {
     let requests = Recorder::start(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
@@ -47,7 +51,7 @@ server = [{{ name = "r1", addr = "{a}" }}]
 
 [[backend]]
 name = "resp"
-persistence = "none"
+persistence = "insert"
 server = [{{ name = "p1", addr = "{b}" }}]
 "#
         )
@@ -203,4 +207,137 @@ fn both_engines_forward_the_same_head(s: &Setup) {
         v
     };
     assert_eq!(sorted(fast), sorted(streamed));
+}
+
+impl Setup {
+    /// Sends `bytes` as they are; returns the answer and what the request recorder got.
+    fn exchange(&self, bytes: &str) -> (Answer, Vec<Received>) {
+        let answer = raw(&self.lab.http(0), bytes.as_bytes()).expect("answer");
+        (answer, self.requests.take())
+    }
+
+    /// `bytes` must be refused with `status` and nothing forwarded.
+    fn refused(&self, bytes: &str, status: u16) {
+        let (answer, got) = self.exchange(bytes);
+        assert_eq!(answer.status, status, "{bytes:?}: {answer:?}");
+        assert!(got.is_empty(), "{bytes:?} was forwarded: {got:?}");
+    }
+
+    fn errors(&self, kind: &str) -> f64 {
+        let series = format!("holdfast_http_errors_total{{kind=\"{kind}\"}}");
+        self.lab.metric(0, &series).unwrap_or(0.0)
+    }
+}
+
+#[test]
+fn request_rules_hold_before_anything_is_forwarded() {
+    let s = setup();
+    rfc9110_7_8_only_websocket_is_upgraded(&s);
+    rfc9112_3_2_host_and_target_are_checked(&s);
+    rfc9112_6_1_transfer_codings(&s);
+    rfc9112_7_1_a_malformed_chunk_is_the_clients_error(&s);
+    the_insert_cookie_is_kept_out_of_shared_caches(&s);
+}
+
+fn rfc9110_7_8_only_websocket_is_upgraded(s: &Setup) {
+    let (answer, got) = s.exchange(
+        "GET / HTTP/1.1\r\nHost: req.local\r\nConnection: Upgrade, HTTP2-Settings\r\n\
+         Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n",
+    );
+    assert_eq!(answer.status, 200, "{answer:?}");
+    let head = got.first().expect("forwarded").head_text().to_ascii_lowercase();
+    for gone in ["upgrade", "http2-settings", "connection:"] {
+        assert!(!head.contains(gone), "{gone} forwarded:\n{head}");
+    }
+}
+
+fn rfc9112_3_2_host_and_target_are_checked(s: &Setup) {
+    s.refused("GET / HTTP/1.1\r\nHost: req.local\r\nHost: resp.local\r\n\r\n", 400);
+    s.refused("GET / HTTP/1.1\r\nConnection: close\r\n\r\n", 400);
+    s.refused("GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400);
+    s.refused("GET ! HTTP/1.1\r\nHost: req.local\r\n\r\n", 400);
+    s.refused("GET evil.com HTTP/1.1\r\nHost: req.local\r\n\r\n", 400);
+    s.refused("CONNECT req.local:443 HTTP/1.1\r\nHost: req.local:443\r\n\r\n", 501);
+    // RFC 9112 §3.2.2: the absolute form's authority wins over Host, for the route and
+    // for what the server is told.
+    let answer = raw(
+        &s.lab.http(0),
+        b"GET http://resp.local/x HTTP/1.1\r\nHost: req.local\r\nConnection: close\r\n\r\n",
+    )
+    .expect("answer");
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert!(s.requests.take().is_empty(), "routed by Host");
+    let got = s.responses.take();
+    assert_eq!(got.len(), 1, "routed by the authority");
+    assert_eq!(got[0].all("host"), ["resp.local"]);
+}
+
+fn rfc9112_6_1_transfer_codings(s: &Setup) {
+    s.refused(
+        "POST / HTTP/1.1\r\nHost: req.local\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+        501,
+    );
+    s.refused(
+        "POST / HTTP/1.1\r\nHost: req.local\r\nTransfer-Encoding: chunked\r\n\
+         Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        400,
+    );
+    let (answer, got) = s.exchange(
+        "POST / HTTP/1.1\r\nHost: req.local\r\nContent-Length: 5, 5\r\nConnection: close\r\n\r\nhello",
+    );
+    assert_eq!(answer.status, 200, "{answer:?}");
+    let got = got.first().expect("forwarded");
+    assert_eq!(got.all("content-length"), ["5"], "{}", got.head_text());
+    assert_eq!(got.body, b"hello");
+}
+
+fn rfc9112_7_1_a_malformed_chunk_is_the_clients_error(s: &Setup) {
+    let backend_errors = s.errors("backend");
+    let bad_requests = s.errors("bad_request");
+    for (method, size) in [("POST", "ZZZ"), ("POST", "-0x0"), ("GET", "0_2e"), ("POST", "1 2")] {
+        let text = format!(
+            "{method} / HTTP/1.1\r\nHost: req.local\r\nTransfer-Encoding: chunked\r\n\r\n{size}\r\nab\r\n0\r\n\r\n"
+        );
+        let (answer, _) = s.exchange(&text);
+        assert_eq!(answer.status, 400, "{text:?}: {answer:?}");
+    }
+    assert_eq!(s.errors("backend"), backend_errors, "client errors counted as backend");
+    assert!(s.errors("bad_request") >= bad_requests + 4.0);
+}
+
+fn the_insert_cookie_is_kept_out_of_shared_caches(s: &Setup) {
+    let (answer, _) = s.send(Engine::Fast, "resp.local", "");
+    let cache = answer.all("cache-control").join(", ");
+    assert!(answer.all("set-cookie").iter().any(|c| c.starts_with("HFSID=")), "{answer:?}");
+    assert!(cache.contains("public") && cache.contains("no-cache=\"set-cookie\""), "{cache}");
+    let (answer, _) = s.send(Engine::Streamed, "resp.local", "");
+    let cache = answer.all("cache-control").join(", ");
+    assert!(cache.contains("no-cache=\"set-cookie\""), "{cache}");
+}
+
+#[test]
+fn rfc9113_3_2_tls_speaks_the_protocol_alpn_chose() {
+    let certs = tempfile::tempdir().expect("tempdir");
+    write_cert(certs.path(), "a.test");
+    let dir = certs.path().display().to_string();
+    let lab = Lab::start(1, move |servers| {
+        format!(
+            "[[frontend]]\nname = \"tls\"\nlisten = \"{{http}}\"\ndefault_backend = \"app\"\n\
+             tls = {{ certs = [{{ cert = \"{dir}/a.test.crt\", key = \"{dir}/a.test.key\" }}] }}\n\n\
+             [[backend]]\nname = \"app\"\npersistence = \"none\"\n{servers}\n"
+        )
+    });
+    let limit = Duration::from_secs(5);
+    let h1 = b"GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n";
+    let (alpn, got) = tls_raw(&lab.http(0), "a.test", &[b"h2"], h1, limit).expect("h2 conn");
+    assert_eq!(alpn.as_deref(), Some(&b"h2"[..]));
+    assert!(!got.starts_with(b"HTTP/1"), "HTTP/1.1 answered after ALPN h2: {got:?}");
+    let preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    let (alpn, got) =
+        tls_raw(&lab.http(0), "a.test", &[b"http/1.1"], preface, limit).expect("h1 conn");
+    assert_eq!(alpn.as_deref(), Some(&b"http/1.1"[..]));
+    let settings = got.len() >= 9 && got[3] == 0x4;
+    assert!(!settings, "HTTP/2 spoken after ALPN http/1.1: {got:?}");
+    let (_, got) = tls_raw(&lab.http(0), "a.test", &[b"http/1.1"], h1, limit).expect("h1 conn");
+    assert!(got.starts_with(b"HTTP/1.1 200"), "{:?}", String::from_utf8_lossy(&got));
 }

@@ -11,7 +11,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
 pub use stats::resident_bytes;
@@ -39,6 +39,12 @@ impl Admin {
     }
 }
 
+/// Most admin connections open at once; more are closed at once (operators, scrapers
+/// and `ctl` need a handful).
+const MAX_CONNECTIONS: usize = 256;
+/// Time to receive a whole request head on the admin listener (slowloris).
+const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Serves the admin API on `listener` until `shutdown` completes; `/metrics` includes the
 /// data plane's metrics when `http` is given.
 pub async fn serve(
@@ -48,6 +54,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     let history = Arc::new(history::History::default());
     let sampler = history.spawn(node.clone());
     let _stop_sampler = AbortOnDrop(sampler);
@@ -63,6 +70,10 @@ pub async fn serve(
             },
             _ = &mut shutdown => return,
         };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::debug!(%peer, "admin connection limit reached; closing");
+            continue;
+        };
         let admin = Admin {
             node: node.clone(),
             http: http.clone(),
@@ -73,13 +84,18 @@ pub async fn serve(
                 let admin = admin.clone();
                 async move { Ok::<_, std::convert::Infallible>(routes::handle(admin, req).await) }
             });
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT);
             if let Err(e) = builder
                 .serve_connection(TokioIo::new(stream), service)
                 .await
             {
                 tracing::debug!(%peer, error = %e, "admin connection ended with an error");
             }
+            drop(slot);
         });
     }
 }

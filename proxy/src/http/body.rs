@@ -2,6 +2,8 @@
 //! wrapper that keeps per-request guards alive until the response body is fully sent.
 
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -24,6 +26,50 @@ pub fn full(text: impl Into<Bytes>) -> Body {
     Full::new(text.into())
         .map_err(|never| match never {})
         .boxed()
+}
+
+/// A client's request body that remembers whether the client broke it (a malformed
+/// chunk, a reset): the exchange then answers 400, a client error, never 502.
+pub struct Watched {
+    inner: Body,
+    broken: Arc<AtomicBool>,
+}
+
+impl Watched {
+    /// Wraps `inner`; the flag turns true when it fails.
+    pub fn wrap(inner: Body) -> (Body, Arc<AtomicBool>) {
+        let broken = Arc::new(AtomicBool::new(false));
+        let body = Watched {
+            inner,
+            broken: broken.clone(),
+        };
+        (body.boxed(), broken)
+    }
+}
+
+impl HttpBody for Watched {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Err(_))) = &polled {
+            this.broken.store(true, Ordering::Relaxed);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// A body that holds `guard` until it is finished or dropped (in-flight counts).

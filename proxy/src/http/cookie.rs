@@ -127,6 +127,20 @@ pub fn learned_cookie<'a>(fields: &'a impl Fields, name: &str) -> Option<&'a str
         .last()
 }
 
+/// The `Cache-Control` directive added to a response that sets holdfast's cookie, unless
+/// it already keeps caches from storing it (`private`, `no-store`, `no-cache`): a shared
+/// cache must never hand one client's session cookie to another (HAProxy's `nocache`).
+/// The response stays cacheable; its `Set-Cookie` does not (RFC 9111 §5.2.2.4).
+pub fn cache_guard(fields: &impl Fields) -> Option<&'static str> {
+    let kept_private = fields.tokens(Kind::CacheControl).any(|d| {
+        let name = d.split(|b| *b == b'=').next().unwrap_or(d).trim_ascii();
+        [&b"private"[..], b"no-store", b"no-cache"]
+            .iter()
+            .any(|p| name.eq_ignore_ascii_case(p))
+    });
+    (!kept_private).then_some("no-cache=\"set-cookie\"")
+}
+
 /// Signs and checks holdfast's insert cookie with the cluster secret.
 #[derive(Clone)]
 pub struct CookieSigner {

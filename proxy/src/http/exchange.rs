@@ -7,12 +7,14 @@ use std::net::SocketAddr;
 use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
+use super::cookie::cache_guard;
 use super::fields::Fields;
 use super::headers::{client_ip, host_name, request_host, trusted};
 use super::metrics::ErrorKind;
 use super::persist::{self, Active, Plan};
 use super::pool::{Pool, Server};
 use super::refusal::Refusal;
+use super::target::{self, Target};
 use super::{DataPlane, Frontend, session};
 use crate::config::Persistence;
 
@@ -27,6 +29,8 @@ pub struct RequestLine<'a> {
     pub target: &'a str,
     /// The target's authority (absolute form, or HTTP/2's `:authority`).
     pub authority: Option<&'a str>,
+    /// The protocol version.
+    pub version: http::Version,
     /// The request has no body, so it can be sent again to another server.
     pub bodiless: bool,
 }
@@ -44,6 +48,25 @@ pub enum Route {
     Server,
     /// Nowhere: the client is sent to this `https://` location (308).
     Redirect(String),
+}
+
+/// The fields the proxy adds to a server's response: its insert cookie, and a
+/// `Cache-Control` directive that keeps shared caches from storing that cookie.
+#[derive(Debug, Default)]
+pub struct Added {
+    /// The `Set-Cookie` value.
+    pub set_cookie: Option<String>,
+    /// A `Cache-Control` value.
+    pub cache_control: Option<&'static str>,
+}
+
+impl Added {
+    /// Each added field as (name, value).
+    pub fn fields(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        let cookie = self.set_cookie.as_deref().map(|v| ("set-cookie", v));
+        let cache = self.cache_control.map(|v| ("cache-control", v));
+        cookie.into_iter().chain(cache)
+    }
 }
 
 /// What the access log needs from a request, copied only when the log is on.
@@ -111,6 +134,15 @@ impl<'p> Exchange<'p> {
         fields: &impl Fields,
         line: &RequestLine<'_>,
     ) -> Result<Route, Refusal> {
+        let target = Target {
+            method: line.method,
+            path: line.target,
+            authority: line.authority,
+            version: line.version,
+        };
+        if let Err(refusal) = target::check(&target, fields) {
+            return Err(self.fail(refusal));
+        }
         let host = request_host(fields, line.authority);
         if self.fe.redirect_https {
             return Ok(Route::Redirect(redirect_location(host, line)));
@@ -200,19 +232,17 @@ impl<'p> Exchange<'p> {
     }
 
     /// The server answered with `status` and `fields`: what the table learns (binds,
-    /// touches, session ends). Returns the insert cookie to add, if any.
-    pub fn answered(
-        &mut self,
-        fields: &impl Fields,
-        status: u16,
-        active: &Active,
-    ) -> Option<String> {
+    /// touches, session ends). Returns the fields the proxy adds to the response.
+    pub fn answered(&mut self, fields: &impl Fields, status: u16, active: &Active) -> Added {
         let (pool, plan) = self.routed();
         let learned = session::in_response(&pool.config, fields);
         let ended = session::ended(&pool.config, self.delete, status, fields);
-        let cookie = persist::record(self.dp, pool, plan, learned, ended, self.tls);
+        let set_cookie = persist::record(self.dp, pool, plan, learned, ended, self.tls);
         active.learned(learned);
-        cookie
+        Added {
+            cache_control: set_cookie.as_ref().and_then(|_| cache_guard(fields)),
+            set_cookie,
+        }
     }
 
     /// Adds bytes received from the client (`from`) and sent to it (`to`).

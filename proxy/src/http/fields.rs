@@ -36,6 +36,8 @@ pub enum Kind {
     ForwardedProto,
     /// `X-Forwarded-Host`.
     ForwardedHost,
+    /// `Cache-Control`.
+    CacheControl,
 }
 
 /// The kind of the field named `name` (any case).
@@ -51,6 +53,7 @@ pub fn kind(name: &[u8]) -> Kind {
         10 if is("connection") => Kind::Connection,
         10 if is("keep-alive") => Kind::HopByHop,
         10 if is("set-cookie") => Kind::SetCookie,
+        13 if is("cache-control") => Kind::CacheControl,
         14 if is("content-length") => Kind::ContentLength,
         15 if is("x-forwarded-for") => Kind::ForwardedFor,
         16 if is("proxy-connection") => Kind::HopByHop,
@@ -77,6 +80,7 @@ impl Kind {
             Kind::ForwardedFor => "x-forwarded-for",
             Kind::ForwardedProto => "x-forwarded-proto",
             Kind::ForwardedHost => "x-forwarded-host",
+            Kind::CacheControl => "cache-control",
             Kind::Other | Kind::HopByHop => return None,
         })
     }

@@ -3,6 +3,7 @@
 //! rule, applied by both engines before anything is forwarded.
 
 use super::fields::{Fields, Kind};
+use super::refusal::Refusal;
 
 /// How a message's body is delimited.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -15,25 +16,41 @@ pub enum Framing {
     Close,
 }
 
-/// The framing of a request body, or why it is refused (400): both `Content-Length` and
-/// `Transfer-Encoding`, differing or malformed lengths, `Transfer-Encoding` on HTTP/1.0,
-/// or a last coding that is not `chunked` (RFC 9112 §6.3).
-pub fn request(fields: &impl Fields, http10: bool) -> Result<Framing, &'static str> {
-    let length = content_length(fields)?;
-    if fields.has(Kind::TransferEncoding) {
-        if length.is_some() {
-            return Err("both Content-Length and Transfer-Encoding");
-        }
-        if http10 {
-            return Err("Transfer-Encoding on HTTP/1.0");
-        }
-        return if chunked_last(fields) {
-            Ok(Framing::Chunked)
-        } else {
-            Err("Transfer-Encoding without chunked last")
-        };
+/// The framing of a request body, or why it is refused: both `Content-Length` and
+/// `Transfer-Encoding`, differing or malformed lengths, `Transfer-Encoding` on HTTP/1.0
+/// (400, RFC 9112 §6.1, §6.3); a transfer coding other than `chunked` (501, RFC 9112
+/// §6.1: the proxy would pass bytes in a coding neither side may expect); `chunked` more
+/// than once (400, RFC 9112 §7.1: a sender must not apply it twice).
+pub fn request(fields: &impl Fields, http10: bool) -> Result<Framing, Refusal> {
+    let bad = Refusal::BadRequest;
+    let length = content_length(fields).map_err(bad)?;
+    if !fields.has(Kind::TransferEncoding) {
+        return Ok(Framing::Length(length.unwrap_or(0)));
     }
-    Ok(Framing::Length(length.unwrap_or(0)))
+    if length.is_some() {
+        return Err(bad("both Content-Length and Transfer-Encoding"));
+    }
+    if http10 {
+        return Err(bad("Transfer-Encoding on HTTP/1.0"));
+    }
+    let mut chunked = 0;
+    for coding in fields.tokens(Kind::TransferEncoding) {
+        if !coding.eq_ignore_ascii_case(b"chunked") {
+            return Err(Refusal::NotImplemented("transfer coding other than chunked"));
+        }
+        chunked += 1;
+    }
+    match chunked {
+        1 => Ok(Framing::Chunked),
+        0 => Err(bad("empty Transfer-Encoding")),
+        _ => Err(bad("chunked applied more than once")),
+    }
+}
+
+/// The request's body length when `Content-Length` gives it, as one number however many
+/// times it was repeated (`5, 5` is sent on as `5`, RFC 9110 §8.6).
+pub fn declared_length(fields: &impl Fields) -> Option<u64> {
+    content_length(fields).ok().flatten()
 }
 
 /// The framing of a response body (RFC 9112 §6.3) with `status`, to a `HEAD` request or
@@ -93,7 +110,7 @@ mod tests {
     use http::HeaderMap;
 
     /// The rule gives the same answer over both engines' representations.
-    fn both(text: &[u8]) -> Result<Framing, &'static str> {
+    fn both(text: &[u8]) -> Result<Framing, Refusal> {
         let mut h = Head::default();
         assert!(h.parse_request(text, 100).unwrap());
         let fast = request(
@@ -125,12 +142,18 @@ mod tests {
         assert!(both(b"GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n").is_err());
         assert!(both(b"GET / HTTP/1.1\r\nContent-Length: +1\r\n\r\n").is_err());
         assert!(both(b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked, gzip\r\n\r\n").is_err());
+        let twice = b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n";
+        assert_eq!(both(twice), Err(Refusal::BadRequest("chunked applied more than once")));
         assert_eq!(
             both(b"GET / HTTP/1.1\r\nContent-Length: 2, 2\r\n\r\n"),
             Ok(Framing::Length(2))
         );
         assert_eq!(
             both(b"GET / HTTP/1.1\r\nTransfer-Encoding: gzip, Chunked\r\n\r\n"),
+            Err(Refusal::NotImplemented("transfer coding other than chunked"))
+        );
+        assert_eq!(
+            both(b"GET / HTTP/1.1\r\nTransfer-Encoding: Chunked\r\n\r\n"),
             Ok(Framing::Chunked)
         );
         assert_eq!(both(b"GET / HTTP/1.1\r\n\r\n"), Ok(Framing::Length(0)));

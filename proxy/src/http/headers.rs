@@ -71,9 +71,14 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
     }
 }
 
-/// True when the request asks to switch protocols (RFC 9110 §7.8).
+/// True when the request asks to switch to WebSocket (RFC 6455 §4.1): the only protocol
+/// holdfast upgrades to. Any other `Upgrade` (`h2c` among them, RFC 9110 §7.8) is a
+/// hop-by-hop field like any other and goes no further.
 pub fn is_upgrade(fields: &impl Fields) -> bool {
-    fields.has(Kind::Upgrade) && fields.connection_has("upgrade")
+    fields.connection_has("upgrade")
+        && fields
+            .tokens(Kind::Upgrade)
+            .any(|t| t.eq_ignore_ascii_case(b"websocket"))
 }
 
 /// The `X-Forwarded-*` values sent to the server: appended to (`For`) or kept
@@ -178,10 +183,10 @@ pub fn client_ip(peer: IpAddr, fields: &impl Fields, proxies: &[Cidr]) -> IpAddr
         .unwrap_or(peer)
 }
 
-/// The request's host as sent (`Host` field, else the target's authority), port
-/// included.
+/// The request's host, port included: an absolute-form target's authority (or HTTP/2's
+/// `:authority`), which wins over `Host` (RFC 9112 §3.2.2), else `Host`.
 pub fn request_host<'a>(fields: &'a impl Fields, authority: Option<&'a str>) -> Option<&'a str> {
-    fields.texts(Kind::Host).next().or(authority)
+    authority.or_else(|| fields.texts(Kind::Host).next())
 }
 
 /// A host without its port, lower-cased, for routing.

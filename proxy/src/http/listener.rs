@@ -60,13 +60,16 @@ async fn serve(
 ) {
     let _ = stream.set_nodelay(true);
     match frontend.tls.clone() {
-        None => serve_io(stream, peer, false, false, plane, frontend).await,
+        None => serve_io(stream, peer, false, Protocols::Any, plane, frontend).await,
         Some(acceptor) => {
             let shake = tokio::time::timeout(plane.timeouts.tls_handshake, acceptor.accept(stream));
             match shake.await {
                 Ok(Ok(tls)) => {
-                    let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-                    serve_io(tls, peer, true, h2, plane, frontend).await
+                    let protocols = match tls.get_ref().1.alpn_protocol() {
+                        Some(b"h2") => Protocols::Http2,
+                        _ => Protocols::Http1,
+                    };
+                    serve_io(tls, peer, true, protocols, plane, frontend).await
                 }
                 Ok(Err(e)) => {
                     plane.lasting.metrics.error(ErrorKind::TlsHandshake);
@@ -81,19 +84,31 @@ async fn serve(
     }
 }
 
-/// Serves a client connection: on the fast path unless it is HTTP/2 (`h2`, by ALPN) or
-/// redirected, then on hyper with whatever the fast path handed over.
+/// The protocols a connection may speak: what ALPN chose on TLS (RFC 9113 §3.2; no
+/// ALPN means HTTP/1.1), either on plain HTTP (HTTP/2 by its preface, RFC 9113 §3.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Protocols {
+    /// Plain HTTP: HTTP/1.x, or HTTP/2 with prior knowledge.
+    Any,
+    /// TLS with ALPN `http/1.1`, or none.
+    Http1,
+    /// TLS with ALPN `h2`: a bad preface is a connection error, never an HTTP/1 answer.
+    Http2,
+}
+
+/// Serves a client connection: on the fast path unless it speaks HTTP/2 (by ALPN) or
+/// is redirected, then on hyper with whatever the fast path handed over.
 async fn serve_io<I>(
     io: I,
     peer: SocketAddr,
     tls: bool,
-    h2: bool,
+    protocols: Protocols,
     plane: &Arc<DataPlane>,
     frontend: Arc<Frontend>,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (io, read) = if h2 || frontend.redirect_https {
+    let (io, read) = if protocols == Protocols::Http2 || frontend.redirect_https {
         (io, Vec::new())
     } else {
         match h1::serve(io, peer, tls, plane, &frontend).await {
@@ -101,7 +116,31 @@ async fn serve_io<I>(
             Served::Fallback(io, read) => (io, read),
         }
     };
-    serve_hyper(io, read, peer, tls, plane, frontend).await
+    serve_hyper(io, read, peer, (tls, protocols), plane, frontend).await
+}
+
+/// hyper's server for `protocols`, with the limits and timeouts of `plane`.
+fn builder(plane: &DataPlane, protocols: Protocols) -> Builder<TokioExecutor> {
+    let (limits, t) = (&plane.limits, &plane.timeouts);
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder = match protocols {
+        Protocols::Any => builder,
+        Protocols::Http1 => builder.http1_only(),
+        Protocols::Http2 => builder.http2_only(),
+    };
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .keep_alive(true)
+        .max_buf_size(limits.max_header_size.max(8192))
+        .max_headers(limits.max_headers);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(limits.max_header_size).unwrap_or(u32::MAX))
+        .keep_alive_interval(Some(t.keep_alive))
+        .keep_alive_timeout(t.client_header);
+    builder
 }
 
 /// Serves a client connection on hyper, starting with the bytes already `read` from it.
@@ -109,7 +148,7 @@ async fn serve_hyper<I>(
     io: I,
     read: Vec<u8>,
     peer: SocketAddr,
-    tls: bool,
+    (tls, protocols): (bool, Protocols),
     plane: &Arc<DataPlane>,
     frontend: Arc<Frontend>,
 ) where
@@ -135,21 +174,7 @@ async fn serve_hyper<I>(
             }
         })
     };
-    let limits = &plane.limits;
-    let mut builder = Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .keep_alive(true)
-        .max_buf_size(limits.max_header_size.max(8192))
-        .max_headers(limits.max_headers);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(limits.max_header_size).unwrap_or(u32::MAX))
-        .keep_alive_interval(Some(t.keep_alive))
-        .keep_alive_timeout(t.client_header);
-    let result = builder
+    let result = builder(plane, protocols)
         .serve_connection_with_upgrades(TokioIo::new(io), service)
         .await;
     match state.cut() {

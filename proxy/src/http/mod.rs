@@ -26,6 +26,7 @@ mod running;
 mod session;
 mod streamed;
 pub mod table;
+pub mod target;
 pub mod tls;
 mod traffic;
 

@@ -13,6 +13,8 @@ use super::metrics::{ErrorKind, HttpMetrics};
 pub enum Refusal {
     /// Malformed or smuggling-prone request (400), and why.
     BadRequest(&'static str),
+    /// A method or transfer coding the proxy does not implement (501), and which.
+    NotImplemented(&'static str),
     /// The request head is larger than `limits.max_header_size` (431).
     HeadTooLarge,
     /// The request head has more fields than `limits.max_headers` (431).
@@ -40,6 +42,7 @@ impl Refusal {
     pub fn status(self) -> StatusCode {
         match self {
             Refusal::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Refusal::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             Refusal::HeadTooLarge | Refusal::TooManyFields => {
                 StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
             }
@@ -57,7 +60,7 @@ impl Refusal {
     /// its own (an unreachable server's connect failures were counted as they happened).
     pub fn kind(self) -> Option<ErrorKind> {
         Some(match self {
-            Refusal::BadRequest(_) => ErrorKind::BadRequest,
+            Refusal::BadRequest(_) | Refusal::NotImplemented(_) => ErrorKind::BadRequest,
             Refusal::HeadTooLarge | Refusal::TooManyFields => ErrorKind::HeaderTooLarge,
             Refusal::HeadTimeout => ErrorKind::HeaderTimeout,
             Refusal::NoRoute => ErrorKind::NoRoute,
@@ -81,7 +84,7 @@ impl Refusal {
     /// Why, in a few words.
     pub fn reason(self) -> &'static str {
         match self {
-            Refusal::BadRequest(why) => why,
+            Refusal::BadRequest(why) | Refusal::NotImplemented(why) => why,
             Refusal::HeadTooLarge => "request head too large",
             Refusal::TooManyFields => "too many header fields",
             Refusal::HeadTimeout => "request head timeout",

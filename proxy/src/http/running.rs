@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use hyper_util::client::legacy::Client;
@@ -112,12 +113,33 @@ fn build_frontend(f: &FrontendSection, plane: &DataPlane) -> Result<Frontend, St
     })
 }
 
-fn health_tasks(plane: &DataPlane) -> Vec<JoinHandle<()>> {
-    plane
+/// Health checks of every server, and the pruning of idle server connections.
+fn health_tasks(plane: &Arc<DataPlane>) -> Vec<JoinHandle<()>> {
+    let mut tasks: Vec<JoinHandle<()>> = plane
         .pools
         .values()
         .flat_map(|pool| health::spawn(pool, &plane.lasting.metrics))
-        .collect()
+        .collect();
+    tasks.push(prune_task(plane));
+    tasks
+}
+
+/// Closes idle server connections on time (see `IdleList::prune`): every server of
+/// every backend, a few times per `pool_idle`.
+fn prune_task(plane: &Arc<DataPlane>) -> JoinHandle<()> {
+    let plane = plane.clone();
+    tokio::spawn(async move {
+        let max_idle = plane.timeouts.pool_idle;
+        let every = (max_idle / 4).clamp(Duration::from_millis(250), Duration::from_secs(5));
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            for server in plane.pools.values().flat_map(|p| p.servers.iter()) {
+                server.idle.prune(max_idle);
+            }
+        }
+    })
 }
 
 /// hyper's client for the streamed engine: pooled keep-alive connections to servers.

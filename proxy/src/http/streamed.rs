@@ -5,18 +5,19 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use http::header::{HOST, HeaderValue, LOCATION, SET_COOKIE};
+use http::header::{CONTENT_LENGTH, HOST, HeaderValue, LOCATION};
 use http::uri::{PathAndQuery, Scheme};
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::BodyExt;
 use hyper::body::{Body as _, Incoming};
 use hyper_util::rt::TokioIo;
 
-use super::body::{Body, Guarded, empty};
+use super::body::{Body, Guarded, Watched, empty};
 use super::conn::{Busy, ConnState};
 use super::cookie::strip_request_cookie;
-use super::exchange::{Exchange, RequestLine, Route};
+use super::exchange::{Added, Exchange, RequestLine, Route};
 use super::framing;
 use super::headers::{Forwarded, is_upgrade, remove_hop_by_hop, request_host};
 use super::pool::Server;
@@ -43,17 +44,26 @@ pub async fn handle(
     req: Request<Incoming>,
 ) -> Response<Body> {
     let busy = client.conn.begin();
-    let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    // An authority-form target (`evil.com`) has no path: no valid form but CONNECT's.
+    let target = match (req.uri().path_and_query(), req.uri().scheme()) {
+        (Some(p), _) => p.as_str(),
+        (None, Some(_)) => "/",
+        (None, None) => "",
+    };
+    // The authority of an absolute-form target (it has a scheme) or HTTP/2's
+    // `:authority`; hyper also reads an authority into targets that have none.
+    let absolute = req.uri().scheme().is_some() || req.version() == Version::HTTP_2;
     let line = RequestLine {
         method: req.method().as_str().as_bytes(),
         target,
-        authority: req.uri().authority().map(|a| a.as_str()),
+        authority: req.uri().authority().filter(|_| absolute).map(|a| a.as_str()),
+        version: req.version(),
         bodiless: req.body().is_end_stream(),
     };
     let mut ex = Exchange::new(&dp, &fe, client.peer, client.tls, &line, req.headers());
     let http10 = req.version() == Version::HTTP_10;
-    if let Err(why) = framing::request(req.headers(), http10) {
-        return ex.fail(Refusal::BadRequest(why)).response();
+    if let Err(refusal) = framing::request(req.headers(), http10) {
+        return ex.fail(refusal).response();
     }
     match ex.route(req.headers(), &line).await {
         Ok(Route::Server) => {}
@@ -84,8 +94,9 @@ fn rewrite(
     upgrade: bool,
 ) -> (http::request::Parts, Incoming) {
     let (mut parts, body) = req.into_parts();
-    let host =
-        request_host(&parts.headers, parts.uri.authority().map(|a| a.as_str())).map(str::to_string);
+    let absolute = parts.uri.scheme().is_some() || parts.version == Version::HTTP_2;
+    let authority = parts.uri.authority().filter(|_| absolute).map(|a| a.as_str());
+    let host = request_host(&parts.headers, authority).map(str::to_string);
     let forwarded = Forwarded::of(
         &parts.headers,
         &client.peer_text,
@@ -102,6 +113,10 @@ fn rewrite(
         };
     }
     remove_hop_by_hop(headers, upgrade);
+    // One `Content-Length`, one value, however the client repeated it (RFC 9110 §8.6).
+    if let Some(n) = framing::declared_length(&*headers) {
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(n));
+    }
     if let Some(own) = ex.own_cookie() {
         strip_request_cookie(headers, own);
     }
@@ -131,8 +146,9 @@ async fn forward(
         .path_and_query()
         .cloned()
         .unwrap_or_else(|| PathAndQuery::from_static("/"));
-    let (mut resp, active) = send(ex, parts, body.boxed(), &path).await?;
-    let set_cookie = ex.answered(resp.headers(), resp.status().as_u16(), &active);
+    let (body, broken) = Watched::wrap(body.boxed());
+    let (mut resp, active) = send(ex, parts, body, &path, &broken).await?;
+    let added = ex.answered(resp.headers(), resp.status().as_u16(), &active);
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS
         && let Some(client_upgrade) = client_upgrade
     {
@@ -145,24 +161,23 @@ async fn forward(
             }
         });
         let (parts, _) = resp.into_parts();
-        return Ok(with_cookie(
-            Response::from_parts(parts, empty()),
-            set_cookie,
-        ));
+        return Ok(with_added(Response::from_parts(parts, empty()), &added));
     }
     let (mut parts, body) = resp.into_parts();
     remove_hop_by_hop(&mut parts.headers, false);
     let body = Guarded::wrap(body.boxed(), (active, busy));
-    Ok(with_cookie(Response::from_parts(parts, body), set_cookie))
+    Ok(with_added(Response::from_parts(parts, body), &added))
 }
 
 /// One send of the request, and a second on another server after a connect failure of
-/// a replayable (bodiless) request.
+/// a replayable (bodiless) request; `broken` tells a client's broken body from a
+/// server's failure.
 async fn send(
     ex: &mut Exchange<'_>,
     parts: http::request::Parts,
     body: Body,
     path: &PathAndQuery,
+    broken: &AtomicBool,
 ) -> Result<(Response<Incoming>, super::persist::Active), Refusal> {
     let dp: &DataPlane = ex.plane();
     let (mut parts, mut body) = (Some(parts), Some(body));
@@ -183,6 +198,11 @@ async fn send(
         let active = ex.activate();
         let sent = tokio::time::timeout(dp.timeouts.server, dp.lasting.client.request(out));
         match sent.await {
+            // The client's body broke (a malformed chunk): its error, whatever the
+            // server made of the part it got (RFC 9112 §7.1).
+            _ if broken.load(Ordering::Relaxed) => {
+                return Err(ex.fail(Refusal::BadRequest("malformed request body")));
+            }
             Ok(Ok(resp)) => return Ok((resp, active)),
             Ok(Err(e)) if e.is_connect() => ex.connect_failed(&e)?,
             Ok(Err(e)) => return Err(ex.server_failed(Refusal::BadGateway, &e)),
@@ -206,9 +226,12 @@ fn server_uri(server: &Server, path: &PathAndQuery) -> Result<Uri, ()> {
     Uri::from_parts(parts).map_err(|_| ())
 }
 
-fn with_cookie(mut resp: Response<Body>, cookie: Option<String>) -> Response<Body> {
-    if let Some(v) = cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
-        resp.headers_mut().append(SET_COOKIE, v);
+/// `resp` with the fields the proxy adds.
+fn with_added(mut resp: Response<Body>, added: &Added) -> Response<Body> {
+    for (name, value) in added.fields() {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            resp.headers_mut().append(name, v);
+        }
     }
     resp
 }

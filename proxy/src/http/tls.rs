@@ -90,7 +90,9 @@ impl ResolvesServerCert for SniResolver {
     }
 }
 
-/// A rustls server config for `tls` (ring provider, ALPN h2 then http/1.1).
+/// A rustls server config for `tls` (ring provider, ALPN h2 then http/1.1): the server's
+/// cipher suite order wins over the client's, and sessions resume by ticket (keys rotated
+/// every 6 hours) as well as by id.
 pub fn server_config(tls: &TlsSection) -> Result<Arc<ServerConfig>, TlsError> {
     let resolver = SniResolver::load(tls)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -103,6 +105,12 @@ pub fn server_config(tls: &TlsSection) -> Result<Arc<ServerConfig>, TlsError> {
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(resolver));
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config.ignore_client_order = true;
+    config.ticketer =
+        rustls::crypto::ring::Ticketer::new().map_err(|source| TlsError::Rustls {
+            file: "(session tickets)".into(),
+            source,
+        })?;
     Ok(Arc::new(config))
 }
 

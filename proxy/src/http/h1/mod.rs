@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
-use super::exchange::{Exchange, RequestLine, Route};
+use super::exchange::{Added, Exchange, RequestLine, Route};
 use super::fields::{Fields, Kind};
 use super::framing::{self, Framing};
 use super::metrics::ErrorKind;
@@ -117,8 +117,7 @@ where
             }
         }
         let length = match framing::request(&c.head.fields(c.buf.filled()), false) {
-            Err(why) => {
-                let refusal = Refusal::BadRequest(why);
+            Err(refusal) => {
                 refusal.count(&dp.lasting.metrics);
                 c.refuse(refusal).await;
                 return Served::Done;
@@ -221,6 +220,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<'_, I> {
             method: &bytes[self.head.method.clone()],
             target: std::str::from_utf8(&bytes[self.head.target.clone()]).unwrap_or("/"),
             authority: None,
+            version: http::Version::HTTP_11,
             bodiless: length == 0,
         };
         let is_head = line.method == b"HEAD";
@@ -341,7 +341,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<'_, I> {
                 return Next::Close;
             }
         };
-        let set_cookie = ex.answered(&fields, status, &active);
+        let added = ex.answered(&fields, status, &active);
         let close = close_client || framing == Framing::Close;
         let reusable =
             self.resp.minor == 1 && !fields.connection_has("close") && framing != Framing::Close;
@@ -350,7 +350,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<'_, I> {
             &mut self.out,
             &self.resp,
             up.buf.filled(),
-            set_cookie.as_deref(),
+            &added,
             close,
         );
         up.buf.consume(self.resp.len);
@@ -426,7 +426,8 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<'_, I> {
                     Ok(true) if self.resp.status == 101 => return Err(NoResponse::Malformed),
                     Ok(true) if self.resp.status < 200 => {
                         self.out.clear();
-                        write_response(&mut self.out, &self.resp, up.buf.filled(), None, false);
+                        let none = Added::default();
+                        write_response(&mut self.out, &self.resp, up.buf.filled(), &none, false);
                         up.buf.consume(self.resp.len);
                         if self.io.write_all(&self.out).await.is_err() {
                             return Err(NoResponse::Closed);

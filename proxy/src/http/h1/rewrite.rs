@@ -3,8 +3,10 @@
 //! way out and the insert cookie added on the way back.
 
 use super::head::Head;
+use crate::http::exchange::Added;
 use crate::http::cookie::{has_cookie, other_cookies};
 use crate::http::fields::{Fields, Kind};
+use crate::http::framing::declared_length;
 use crate::http::headers::{Forwarded, Hop};
 
 /// What the request head's rewrite needs to know about the hop.
@@ -53,9 +55,16 @@ pub fn write_request(out: &mut Vec<u8>, head: &Head, buf: &[u8], hop: &RequestHo
     out.extend_from_slice(b" HTTP/1.1\r\n");
     let fields = head.fields(buf);
     let rule = Hop::of(&fields, false);
+    // One `Content-Length`, one value, however the client repeated it (RFC 9110 §8.6).
+    let mut length = declared_length(&fields);
     for f in &head.fields {
         let (name, value) = (&buf[f.name.clone()], &buf[f.value.clone()]);
         match (f.kind, hop.own_cookie) {
+            (Kind::ContentLength, _) => {
+                if let Some(n) = length.take() {
+                    field(out, b"content-length", n.to_string().as_bytes());
+                }
+            }
             (
                 Kind::TransferEncoding
                 | Kind::ForwardedFor
@@ -85,7 +94,7 @@ pub fn write_response(
     out: &mut Vec<u8>,
     head: &Head,
     buf: &[u8],
-    set_cookie: Option<&str>,
+    added: &Added,
     close: bool,
 ) {
     out.extend_from_slice(b"HTTP/1.1 ");
@@ -109,8 +118,8 @@ pub fn write_response(
             _ => field(out, name, value),
         }
     }
-    if let Some(cookie) = set_cookie {
-        field(out, b"set-cookie", cookie.as_bytes());
+    for (name, value) in added.fields() {
+        field(out, name.as_bytes(), value.as_bytes());
     }
     if close {
         out.extend_from_slice(b"connection: close\r\n");
@@ -168,7 +177,11 @@ mod tests {
         let mut h = Head::default();
         assert!(h.parse_response(text).unwrap());
         let mut out = Vec::new();
-        write_response(&mut out, &h, text, Some("HFSID=v; Path=/"), true);
+        let added = Added {
+            set_cookie: Some("HFSID=v; Path=/".into()),
+            cache_control: None,
+        };
+        write_response(&mut out, &h, text, &added, true);
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nSet-Cookie: PHPSESSID=1\r\n\

@@ -62,6 +62,26 @@ impl IdleList {
         None
     }
 
+    /// Closes the connections idle longer than `max_idle`, or closed or written to by the
+    /// server meanwhile: nothing waits half-closed (CLOSE-WAIT) for the next request.
+    /// Returns how many were closed.
+    pub fn prune(&self, max_idle: Duration) -> usize {
+        let mut conns = self.conns.lock();
+        let before = conns.len();
+        conns.retain(|up| up.idle_since.elapsed() < max_idle && up.looks_alive());
+        before - conns.len()
+    }
+
+    /// Idle connections held now.
+    pub fn len(&self) -> usize {
+        self.conns.lock().len()
+    }
+
+    /// True when no connection is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Keeps `up`, which finished an exchange cleanly, for the next request.
     pub fn put(&self, mut up: Upstream) {
         up.idle_since = Instant::now();
@@ -90,4 +110,38 @@ pub async fn connect(addr: &str, timeout: Duration) -> io::Result<Upstream> {
         reused: false,
         idle_since: Instant::now(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn idle_connections_the_server_closed_are_pruned() {
+        // A port below the ephemeral range, so it never collides with an outgoing one.
+        let base = 20_000 + (std::process::id() % 1_000) as u16 * 10;
+        let mut listener = None;
+        for port in base..base + 10 {
+            if let Ok(l) = tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
+                listener = Some(l);
+                break;
+            }
+        }
+        let listener = listener.expect("a free port");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let list = IdleList::default();
+        let kept = connect(&addr, Duration::from_secs(1)).await.expect("connect");
+        let (_kept_peer, _) = listener.accept().await.expect("accept");
+        let closed = connect(&addr, Duration::from_secs(1)).await.expect("connect");
+        let (closed_peer, _) = listener.accept().await.expect("accept");
+        list.put(kept);
+        list.put(closed);
+        drop(closed_peer);
+        // The FIN reaches the client side.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(list.prune(Duration::from_secs(60)), 1, "the closed one goes");
+        assert_eq!(list.len(), 1);
+        assert_eq!(list.prune(Duration::ZERO), 1, "past max idle");
+        assert!(list.is_empty());
+    }
 }
