@@ -17,10 +17,10 @@ use tokio::time::timeout;
 use crate::codec;
 use crate::config::PeerConfig;
 use crate::error::{ForwardError, PeerError};
-use crate::throttle::Throttle;
 use crate::frame::{self, FrameError};
 use crate::message::{PeerRequest, PeerResponse};
 use crate::stream::{self, BoxedStream};
+use crate::throttle::Throttle;
 
 /// What a node exposes to its peers.
 pub trait PeerHandler<C: RaftTypeConfig>: Send + Sync + 'static {

@@ -72,6 +72,49 @@ impl HttpBody for Watched {
     }
 }
 
+/// A body whose first frame was read ahead and is given back first.
+struct Primed {
+    first: Option<Frame<Bytes>>,
+    rest: Body,
+}
+
+impl HttpBody for Primed {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        match this.first.take() {
+            Some(frame) => Poll::Ready(Some(Ok(frame))),
+            None => Pin::new(&mut this.rest).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.first.is_none() && self.rest.is_end_stream()
+    }
+}
+
+/// Reads `body`'s first frame now, waiting at most `wait`: a body broken from its first
+/// bytes (a malformed chunk size) is refused before anything is forwarded. `Err` when it
+/// is broken; otherwise the same body, its first frame given back first.
+pub async fn read_ahead(mut body: Body, wait: std::time::Duration) -> Result<Body, ()> {
+    use http_body_util::BodyExt as _;
+    match tokio::time::timeout(wait, body.frame()).await {
+        Ok(Some(Err(_))) => Err(()),
+        Ok(Some(Ok(first))) => Ok(Primed {
+            first: Some(first),
+            rest: body,
+        }
+        .boxed()),
+        // Ended, or slow to start: nothing to check yet.
+        Ok(None) | Err(_) => Ok(body),
+    }
+}
+
 /// A body that holds `guard` until it is finished or dropped (in-flight counts).
 pub struct Guarded<G> {
     inner: Body,

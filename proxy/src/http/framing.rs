@@ -36,7 +36,9 @@ pub fn request(fields: &impl Fields, http10: bool) -> Result<Framing, Refusal> {
     let mut chunked = 0;
     for coding in fields.tokens(Kind::TransferEncoding) {
         if !coding.eq_ignore_ascii_case(b"chunked") {
-            return Err(Refusal::NotImplemented("transfer coding other than chunked"));
+            return Err(Refusal::NotImplemented(
+                "transfer coding other than chunked",
+            ));
         }
         chunked += 1;
     }
@@ -142,15 +144,21 @@ mod tests {
         assert!(both(b"GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n").is_err());
         assert!(both(b"GET / HTTP/1.1\r\nContent-Length: +1\r\n\r\n").is_err());
         assert!(both(b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked, gzip\r\n\r\n").is_err());
-        let twice = b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n";
-        assert_eq!(both(twice), Err(Refusal::BadRequest("chunked applied more than once")));
+        let twice =
+            b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n";
+        assert_eq!(
+            both(twice),
+            Err(Refusal::BadRequest("chunked applied more than once"))
+        );
         assert_eq!(
             both(b"GET / HTTP/1.1\r\nContent-Length: 2, 2\r\n\r\n"),
             Ok(Framing::Length(2))
         );
         assert_eq!(
             both(b"GET / HTTP/1.1\r\nTransfer-Encoding: gzip, Chunked\r\n\r\n"),
-            Err(Refusal::NotImplemented("transfer coding other than chunked"))
+            Err(Refusal::NotImplemented(
+                "transfer coding other than chunked"
+            ))
         );
         assert_eq!(
             both(b"GET / HTTP/1.1\r\nTransfer-Encoding: Chunked\r\n\r\n"),

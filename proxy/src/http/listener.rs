@@ -10,13 +10,14 @@ use std::time::Duration;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::conn::{ConnState, Cut, TimedIo};
 use super::h1::{self, Served};
 use super::metrics::ErrorKind;
+use super::refusal::Refusal;
 use super::streamed::{self, Client};
 use arc_swap::ArcSwap;
 
@@ -84,6 +85,9 @@ async fn serve(
     }
 }
 
+/// The first bytes of every HTTP/2 connection (RFC 9113 §3.4).
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
 /// The protocols a connection may speak: what ALPN chose on TLS (RFC 9113 §3.2; no
 /// ALPN means HTTP/1.1), either on plain HTTP (HTTP/2 by its preface, RFC 9113 §3.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -113,7 +117,19 @@ async fn serve_io<I>(
     } else {
         match h1::serve(io, peer, tls, plane, &frontend).await {
             Served::Done => return,
-            Served::Fallback(io, read) => (io, read),
+            Served::Fallback(mut io, read) => {
+                if protocols == Protocols::Http1 && read.starts_with(H2_PREFACE) {
+                    // ALPN chose HTTP/1.1: the preface is a malformed HTTP/1.1 request.
+                    let refusal = Refusal::BadRequest("HTTP/2 preface after ALPN http/1.1");
+                    refusal.count(&plane.lasting.metrics);
+                    let mut out = Vec::new();
+                    refusal.write_h1(&mut out);
+                    let _ = io.write_all(&out).await;
+                    let _ = io.shutdown().await;
+                    return;
+                }
+                (io, read)
+            }
         }
     };
     serve_hyper(io, read, peer, (tls, protocols), plane, frontend).await
@@ -174,9 +190,17 @@ async fn serve_hyper<I>(
             }
         })
     };
-    let result = builder(plane, protocols)
-        .serve_connection_with_upgrades(TokioIo::new(io), service)
-        .await;
+    let builder = builder(plane, protocols);
+    // The version restriction holds only without upgrades (hyper-util), and HTTP/2 has
+    // none to give.
+    let result = match protocols {
+        Protocols::Http2 => builder.serve_connection(TokioIo::new(io), service).await,
+        _ => {
+            builder
+                .serve_connection_with_upgrades(TokioIo::new(io), service)
+                .await
+        }
+    };
     match state.cut() {
         Cut::Header => plane.lasting.metrics.error(ErrorKind::HeaderTimeout),
         Cut::Idle => plane.lasting.metrics.error(ErrorKind::IdleTimeout),

@@ -7,14 +7,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use http::header::{CONTENT_LENGTH, HOST, HeaderValue, LOCATION};
+use http::header::{CONTENT_LENGTH, HOST, HeaderValue, LOCATION, TRANSFER_ENCODING};
 use http::uri::{PathAndQuery, Scheme};
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::BodyExt;
 use hyper::body::{Body as _, Incoming};
 use hyper_util::rt::TokioIo;
 
-use super::body::{Body, Guarded, Watched, empty};
+use super::body::{Body, Guarded, Watched, empty, read_ahead};
 use super::conn::{Busy, ConnState};
 use super::cookie::strip_request_cookie;
 use super::exchange::{Added, Exchange, RequestLine, Route};
@@ -56,7 +56,11 @@ pub async fn handle(
     let line = RequestLine {
         method: req.method().as_str().as_bytes(),
         target,
-        authority: req.uri().authority().filter(|_| absolute).map(|a| a.as_str()),
+        authority: req
+            .uri()
+            .authority()
+            .filter(|_| absolute)
+            .map(|a| a.as_str()),
         version: req.version(),
         bodiless: req.body().is_end_stream(),
     };
@@ -95,7 +99,11 @@ fn rewrite(
 ) -> (http::request::Parts, Incoming) {
     let (mut parts, body) = req.into_parts();
     let absolute = parts.uri.scheme().is_some() || parts.version == Version::HTTP_2;
-    let authority = parts.uri.authority().filter(|_| absolute).map(|a| a.as_str());
+    let authority = parts
+        .uri
+        .authority()
+        .filter(|_| absolute)
+        .map(|a| a.as_str());
     let host = request_host(&parts.headers, authority).map(str::to_string);
     let forwarded = Forwarded::of(
         &parts.headers,
@@ -139,6 +147,7 @@ async fn forward(
     busy: Busy,
 ) -> Result<Response<Body>, Refusal> {
     let upgrade = is_upgrade(req.headers()) && req.version() == Version::HTTP_11;
+    let chunked = req.headers().contains_key(TRANSFER_ENCODING);
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let (parts, body) = rewrite(ex, client, req, upgrade);
     let path = parts
@@ -146,7 +155,15 @@ async fn forward(
         .path_and_query()
         .cloned()
         .unwrap_or_else(|| PathAndQuery::from_static("/"));
-    let (body, broken) = Watched::wrap(body.boxed());
+    let (mut body, broken) = Watched::wrap(body.boxed());
+    if chunked {
+        // A chunked body broken from its first size line is refused before anything
+        // goes out: the server may answer a GET without reading its body at all.
+        let wait = ex.plane().timeouts.client_header;
+        body = read_ahead(body, wait)
+            .await
+            .map_err(|()| ex.fail(Refusal::BadRequest("malformed request body")))?;
+    }
     let (mut resp, active) = send(ex, parts, body, &path, &broken).await?;
     let added = ex.answered(resp.headers(), resp.status().as_u16(), &active);
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS

@@ -125,7 +125,10 @@ mod tests {
         assert!(check(&get, &fields(&["a"])).is_ok());
         assert!(check(&get, &fields(&["a.example:8080"])).is_ok());
         assert!(check(&get, &fields(&["[::1]:80"])).is_ok());
-        assert_eq!(check(&get, &fields(&[])), Err(Refusal::BadRequest("missing Host")));
+        assert_eq!(
+            check(&get, &fields(&[])),
+            Err(Refusal::BadRequest("missing Host"))
+        );
         assert_eq!(
             check(&get, &fields(&["a", "b"])),
             Err(Refusal::BadRequest("more than one Host"))
@@ -151,7 +154,10 @@ mod tests {
         assert!(check(&target("GET", "*", None), &h).is_err());
         assert!(check(&target("GET", "!", None), &h).is_err());
         assert!(check(&target("GET", "evil.com", None), &h).is_err());
-        assert!(check(&target("GET", "/", Some("b")), &h).is_ok(), "absolute form");
+        assert!(
+            check(&target("GET", "/", Some("b")), &h).is_ok(),
+            "absolute form"
+        );
         assert_eq!(
             check(&target("CONNECT", "a:443", Some("a:443")), &h),
             Err(Refusal::NotImplemented("CONNECT is not supported"))

@@ -106,11 +106,10 @@ pub fn server_config(tls: &TlsSection) -> Result<Arc<ServerConfig>, TlsError> {
         .with_cert_resolver(Arc::new(resolver));
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     config.ignore_client_order = true;
-    config.ticketer =
-        rustls::crypto::ring::Ticketer::new().map_err(|source| TlsError::Rustls {
-            file: "(session tickets)".into(),
-            source,
-        })?;
+    config.ticketer = rustls::crypto::ring::Ticketer::new().map_err(|source| TlsError::Rustls {
+        file: "(session tickets)".into(),
+        source,
+    })?;
     Ok(Arc::new(config))
 }
 

@@ -346,13 +346,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<'_, I> {
         let reusable =
             self.resp.minor == 1 && !fields.connection_has("close") && framing != Framing::Close;
         self.out.clear();
-        write_response(
-            &mut self.out,
-            &self.resp,
-            up.buf.filled(),
-            &added,
-            close,
-        );
+        write_response(&mut self.out, &self.resp, up.buf.filled(), &added, close);
         up.buf.consume(self.resp.len);
         let mut chunked = Chunked::default();
         let Some(left) = self.take_inline(&mut up, framing, &mut chunked) else {

@@ -3,8 +3,8 @@
 //! way out and the insert cookie added on the way back.
 
 use super::head::Head;
-use crate::http::exchange::Added;
 use crate::http::cookie::{has_cookie, other_cookies};
+use crate::http::exchange::Added;
 use crate::http::fields::{Fields, Kind};
 use crate::http::framing::declared_length;
 use crate::http::headers::{Forwarded, Hop};
@@ -90,13 +90,7 @@ pub fn write_request(out: &mut Vec<u8>, head: &Head, buf: &[u8], hop: &RequestHo
 /// Writes the response head for the client: HTTP/1.1, the fields the hop rule keeps (the
 /// framing ones too: the body passes through as the server framed it), the insert
 /// cookie, and `Connection: close` when the client connection ends after it.
-pub fn write_response(
-    out: &mut Vec<u8>,
-    head: &Head,
-    buf: &[u8],
-    added: &Added,
-    close: bool,
-) {
+pub fn write_response(out: &mut Vec<u8>, head: &Head, buf: &[u8], added: &Added, close: bool) {
     out.extend_from_slice(b"HTTP/1.1 ");
     let status = head.status.min(999);
     out.extend_from_slice(&[

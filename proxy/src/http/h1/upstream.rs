@@ -130,16 +130,24 @@ mod tests {
         let listener = listener.expect("a free port");
         let addr = listener.local_addr().expect("addr").to_string();
         let list = IdleList::default();
-        let kept = connect(&addr, Duration::from_secs(1)).await.expect("connect");
+        let kept = connect(&addr, Duration::from_secs(1))
+            .await
+            .expect("connect");
         let (_kept_peer, _) = listener.accept().await.expect("accept");
-        let closed = connect(&addr, Duration::from_secs(1)).await.expect("connect");
+        let closed = connect(&addr, Duration::from_secs(1))
+            .await
+            .expect("connect");
         let (closed_peer, _) = listener.accept().await.expect("accept");
         list.put(kept);
         list.put(closed);
         drop(closed_peer);
         // The FIN reaches the client side.
         tokio::time::sleep(Duration::from_millis(50)).await;
-        assert_eq!(list.prune(Duration::from_secs(60)), 1, "the closed one goes");
+        assert_eq!(
+            list.prune(Duration::from_secs(60)),
+            1,
+            "the closed one goes"
+        );
         assert_eq!(list.len(), 1);
         assert_eq!(list.prune(Duration::ZERO), 1, "past max idle");
         assert!(list.is_empty());
