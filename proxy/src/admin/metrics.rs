@@ -3,6 +3,7 @@
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
+use holdfast_table::model::TableCounters;
 use http::{Response, StatusCode};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -46,66 +47,94 @@ pub fn render(node: &Node, http: Option<&HttpMetrics>) -> Response<Body> {
     if let Some(http) = http {
         http.register(&mut registry);
     }
+    raft_metrics(&mut registry, node);
+    replication_metrics(&mut registry, node);
+    let counters = server_metrics(&mut registry, node);
+    table_counters(&mut registry, &counters);
+    let mut out = String::new();
+    match prometheus_client::encoding::text::encode(&mut out, &registry) {
+        Ok(()) => text(
+            StatusCode::OK,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            out,
+        ),
+        Err(e) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "text/plain",
+            e.to_string(),
+        ),
+    }
+}
+
+/// Readiness and the Raft core's term, leader and indexes.
+fn raft_metrics(registry: &mut Registry, node: &Node) {
     let m = node.raft().metrics().borrow().clone();
     let readiness = node.readiness();
-    gauge(
-        &mut registry,
-        "holdfast_node_ready",
-        "1 when this node may serve clients and speak for the table (/readyz), else 0",
-        i64::from(readiness.ready),
-    );
-    gauge(
-        &mut registry,
-        "holdfast_node_applied_lag",
-        "Log entries this node's applied index is behind the leader's commit",
-        readiness.lag as i64,
-    );
-    gauge(
-        &mut registry,
-        "holdfast_raft_term",
-        "Current Raft term",
-        m.current_term as i64,
-    );
-    gauge(
-        &mut registry,
-        "holdfast_raft_leader_id",
-        "Node id of the current leader (-1: none)",
-        m.current_leader.map(|l| l as i64).unwrap_or(-1),
-    );
-    gauge(
-        &mut registry,
-        "holdfast_raft_applied_index",
-        "Index of the last applied log entry",
-        m.last_applied.map(|l| l.index as i64).unwrap_or(0),
-    );
-    gauge(
-        &mut registry,
-        "holdfast_raft_last_log_index",
-        "Index of the last log entry",
-        m.last_log_index.map(|l| l as i64).unwrap_or(0),
-    );
-    let stats = node.flush_stats();
-    counter(
-        &mut registry,
-        "holdfast_replication_batches",
-        "Batches of binds and touches committed by this node",
-        stats.batches.load(Ordering::Relaxed),
-    );
-    counter(
-        &mut registry,
-        "holdfast_replication_batch_failures",
-        "Batches that failed to commit and were retried",
-        stats.failures.load(Ordering::Relaxed),
-    );
-    counter(
-        &mut registry,
-        "holdfast_replication_queue_overflow",
-        "Binds and touches dropped because the replication queue was full",
-        node.queue().stats().overflow.load(Ordering::Relaxed),
-    );
+    let gauges = [
+        (
+            "holdfast_node_ready",
+            "1 when this node may serve clients and speak for the table (/readyz), else 0",
+            i64::from(readiness.ready),
+        ),
+        (
+            "holdfast_node_applied_lag",
+            "Log entries this node's applied index is behind the leader's commit",
+            readiness.lag as i64,
+        ),
+        (
+            "holdfast_raft_term",
+            "Current Raft term",
+            m.current_term as i64,
+        ),
+        (
+            "holdfast_raft_leader_id",
+            "Node id of the current leader (-1: none)",
+            m.current_leader.map(|l| l as i64).unwrap_or(-1),
+        ),
+        (
+            "holdfast_raft_applied_index",
+            "Index of the last applied log entry",
+            m.last_applied.map(|l| l.index as i64).unwrap_or(0),
+        ),
+        (
+            "holdfast_raft_last_log_index",
+            "Index of the last log entry",
+            m.last_log_index.map(|l| l as i64).unwrap_or(0),
+        ),
+    ];
+    for (name, help, value) in gauges {
+        gauge(registry, name, help, value);
+    }
+}
 
-    let bindings = Family::<ServerLabels, Gauge>::default();
-    let states = Family::<StateLabels, Gauge>::default();
+/// This node's batches into the log and its queue.
+fn replication_metrics(registry: &mut Registry, node: &Node) {
+    let stats = node.flush_stats();
+    let counters = [
+        (
+            "holdfast_replication_batches",
+            "Batches of binds and touches committed by this node",
+            stats.batches.load(Ordering::Relaxed),
+        ),
+        (
+            "holdfast_replication_batch_failures",
+            "Batches that failed to commit and were retried",
+            stats.failures.load(Ordering::Relaxed),
+        ),
+        (
+            "holdfast_replication_queue_overflow",
+            "Binds and touches dropped because the replication queue was full",
+            node.queue().stats().overflow.load(Ordering::Relaxed),
+        ),
+    ];
+    for (name, help, value) in counters {
+        counter(registry, name, help, value);
+    }
+}
+
+/// Per server: open exchanges here, bindings, promises and admin state; returns the
+/// table's counters, read under the same lock.
+fn server_metrics(registry: &mut Registry, node: &Node) -> TableCounters {
     let open = Family::<ServerLabels, Gauge>::default();
     for ((backend, server), n) in node.open_set().counts() {
         let labels = ServerLabels {
@@ -119,22 +148,20 @@ pub fn render(node: &Node, http: Option<&HttpMetrics>) -> Response<Body> {
         "Requests, streams and tunnels open to the server from this node (they hold its release)",
         open,
     );
+    let bindings = Family::<ServerLabels, Gauge>::default();
     let promised = Family::<ServerLabels, Gauge>::default();
+    let states = Family::<StateLabels, Gauge>::default();
     let counters = node.shared().with_table(|t| {
         for s in t.servers() {
-            if s.promised_until > 0 {
-                let labels = ServerLabels {
-                    backend: s.backend.clone(),
-                    server: s.server.clone(),
-                };
-                promised
-                    .get_or_create(&labels)
-                    .set((s.promised_until / 1000) as i64);
-            }
             let labels = ServerLabels {
                 backend: s.backend.clone(),
                 server: s.server.clone(),
             };
+            if s.promised_until > 0 {
+                promised
+                    .get_or_create(&labels)
+                    .set((s.promised_until / 1000) as i64);
+            }
             bindings.get_or_create(&labels).set(s.bindings as i64);
             let current = AdminState::from(s.admin_state);
             for state in AdminState::ALL {
@@ -163,6 +190,11 @@ pub fn render(node: &Node, http: Option<&HttpMetrics>) -> Response<Body> {
         "Admin state of a server (1 for the state in force)",
         states,
     );
+    counters
+}
+
+/// The table's cumulative counters (the same on every node).
+fn table_counters(registry: &mut Registry, counters: &TableCounters) {
     for (name, help, value) in [
         ("holdfast_table_bound", "Bindings created", counters.bound),
         (
@@ -196,19 +228,6 @@ pub fn render(node: &Node, http: Option<&HttpMetrics>) -> Response<Body> {
             counters.ended,
         ),
     ] {
-        counter(&mut registry, name, help, value);
-    }
-    let mut out = String::new();
-    match prometheus_client::encoding::text::encode(&mut out, &registry) {
-        Ok(()) => text(
-            StatusCode::OK,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            out,
-        ),
-        Err(e) => text(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "text/plain",
-            e.to_string(),
-        ),
+        counter(registry, name, help, value);
     }
 }
