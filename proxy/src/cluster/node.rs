@@ -250,19 +250,24 @@ impl Node {
     /// change there is refused so the running node and its file do not silently differ.
     pub fn reload_config(&self, new: Config) -> Result<(), String> {
         let old = self.config();
-        let same = |a: &Config, b: &Config| {
-            a.node.id == b.node.id
-                && a.node.data_dir == b.node.data_dir
-                && a.cluster.peer_listen == b.cluster.peer_listen
-                && a.cluster.secret == b.cluster.secret
-                && a.cluster.name == b.cluster.name
-                && a.admin.listen == b.admin.listen
-        };
-        if !same(&old, &new) {
-            return Err(
-                "node, cluster identity or admin listener changed: restart the node for that"
-                    .into(),
-            );
+        let (a, b) = (&old, &new);
+        // What is read once, at start: a reload that changes it would say "reloaded" and
+        // apply nothing.
+        let fixed = [
+            ("node.id", a.node.id != b.node.id),
+            ("node.data_dir", a.node.data_dir != b.node.data_dir),
+            ("cluster.name", a.cluster.name != b.cluster.name),
+            ("cluster.secret", a.cluster.secret != b.cluster.secret),
+            ("cluster.peer_listen", a.cluster.peer_listen != b.cluster.peer_listen),
+            ("cluster.members", a.cluster.members != b.cluster.members),
+            ("cluster.queue_limit", a.cluster.queue_limit != b.cluster.queue_limit),
+            ("admin.listen", a.admin.listen != b.admin.listen),
+            ("limits.max_connections", a.limits.max_connections != b.limits.max_connections),
+        ];
+        if let Some((key, _)) = fixed.iter().find(|(_, changed)| *changed) {
+            return Err(format!(
+                "{key} changed: restart the node for that (membership changes go through `holdfast ctl members`)"
+            ));
         }
         self.config.store(Arc::new(new));
         Ok(())

@@ -6,6 +6,7 @@ use std::fmt;
 use std::path::Path;
 
 use super::Config;
+use super::spans::{Spans, key_of, line_at};
 
 /// One thing wrong with a config file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -75,75 +76,50 @@ pub fn parse(text: &str) -> Result<Config, Vec<Problem>> {
 fn syntax_problem(text: &str, e: &toml::de::Error) -> Problem {
     let line = e.span().map(|span| line_at(text, span.start));
     let message = e.message().to_string();
-    // toml names an unknown or missing key in backticks; otherwise the key is whatever
-    // stands before `=` on the offending line.
+    // toml names an unknown or missing key in backticks; otherwise the key is the one
+    // whose value holds the error (a type error inside an inline table included).
     let names_key = ["unknown field", "missing field", "duplicate key"]
         .iter()
         .any(|m| message.contains(m));
+    let spans = Spans::of(text);
     let key = message
         .split('`')
         .nth(1)
         .filter(|_| names_key)
         .map(str::to_string)
-        .or_else(|| {
-            let l = text.lines().nth(line? - 1)?;
-            let (k, _) = l.split_once('=')?;
-            Some(k.trim().to_string()).filter(|k| !k.is_empty() && !k.contains(['{', '[']))
-        })
+        .or_else(|| Some(key_of(spans.path_at(e.span()?.start)?)))
         .unwrap_or_else(|| "(syntax)".into());
     Problem { key, line, message }
 }
 
-pub(super) fn line_at(text: &str, offset: usize) -> usize {
-    text.as_bytes()[..offset.min(text.len())]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
-}
-
-/// The line of the `nth` (0-based) occurrence of `needle` in `text`, if any.
-pub(super) fn find_line(text: &str, needle: &str, nth: usize) -> Option<usize> {
-    text.match_indices(needle)
-        .nth(nth)
-        .map(|(offset, _)| line_at(text, offset))
-}
-
-/// The problems found in one config file's `text`, each at its key and line.
-pub(super) struct Problems<'t> {
-    text: &'t str,
+/// The problems found in one config file, each at its key and at the line that holds it.
+pub(super) struct Problems {
+    spans: Spans,
     found: Vec<Problem>,
 }
 
-impl<'t> Problems<'t> {
-    fn new(text: &'t str) -> Problems<'t> {
+impl Problems {
+    fn new(text: &str) -> Problems {
         Problems {
-            text,
+            spans: Spans::of(text),
             found: Vec::new(),
         }
     }
 
-    /// Records that `key`, at `line`, is wrong: `message`.
-    pub(super) fn add(&mut self, key: &str, line: Option<usize>, message: impl Into<String>) {
+    /// Records that the key at `path` (`backend[1].server[0].weight`) is wrong: `message`.
+    pub(super) fn at(&mut self, path: &str, message: impl Into<String>) {
         self.found.push(Problem {
-            key: key.to_string(),
-            line,
+            key: key_of(path),
+            line: self.spans.line(path),
             message: message.into(),
         });
     }
 
-    /// The line of the `nth` (0-based) occurrence of `needle` in the file.
-    pub(super) fn line(&self, needle: &str, nth: usize) -> Option<usize> {
-        find_line(self.text, needle, nth)
-    }
-
-    /// For every `(key, zero)` whose value is zero: "must be greater than zero", at the
-    /// first line naming the key's last part.
+    /// For every `(path, zero)` whose value is zero: "must be greater than zero".
     pub(super) fn positive(&mut self, values: &[(&str, bool)]) {
-        for &(key, zero) in values {
+        for &(path, zero) in values {
             if zero {
-                let leaf = key.rsplit('.').next().unwrap_or(key);
-                self.add(key, self.line(leaf, 0), "must be greater than zero");
+                self.at(path, "must be greater than zero");
             }
         }
     }
@@ -151,20 +127,43 @@ impl<'t> Problems<'t> {
 
 fn check(text: &str, config: &Config) -> Vec<Problem> {
     let mut problems = Problems::new(text);
+    check_node(&mut problems, config);
     check_cluster(&mut problems, config);
     check_backends(&mut problems, config);
     super::proxy_check::check(&mut problems, config);
     problems.found
 }
 
+/// Listen addresses: the admin listener, the peer port and no frontend on the same one.
+fn check_node(problems: &mut Problems, config: &Config) {
+    let admin = config.admin.listen;
+    let peer = config.cluster.peer_listen;
+    if admin == peer {
+        problems.at("admin.listen", format!("{admin} is also cluster.peer_listen"));
+    }
+    for (i, f) in config.frontends.iter().enumerate() {
+        if f.listen == admin || f.listen == peer {
+            let other = if f.listen == admin { "admin.listen" } else { "cluster.peer_listen" };
+            let message = format!("frontend {:?}: {} is also {other}", f.name, f.listen);
+            problems.at(&format!("frontend[{i}].listen"), message);
+        }
+    }
+}
+
+/// The longest `max_skew` accepted: every expiry and release waits this much more, so a
+/// mistyped unit would hold every drain for days.
+const MAX_SKEW: std::time::Duration = std::time::Duration::from_secs(600);
+
 fn check_cluster(problems: &mut Problems, config: &Config) {
     let cluster = &config.cluster;
     let mut ids = BTreeSet::new();
-    for m in &cluster.members {
+    for (i, m) in cluster.members.iter().enumerate() {
         if !ids.insert(m.id) {
-            let line = problems.line(&format!("id = {}", m.id), 1);
-            let message = format!("duplicate member id {}", m.id);
-            problems.add("cluster.members.id", line, message);
+            problems.at(&format!("cluster.members[{i}].id"), format!("duplicate member id {}", m.id));
+        }
+        if let Err(why) = super::host_port(&m.addr) {
+            let message = format!("member {}: {:?} is not host:port ({why})", m.id, m.addr);
+            problems.at(&format!("cluster.members[{i}].addr"), message);
         }
     }
     if !cluster.members.is_empty() && !ids.contains(&config.node.id) {
@@ -172,15 +171,19 @@ fn check_cluster(problems: &mut Problems, config: &Config) {
             "this node (node.id = {}) is not among the members",
             config.node.id
         );
-        problems.add("cluster.members", problems.line("members", 0), message);
+        problems.at("cluster.members", message);
     }
     problems.positive(&[
         ("cluster.tick", cluster.tick.is_zero()),
         ("cluster.flush", cluster.flush.is_zero()),
+        ("cluster.write_timeout", cluster.write_timeout.is_zero()),
+        ("cluster.queue_limit", cluster.queue_limit == 0),
     ]);
+    if cluster.max_skew > MAX_SKEW {
+        problems.at("cluster.max_skew", "must be at most 10m: every release waits this long");
+    }
     if cluster.secret.len() < 16 && cluster.tls.is_none() {
-        let line = problems.line("secret", 0);
-        problems.add("cluster.secret", line, "must be at least 16 characters");
+        problems.at("cluster.secret", "must be at least 16 characters");
     }
     if let Some(tls) = &cluster.tls {
         for (key, path) in [
@@ -189,8 +192,7 @@ fn check_cluster(problems: &mut Problems, config: &Config) {
             ("cluster.tls.key", &tls.key),
         ] {
             if let Err(e) = std::fs::metadata(path) {
-                let message = format!("cannot read {}: {e}", path.display());
-                problems.add(key, problems.line("tls", 0), message);
+                problems.at(key, format!("cannot read {}: {e}", path.display()));
             }
         }
     }
@@ -198,22 +200,30 @@ fn check_cluster(problems: &mut Problems, config: &Config) {
 
 fn check_backends(problems: &mut Problems, config: &Config) {
     let mut backends = BTreeSet::new();
-    for b in &config.backends {
-        let name = format!("name = \"{}\"", b.name);
+    for (i, b) in config.backends.iter().enumerate() {
+        let at = |key: &str| format!("backend[{i}].{key}");
         if !backends.insert(b.name.as_str()) {
-            let message = format!("duplicate backend {:?}", b.name);
-            problems.add("backend.name", problems.line(&name, 1), message);
+            problems.at(&at("name"), format!("duplicate backend {:?}", b.name));
+        }
+        if let Err(why) = super::valid_name(&b.name) {
+            problems.at(&at("name"), format!("backend {:?}: {why}", b.name));
         }
         if b.ttl.is_zero() {
-            let message = format!("backend {:?}: ttl must be > 0", b.name);
-            problems.add("backend.ttl", problems.line(&name, 0), message);
+            problems.at(&at("ttl"), format!("backend {:?}: ttl must be > 0", b.name));
         }
         let mut servers = BTreeSet::new();
-        for s in &b.servers {
+        for (j, s) in b.servers.iter().enumerate() {
+            let server = |key: &str| format!("backend[{i}].server[{j}].{key}");
             if !servers.insert(s.name.as_str()) {
-                let line = problems.line(&format!("name = \"{}\"", s.name), 1);
                 let message = format!("duplicate server {:?} in backend {:?}", s.name, b.name);
-                problems.add("backend.server.name", line, message);
+                problems.at(&server("name"), message);
+            }
+            if let Err(why) = super::valid_name(&s.name) {
+                problems.at(&server("name"), format!("server {:?}: {why}", s.name));
+            }
+            if let Err(why) = super::host_port(&s.addr) {
+                let message = format!("server {:?}: {:?} is not host:port ({why})", s.name, s.addr);
+                problems.at(&server("addr"), message);
             }
         }
     }
@@ -261,5 +271,50 @@ server = [{ name = "s1", addr = "127.0.0.1:9001" }]
         let p = parse(&bad).unwrap_err();
         assert_eq!(p[0].key, "cluster.members", "{p:?}");
         assert_eq!(p[0].line, Some(7));
+    }
+
+    /// Problems as (key, line).
+    fn found(text: &str) -> Vec<(String, Option<usize>)> {
+        let p = parse(text).unwrap_err();
+        p.into_iter().map(|p| (p.key, p.line)).collect()
+    }
+
+    #[test]
+    fn problems_are_reported_at_the_line_that_holds_them() {
+        // A comment that mentions the key, and the same value on two lines.
+        let text = format!(
+            "{GOOD}\n# cookie = \"bad name\" was tried here\n[[backend]]\nname = \"web\"\n\
+             cookie = \"bad name\"\nserver = [\n  {{ name = \"a\", addr = \"127.0.0.1:1\", weight = 257 }},\n\
+             {{ name = \"b\", addr = \"127.0.0.1:2\", weight = 257 }},\n]\n"
+        );
+        let f = found(&text);
+        assert!(f.contains(&("backend.cookie".into(), Some(18))), "{f:?}");
+        assert!(f.contains(&("backend.server.weight".into(), Some(20))), "{f:?}");
+        assert!(f.contains(&("backend.server.weight".into(), Some(21))), "{f:?}");
+        // A type error inside an inline table names its key.
+        let bad = GOOD.replace("addr = \"127.0.0.1:9001\"", "addr = 9001");
+        let f = found(&bad);
+        assert_eq!(f[0].0, "backend.server.addr", "{f:?}");
+    }
+
+    #[test]
+    fn values_that_would_break_the_node_are_refused() {
+        let cases = [
+            ("127.0.0.1:9001", "127.0.0.1:99999", "backend.server.addr"),
+            ("127.0.0.1:2\" }", "nohost\" }", "cluster.members.addr"),
+            ("max_skew = \"100ms\"", "max_skew = \"3650d\"", "cluster.max_skew"),
+            ("max_skew = \"100ms\"", "write_timeout = \"0s\"", "cluster.write_timeout"),
+            ("max_skew = \"100ms\"", "queue_limit = 0", "cluster.queue_limit"),
+            ("name = \"s1\"", "name = \"\"", "backend.server.name"),
+            ("name = \"s1\"", "name = \"s/1\"", "backend.server.name"),
+        ];
+        for (from, to, key) in cases {
+            let bad = GOOD.replace(from, to);
+            assert_ne!(bad, GOOD, "{from}");
+            let f = found(&bad);
+            assert!(f.iter().any(|(k, l)| k == key && l.is_some()), "{to}: {f:?}");
+        }
+        let clash = format!("{GOOD}\n[admin]\nlisten = \"127.0.0.1:8420\"\n");
+        assert!(found(&clash).iter().any(|(k, _)| k == "admin.listen"));
     }
 }

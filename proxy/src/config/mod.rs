@@ -5,6 +5,7 @@ mod duration;
 mod load;
 mod proxy;
 mod proxy_check;
+mod spans;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -304,5 +305,42 @@ impl Config {
     /// The backend named `name`.
     pub fn backend(&self, name: &str) -> Option<&BackendSection> {
         self.backends.iter().find(|b| b.name == name)
+    }
+}
+
+/// `host:port` with a port from 1 to 65535 and a host that is an IP address (IPv6 in
+/// brackets) or a DNS name; `Err` says what is wrong.
+pub fn host_port(addr: &str) -> Result<(), &'static str> {
+    let (host, port) = addr.rsplit_once(':').ok_or("no port")?;
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 => {}
+        _ => return Err("the port must be a number from 1 to 65535"),
+    }
+    let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    let name = host.split('.').all(|label| {
+        !label.is_empty()
+            && label.len() <= 63
+            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    });
+    if host.parse::<std::net::IpAddr>().is_ok() || (name && !host.is_empty()) {
+        Ok(())
+    } else {
+        Err("the host is neither an IP address nor a DNS name")
+    }
+}
+
+/// A backend or server name: it travels in URLs (`/v1/backends/NAME/...`), in `ctl`'s
+/// `BACKEND/SERVER` and in metric labels, so 1 to 64 characters of letters, digits,
+/// `.`, `_` and `-`.
+pub fn valid_name(name: &str) -> Result<(), &'static str> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err("names are 1 to 64 letters, digits, '.', '_' or '-'")
     }
 }

@@ -75,24 +75,18 @@ pub(super) fn check(problems: &mut Problems, config: &Config) {
     let backends: BTreeSet<&str> = config.backends.iter().map(|b| b.name.as_str()).collect();
     let mut names = BTreeSet::new();
     let mut listens = BTreeSet::new();
-    for f in &config.frontends {
+    for (i, f) in config.frontends.iter().enumerate() {
         if !names.insert(f.name.as_str()) {
-            let line = problems.line(&format!("name = \"{}\"", f.name), 1);
-            problems.add(
-                "frontend.name",
-                line,
-                format!("duplicate frontend {:?}", f.name),
-            );
+            problems.at(&format!("frontend[{i}].name"), format!("duplicate frontend {:?}", f.name));
         }
         if !listens.insert(f.listen) {
-            let line = problems.line(&f.listen.to_string(), 1);
             let message = format!("address {} is used by two frontends", f.listen);
-            problems.add("frontend.listen", line, message);
+            problems.at(&format!("frontend[{i}].listen"), message);
         }
-        check_frontend(problems, f, &backends);
+        check_frontend(problems, i, f, &backends);
     }
-    for b in &config.backends {
-        check_backend(problems, b);
+    for (i, b) in config.backends.iter().enumerate() {
+        check_backend(problems, i, b);
     }
     check_limits(problems, &config.limits);
     let t = &config.timeouts;
@@ -105,94 +99,92 @@ pub(super) fn check(problems: &mut Problems, config: &Config) {
     ]);
 }
 
-/// Frontend `f`: the backends it routes to exist, its routes and certificates are usable.
-fn check_frontend(problems: &mut Problems, f: &FrontendSection, backends: &BTreeSet<&str>) {
-    let name_line = problems.line(&format!("name = \"{}\"", f.name), 0);
-    let mut wanted: Vec<(&str, &str)> = f
+/// Frontend `f` (the `i`th): the backends it routes to exist, its routes and
+/// certificates are usable.
+fn check_frontend(problems: &mut Problems, i: usize, f: &FrontendSection, backends: &BTreeSet<&str>) {
+    let at = |key: &str| format!("frontend[{i}].{key}");
+    let mut wanted: Vec<(String, &str)> = f
         .routes
         .iter()
-        .map(|r| ("frontend.routes.backend", r.backend.as_str()))
+        .enumerate()
+        .map(|(r, route)| (at(&format!("routes[{r}].backend")), route.backend.as_str()))
         .collect();
     if let Some(d) = &f.default_backend {
-        wanted.push(("frontend.default_backend", d));
+        wanted.push((at("default_backend"), d));
     }
     if wanted.is_empty() && !f.redirect_https {
         let message = format!(
             "frontend {:?} has neither routes nor a default_backend",
             f.name
         );
-        problems.add("frontend.default_backend", name_line, message);
+        problems.at(&at("default_backend"), message);
     }
-    for (key, b) in wanted {
+    for (path, b) in wanted {
         if !backends.contains(b) {
-            let message = format!("frontend {:?}: no backend named {b:?}", f.name);
-            problems.add(key, problems.line(&format!("\"{b}\""), 0), message);
+            problems.at(&path, format!("frontend {:?}: no backend named {b:?}", f.name));
         }
     }
-    for r in &f.routes {
-        check_route(problems, r);
+    for (r, route) in f.routes.iter().enumerate() {
+        check_route(problems, &at(&format!("routes[{r}]")), route);
     }
     if let Some(tls) = &f.tls {
-        let line = problems.line("tls", 0).or(name_line);
-        check_certs(problems, f, tls, line);
+        check_certs(problems, &at("tls"), f, tls);
     }
 }
 
-/// A route's host pattern and path prefix.
-fn check_route(problems: &mut Problems, r: &RouteSection) {
+/// A route's host pattern and path prefix (`path`: the route's key).
+fn check_route(problems: &mut Problems, path: &str, r: &RouteSection) {
     if let Some(host) = &r.host {
         let rest = host.strip_prefix("*.").unwrap_or(host);
         if rest.is_empty() || rest.contains('*') || rest.contains('/') {
             let message = format!("bad host {host:?}: use an exact name or *.example.com");
-            problems.add("frontend.routes.host", problems.line(host, 0), message);
+            problems.at(&format!("{path}.host"), message);
         }
     }
     if let Some(p) = &r.path_prefix
         && !p.starts_with('/')
     {
         let message = format!("path prefix {p:?} must start with /");
-        problems.add("frontend.routes.path_prefix", problems.line(p, 0), message);
+        problems.at(&format!("{path}.path_prefix"), message);
     }
 }
 
-/// Every certificate and key of frontend `f`'s `tls` can be read.
-fn check_certs(
-    problems: &mut Problems,
-    f: &FrontendSection,
-    tls: &TlsSection,
-    line: Option<usize>,
-) {
+/// Every certificate and key of frontend `f`'s `tls` (at `path`) can be read.
+fn check_certs(problems: &mut Problems, path: &str, f: &FrontendSection, tls: &TlsSection) {
     let files = match tls.cert_files() {
-        Err(e) => return problems.add("frontend.tls.dir", line, e),
+        Err(e) => return problems.at(&format!("{path}.dir"), e),
         Ok(files) if files.is_empty() => {
             let message = format!("frontend {:?}: no certificate configured", f.name);
-            return problems.add("frontend.tls.certs", line, message);
+            return problems.at(&format!("{path}.certs"), message);
         }
         Ok(files) => files,
     };
-    for (cert, key) in files {
-        let at = |p: &Path| problems.line(&p.display().to_string(), 0).or(line);
-        let (cert_line, key_line) = (at(&cert), at(&key));
-        if let Err(e) = read_chain(&cert) {
-            problems.add("frontend.tls.certs.cert", cert_line, e);
+    for (n, (cert, key)) in files.iter().enumerate() {
+        // Files from `dir` have no key of their own: the directory's line stands.
+        let listed = |k: &str| match n < tls.certs.len() {
+            true => format!("{path}.certs[{n}].{k}"),
+            false => format!("{path}.dir"),
+        };
+        if let Err(e) = read_chain(cert) {
+            problems.at(&listed("cert"), e);
         }
-        if let Err(e) = read_key(&key) {
-            problems.add("frontend.tls.certs.key", key_line, e);
+        if let Err(e) = read_key(key) {
+            problems.at(&listed("key"), e);
         }
     }
 }
 
-/// Backend `b`: its cookie or header name, lost status, learn wait, check and weights.
-fn check_backend(problems: &mut Problems, b: &BackendSection) {
-    let line = problems.line(&format!("name = \"{}\"", b.name), 0);
+/// Backend `b` (the `i`th): its cookie or header name, lost status, learn wait, check
+/// and weights.
+fn check_backend(problems: &mut Problems, i: usize, b: &BackendSection) {
+    let at = |key: &str| format!("backend[{i}].{key}");
     if !is_token(b.cookie_name()) {
-        let at = problems.line("cookie", 0).or(line);
         let message = format!(
             "backend {:?}: bad cookie name {:?}",
             b.name,
             b.cookie_name()
         );
-        problems.add("backend.cookie", at, message);
+        problems.at(&at("cookie"), message);
     }
     if let Some(h) = &b.header {
         let why = if b.persistence != Persistence::Learn {
@@ -205,46 +197,43 @@ fn check_backend(problems: &mut Problems, b: &BackendSection) {
             None
         };
         if let Some(why) = why {
-            let at = problems.line("header", 0).or(line);
-            problems.add("backend.header", at, format!("backend {:?}: {why}", b.name));
+            problems.at(&at("header"), format!("backend {:?}: {why}", b.name));
         }
     }
     if !(400..=599).contains(&b.lost_status) {
-        let at = problems.line("lost_status", 0).or(line);
         let message = format!("backend {:?}: must be a 4xx or 5xx status", b.name);
-        problems.add("backend.lost_status", at, message);
+        problems.at(&at("lost_status"), message);
     }
     if b.persistence == Persistence::Learn && b.learn_wait.as_secs() > 10 {
-        let at = problems.line("learn_wait", 0);
-        problems.add("backend.learn_wait", at, "must be at most 10s");
+        problems.at(&at("learn_wait"), "must be at most 10s");
     }
     if let Some(c) = &b.check {
-        check_health_check(problems, c);
+        check_health_check(problems, &at("check"), c);
     }
-    for s in &b.servers {
+    for (j, s) in b.servers.iter().enumerate() {
         if s.weight > 256 {
-            let at = problems.line(&format!("name = \"{}\"", s.name), 0);
             let message = format!("server {:?}: weight must be 0..=256", s.name);
-            problems.add("backend.server.weight", at, message);
+            problems.at(&at(&format!("server[{j}].weight")), message);
         }
     }
 }
 
-/// A backend's active health check.
-fn check_health_check(problems: &mut Problems, c: &CheckSection) {
-    problems.positive(&[
-        ("backend.check.interval", c.interval.is_zero()),
-        ("backend.check.timeout", c.timeout.is_zero()),
-        ("backend.check.rise", c.rise == 0),
-        ("backend.check.fall", c.fall == 0),
-    ]);
+/// A backend's active health check (at `path`).
+fn check_health_check(problems: &mut Problems, path: &str, c: &CheckSection) {
+    for (key, zero) in [
+        ("interval", c.interval.is_zero()),
+        ("timeout", c.timeout.is_zero()),
+        ("rise", c.rise == 0),
+        ("fall", c.fall == 0),
+    ] {
+        let key = format!("{path}.{key}");
+        problems.positive(&[(key.as_str(), zero)]);
+    }
     if http::Method::from_bytes(c.method.as_bytes()).is_err() {
-        let message = format!("bad HTTP method {:?}", c.method);
-        problems.add("backend.check.method", problems.line("method", 0), message);
+        problems.at(&format!("{path}.method"), format!("bad HTTP method {:?}", c.method));
     }
     if !c.path.starts_with('/') || http::Uri::try_from(c.path.as_str()).is_err() {
-        let message = format!("bad check path {:?}", c.path);
-        problems.add("backend.check.path", problems.line("path", 0), message);
+        problems.at(&format!("{path}.path"), format!("bad check path {:?}", c.path));
     }
 }
 
@@ -256,15 +245,10 @@ fn check_limits(problems: &mut Problems, limits: &LimitsSection) {
     ]);
     if limits.max_headers > crate::http::MAX_HEADER_FIELDS {
         let message = format!("must be at most {}", crate::http::MAX_HEADER_FIELDS);
-        problems.add(
-            "limits.max_headers",
-            problems.line("max_headers", 0),
-            message,
-        );
+        problems.at("limits.max_headers", message);
     }
     if limits.max_header_size < 8192 {
-        let at = problems.line("max_header_size", 0);
-        problems.add("limits.max_header_size", at, "must be at least 8192 bytes");
+        problems.at("limits.max_header_size", "must be at least 8192 bytes");
     }
 }
 
