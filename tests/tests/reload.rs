@@ -75,6 +75,22 @@ fn sighup_moves_new_connections_and_spares_requests_in_flight() {
     });
     assert_eq!(answering(&lab, 6), BTreeSet::from(["s3".to_string()]));
     assert!(node.log_text().contains("config reloaded"));
+
+    // A change that only a restart applies is refused by name, not "reloaded".
+    let reloads = node.log_text().matches("config reloaded").count();
+    std::fs::write(
+        &node.config,
+        format!("{only_s3}\n[limits]\nmax_connections = 5\n"),
+    )
+    .expect("rewrite config");
+    node.reload();
+    wait_for("the refusal of max_connections", PATIENCE, || {
+        node.log_text()
+            .contains("limits.max_connections changed: restart the node")
+            .then_some(())
+    });
+    assert_eq!(node.log_text().matches("config reloaded").count(), reloads);
+    assert_eq!(answering(&lab, 6), BTreeSet::from(["s3".to_string()]));
 }
 
 #[test]

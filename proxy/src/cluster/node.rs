@@ -258,11 +258,20 @@ impl Node {
             ("node.data_dir", a.node.data_dir != b.node.data_dir),
             ("cluster.name", a.cluster.name != b.cluster.name),
             ("cluster.secret", a.cluster.secret != b.cluster.secret),
-            ("cluster.peer_listen", a.cluster.peer_listen != b.cluster.peer_listen),
+            (
+                "cluster.peer_listen",
+                a.cluster.peer_listen != b.cluster.peer_listen,
+            ),
             ("cluster.members", a.cluster.members != b.cluster.members),
-            ("cluster.queue_limit", a.cluster.queue_limit != b.cluster.queue_limit),
+            (
+                "cluster.queue_limit",
+                a.cluster.queue_limit != b.cluster.queue_limit,
+            ),
             ("admin.listen", a.admin.listen != b.admin.listen),
-            ("limits.max_connections", a.limits.max_connections != b.limits.max_connections),
+            (
+                "limits.max_connections",
+                a.limits.max_connections != b.limits.max_connections,
+            ),
         ];
         if let Some((key, _)) = fixed.iter().find(|(_, changed)| *changed) {
             return Err(format!(

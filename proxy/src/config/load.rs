@@ -139,11 +139,18 @@ fn check_node(problems: &mut Problems, config: &Config) {
     let admin = config.admin.listen;
     let peer = config.cluster.peer_listen;
     if admin == peer {
-        problems.at("admin.listen", format!("{admin} is also cluster.peer_listen"));
+        problems.at(
+            "admin.listen",
+            format!("{admin} is also cluster.peer_listen"),
+        );
     }
     for (i, f) in config.frontends.iter().enumerate() {
         if f.listen == admin || f.listen == peer {
-            let other = if f.listen == admin { "admin.listen" } else { "cluster.peer_listen" };
+            let other = if f.listen == admin {
+                "admin.listen"
+            } else {
+                "cluster.peer_listen"
+            };
             let message = format!("frontend {:?}: {} is also {other}", f.name, f.listen);
             problems.at(&format!("frontend[{i}].listen"), message);
         }
@@ -159,7 +166,10 @@ fn check_cluster(problems: &mut Problems, config: &Config) {
     let mut ids = BTreeSet::new();
     for (i, m) in cluster.members.iter().enumerate() {
         if !ids.insert(m.id) {
-            problems.at(&format!("cluster.members[{i}].id"), format!("duplicate member id {}", m.id));
+            problems.at(
+                &format!("cluster.members[{i}].id"),
+                format!("duplicate member id {}", m.id),
+            );
         }
         if let Err(why) = super::host_port(&m.addr) {
             let message = format!("member {}: {:?} is not host:port ({why})", m.id, m.addr);
@@ -180,7 +190,10 @@ fn check_cluster(problems: &mut Problems, config: &Config) {
         ("cluster.queue_limit", cluster.queue_limit == 0),
     ]);
     if cluster.max_skew > MAX_SKEW {
-        problems.at("cluster.max_skew", "must be at most 10m: every release waits this long");
+        problems.at(
+            "cluster.max_skew",
+            "must be at most 10m: every release waits this long",
+        );
     }
     if cluster.secret.len() < 16 && cluster.tls.is_none() {
         problems.at("cluster.secret", "must be at least 16 characters");
@@ -289,8 +302,14 @@ server = [{ name = "s1", addr = "127.0.0.1:9001" }]
         );
         let f = found(&text);
         assert!(f.contains(&("backend.cookie".into(), Some(18))), "{f:?}");
-        assert!(f.contains(&("backend.server.weight".into(), Some(20))), "{f:?}");
-        assert!(f.contains(&("backend.server.weight".into(), Some(21))), "{f:?}");
+        assert!(
+            f.contains(&("backend.server.weight".into(), Some(20))),
+            "{f:?}"
+        );
+        assert!(
+            f.contains(&("backend.server.weight".into(), Some(21))),
+            "{f:?}"
+        );
         // A type error inside an inline table names its key.
         let bad = GOOD.replace("addr = \"127.0.0.1:9001\"", "addr = 9001");
         let f = found(&bad);
@@ -302,9 +321,21 @@ server = [{ name = "s1", addr = "127.0.0.1:9001" }]
         let cases = [
             ("127.0.0.1:9001", "127.0.0.1:99999", "backend.server.addr"),
             ("127.0.0.1:2\" }", "nohost\" }", "cluster.members.addr"),
-            ("max_skew = \"100ms\"", "max_skew = \"3650d\"", "cluster.max_skew"),
-            ("max_skew = \"100ms\"", "write_timeout = \"0s\"", "cluster.write_timeout"),
-            ("max_skew = \"100ms\"", "queue_limit = 0", "cluster.queue_limit"),
+            (
+                "max_skew = \"100ms\"",
+                "max_skew = \"3650d\"",
+                "cluster.max_skew",
+            ),
+            (
+                "max_skew = \"100ms\"",
+                "write_timeout = \"0s\"",
+                "cluster.write_timeout",
+            ),
+            (
+                "max_skew = \"100ms\"",
+                "queue_limit = 0",
+                "cluster.queue_limit",
+            ),
             ("name = \"s1\"", "name = \"\"", "backend.server.name"),
             ("name = \"s1\"", "name = \"s/1\"", "backend.server.name"),
         ];
@@ -312,7 +343,10 @@ server = [{ name = "s1", addr = "127.0.0.1:9001" }]
             let bad = GOOD.replace(from, to);
             assert_ne!(bad, GOOD, "{from}");
             let f = found(&bad);
-            assert!(f.iter().any(|(k, l)| k == key && l.is_some()), "{to}: {f:?}");
+            assert!(
+                f.iter().any(|(k, l)| k == key && l.is_some()),
+                "{to}: {f:?}"
+            );
         }
         let clash = format!("{GOOD}\n[admin]\nlisten = \"127.0.0.1:8420\"\n");
         assert!(found(&clash).iter().any(|(k, _)| k == "admin.listen"));

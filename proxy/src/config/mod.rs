@@ -316,11 +316,16 @@ pub fn host_port(addr: &str) -> Result<(), &'static str> {
         Ok(p) if p > 0 => {}
         _ => return Err("the port must be a number from 1 to 65535"),
     }
-    let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
     let name = host.split('.').all(|label| {
         !label.is_empty()
             && label.len() <= 63
-            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
     });
     if host.parse::<std::net::IpAddr>().is_ok() || (name && !host.is_empty()) {
         Ok(())

@@ -77,7 +77,10 @@ pub(super) fn check(problems: &mut Problems, config: &Config) {
     let mut listens = BTreeSet::new();
     for (i, f) in config.frontends.iter().enumerate() {
         if !names.insert(f.name.as_str()) {
-            problems.at(&format!("frontend[{i}].name"), format!("duplicate frontend {:?}", f.name));
+            problems.at(
+                &format!("frontend[{i}].name"),
+                format!("duplicate frontend {:?}", f.name),
+            );
         }
         if !listens.insert(f.listen) {
             let message = format!("address {} is used by two frontends", f.listen);
@@ -101,7 +104,12 @@ pub(super) fn check(problems: &mut Problems, config: &Config) {
 
 /// Frontend `f` (the `i`th): the backends it routes to exist, its routes and
 /// certificates are usable.
-fn check_frontend(problems: &mut Problems, i: usize, f: &FrontendSection, backends: &BTreeSet<&str>) {
+fn check_frontend(
+    problems: &mut Problems,
+    i: usize,
+    f: &FrontendSection,
+    backends: &BTreeSet<&str>,
+) {
     let at = |key: &str| format!("frontend[{i}].{key}");
     let mut wanted: Vec<(String, &str)> = f
         .routes
@@ -121,7 +129,10 @@ fn check_frontend(problems: &mut Problems, i: usize, f: &FrontendSection, backen
     }
     for (path, b) in wanted {
         if !backends.contains(b) {
-            problems.at(&path, format!("frontend {:?}: no backend named {b:?}", f.name));
+            problems.at(
+                &path,
+                format!("frontend {:?}: no backend named {b:?}", f.name),
+            );
         }
     }
     for (r, route) in f.routes.iter().enumerate() {
@@ -230,10 +241,16 @@ fn check_health_check(problems: &mut Problems, path: &str, c: &CheckSection) {
         problems.positive(&[(key.as_str(), zero)]);
     }
     if http::Method::from_bytes(c.method.as_bytes()).is_err() {
-        problems.at(&format!("{path}.method"), format!("bad HTTP method {:?}", c.method));
+        problems.at(
+            &format!("{path}.method"),
+            format!("bad HTTP method {:?}", c.method),
+        );
     }
     if !c.path.starts_with('/') || http::Uri::try_from(c.path.as_str()).is_err() {
-        problems.at(&format!("{path}.path"), format!("bad check path {:?}", c.path));
+        problems.at(
+            &format!("{path}.path"),
+            format!("bad check path {:?}", c.path),
+        );
     }
 }
 

@@ -28,7 +28,8 @@ impl Spans {
     }
 
     fn walk(&mut self, text: &str, path: &str, key: Range<usize>, value: &Spanned<DeValue>) {
-        self.lines.insert(path.to_string(), line_at(text, key.start));
+        self.lines
+            .insert(path.to_string(), line_at(text, key.start));
         self.extents.push((path.to_string(), value.span()));
         match value.get_ref() {
             DeValue::Table(table) => {
@@ -103,7 +104,10 @@ mod tests {
         assert_eq!(s.line("backend[1].name"), Some(8));
         assert_eq!(s.line("backend[1].server[1].weight"), Some(11));
         assert_eq!(s.line("backend[1].server[1].nothing"), Some(11));
-        assert_eq!(key_of("backend[1].server[1].weight"), "backend.server.weight");
+        assert_eq!(
+            key_of("backend[1].server[1].weight"),
+            "backend.server.weight"
+        );
         let at = text.find("300").unwrap();
         assert_eq!(s.path_at(at), Some("backend[1].server[1].weight"));
     }
