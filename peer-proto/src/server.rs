@@ -64,6 +64,8 @@ pub async fn serve<C, H>(
 {
     let local = listener.local_addr().ok();
     let limit = Arc::new(Semaphore::new(config.max_connections.max(1)));
+    // Refusals logged per server: a flood writes a few lines per window, with counts.
+    let (refusals, at_limit) = (Arc::new(Throttle::new()), Throttle::new());
     let mut conns = JoinSet::new();
     tokio::pin!(shutdown);
     tracing::info!(local_addr = ?local, cluster = %config.cluster, node_id = config.node_id, "peer server listening");
@@ -74,15 +76,15 @@ pub async fn serve<C, H>(
             accepted = listener.accept() => match accepted {
                 Ok((tcp, remote)) => {
                     let Ok(permit) = limit.clone().try_acquire_owned() else {
-                        if let Some(folded) = LIMIT_LOG.note() {
+                        if let Some(folded) = at_limit.note() {
                             tracing::warn!(remote_addr = %remote, max_connections = config.max_connections,
                                 folded, "peer connection limit reached; closing new connection (`folded`: refusals not logged since the last line)");
                         }
                         continue;
                     };
-                    let (config, handler) = (config.clone(), handler.clone());
+                    let (config, handler, logs) = (config.clone(), handler.clone(), refusals.clone());
                     conns.spawn(async move {
-                        handle_connection::<C, H>(tcp, remote, config, handler).await;
+                        handle_connection::<C, H>(tcp, remote, config, handler, logs).await;
                         drop(permit);
                     });
                 }
@@ -155,6 +157,7 @@ async fn handle_connection<C, H>(
     remote: SocketAddr,
     cfg: Arc<PeerConfig>,
     handler: Arc<H>,
+    refusals: Arc<Throttle>,
 ) where
     C: RaftTypeConfig,
     C::NodeId: From<u64>,
@@ -162,7 +165,7 @@ async fn handle_connection<C, H>(
 {
     let (mut io, peer) = match stream::accept(tcp, &cfg).await {
         Ok(ok) => ok,
-        Err(e) => return log_handshake_failure(remote, &e),
+        Err(e) => return log_handshake_failure(remote, &e, &refusals),
     };
     tracing::debug!(remote_addr = %remote, peer_node = peer.node_id, "peer authenticated");
     loop {
@@ -237,12 +240,7 @@ where
     }
 }
 
-/// Refused handshakes, logged at most once per [`crate::throttle::WINDOW`].
-static HANDSHAKE_LOG: Throttle = Throttle::new();
-/// Connections refused at the limit, likewise.
-static LIMIT_LOG: Throttle = Throttle::new();
-
-fn log_handshake_failure(remote: SocketAddr, e: &PeerError) {
+fn log_handshake_failure(remote: SocketAddr, e: &PeerError, refusals: &Throttle) {
     if matches!(e, PeerError::Frame(FrameError::Closed)) {
         // Port probes and health checks connect and close without a word.
         tracing::debug!(remote_addr = %remote, "connection closed before the peer handshake");
@@ -254,7 +252,7 @@ fn log_handshake_failure(remote: SocketAddr, e: &PeerError) {
         _ => "",
     };
     let reason = e.refuse_reason().map(tracing::field::display);
-    if let Some(folded) = HANDSHAKE_LOG.note() {
+    if let Some(folded) = refusals.note() {
         tracing::warn!(remote_addr = %remote, error = %e, reason, hint, folded,
             "peer handshake failed; connection refused (`folded`: refusals not logged since the last line)");
     }

@@ -1,23 +1,35 @@
-//! Repeated warnings folded into one line: under a connection flood the peer port would
-//! otherwise write a line per refused connection (thousands a minute). The first one is
-//! logged; later ones within the window are counted and reported with the next line.
+//! Repeated warnings folded: under a connection flood the peer port would otherwise write
+//! a line per refused connection (thousands a minute). The first [`BURST`] of a window
+//! are logged; later ones are counted and reported with the next line logged.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// How often a throttled warning is written at most.
+/// The window over which warnings are counted.
 pub const WINDOW: Duration = Duration::from_secs(10);
+/// Warnings written per window before the rest are folded.
+pub const BURST: u32 = 5;
 
 /// One kind of warning's throttle.
 pub struct Throttle {
-    state: Mutex<(Option<Instant>, u64)>,
+    state: Mutex<State>,
+}
+
+struct State {
+    since: Option<Instant>,
+    logged: u32,
+    folded: u64,
 }
 
 impl Throttle {
     /// A throttle that has let nothing through yet.
     pub const fn new() -> Throttle {
         Throttle {
-            state: Mutex::new((None, 0)),
+            state: Mutex::new(State {
+                since: None,
+                logged: 0,
+                folded: 0,
+            }),
         }
     }
 
@@ -27,17 +39,16 @@ impl Throttle {
         let Ok(mut state) = self.state.lock() else {
             return Some(0);
         };
-        let (last, folded) = &mut *state;
-        match last {
-            Some(at) if at.elapsed() < WINDOW => {
-                *folded += 1;
-                None
-            }
-            _ => {
-                *last = Some(Instant::now());
-                Some(std::mem::take(folded))
-            }
+        if state.since.is_none_or(|at| at.elapsed() >= WINDOW) {
+            state.since = Some(Instant::now());
+            state.logged = 0;
         }
+        if state.logged < BURST {
+            state.logged += 1;
+            return Some(std::mem::take(&mut state.folded));
+        }
+        state.folded += 1;
+        None
     }
 }
 
@@ -54,11 +65,17 @@ mod tests {
     #[test]
     fn a_flood_is_one_line_with_a_count() {
         let t = Throttle::new();
-        assert_eq!(t.note(), Some(0));
+        for _ in 0..BURST {
+            assert_eq!(t.note(), Some(0));
+        }
         for _ in 0..1000 {
             assert_eq!(t.note(), None);
         }
-        *t.state.lock().unwrap() = (Some(Instant::now() - WINDOW), 1000);
-        assert_eq!(t.note(), Some(1000));
+        t.state.lock().unwrap().since = Some(Instant::now() - WINDOW);
+        assert_eq!(
+            t.note(),
+            Some(1000),
+            "the next window reports what was folded"
+        );
     }
 }
