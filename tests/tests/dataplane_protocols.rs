@@ -269,3 +269,37 @@ fn bodies_pipelines_and_old_clients_pass_through() {
     .expect("HEAD");
     assert_eq!((head.status, head.body.as_str()), (200, ""));
 }
+
+/// A client that uploads to `/echo` and never reads the echo: the proxy's writes to it
+/// stall, and `timeouts.client` cuts the connection instead of holding its slot and a
+/// server connection for as long as the client likes (a slow-read attack).
+#[test]
+fn a_client_that_stops_reading_is_cut_off() {
+    let lab = plain_lab("[timeouts]\nclient = \"1s\"\n");
+    let mut s = TcpStream::connect(lab.http(0)).expect("connect");
+    let size = 64 << 20;
+    let head = format!("POST /echo HTTP/1.1\r\nHost: app.local\r\nContent-Length: {size}\r\n\r\n");
+    s.write_all(head.as_bytes()).expect("head");
+    s.set_write_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
+    // Write until the proxy gives up on us; never read a byte. Bounded: 64 MiB at most.
+    let chunk = vec![b'x'; 64 << 10];
+    let started = std::time::Instant::now();
+    let mut sent = 0usize;
+    let cut = loop {
+        match s.write(&chunk) {
+            Ok(n) if sent + n < size => sent += n,
+            Ok(_) => break false,
+            Err(_) => break true,
+        }
+    };
+    assert!(
+        cut,
+        "the non-reading client was never cut off ({sent} bytes sent)"
+    );
+    assert!(started.elapsed() < Duration::from_secs(60));
+    let cuts = lab
+        .metric(0, "holdfast_http_errors_total{kind=\"client_timeout\"}")
+        .unwrap_or(0.0);
+    assert!(cuts >= 1.0, "client_timeout not counted");
+}

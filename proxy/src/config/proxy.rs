@@ -107,6 +107,12 @@ pub struct TimeoutsSection {
     /// Idle time of a pooled server connection before it is closed.
     #[serde(default = "default_pool_idle", with = "duration::serde_ms")]
     pub pool_idle: Duration,
+    /// Longest time a client may stall a request or response in progress: sending no
+    /// byte of its body, or reading none of the response (HAProxy `timeout client`). A
+    /// client that stops reading would otherwise hold its connection slot and a server
+    /// connection for as long as it likes.
+    #[serde(default = "default_client", with = "duration::serde_ms")]
+    pub client: Duration,
 }
 
 /// How a backend keeps a client on one server.
@@ -334,6 +340,7 @@ impl Default for TimeoutsSection {
             connect: default_connect(),
             server: default_server(),
             pool_idle: default_pool_idle(),
+            client: default_client(),
         }
     }
 }
@@ -364,6 +371,9 @@ fn default_server() -> Duration {
 }
 fn default_pool_idle() -> Duration {
     Duration::from_secs(30)
+}
+fn default_client() -> Duration {
+    Duration::from_secs(60)
 }
 fn default_check_method() -> String {
     "GET".into()

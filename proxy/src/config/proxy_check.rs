@@ -99,6 +99,7 @@ pub(super) fn check(problems: &mut Problems, config: &Config) {
         ("timeouts.tls_handshake", t.tls_handshake.is_zero()),
         ("timeouts.connect", t.connect.is_zero()),
         ("timeouts.server", t.server.is_zero()),
+        ("timeouts.client", t.client.is_zero()),
     ]);
 }
 

@@ -22,6 +22,8 @@ pub enum Cut {
     Idle,
     /// Request head took too long.
     Header,
+    /// The client stopped reading a response for longer than `timeouts.client`.
+    SlowRead,
 }
 
 /// What the request handler and the I/O wrapper of one connection share.
@@ -64,6 +66,7 @@ impl ConnState {
         match self.cut.load(Ordering::Relaxed) {
             1 => Cut::Idle,
             2 => Cut::Header,
+            3 => Cut::SlowRead,
             _ => Cut::No,
         }
     }
@@ -90,26 +93,58 @@ pub struct TimedIo<T> {
     keep_alive: Duration,
     header: Duration,
     sleep: Pin<Box<Sleep>>,
+    /// Longest a write may wait for the client to read (`timeouts.client`).
+    write_stall: Duration,
+    /// While a write waits: when it gives up.
+    write_wait: Option<Pin<Box<Sleep>>>,
 }
 
 impl<T> TimedIo<T> {
-    /// Wraps `inner`, whose reads start with `prefix`.
+    /// Wraps `inner`, whose reads start with `prefix`; `timeouts` gives the idle
+    /// (`keep_alive`), head (`client_header`) and write stall (`client`) limits.
     pub fn new(
         inner: T,
         prefix: Vec<u8>,
         state: Arc<ConnState>,
-        keep_alive: Duration,
-        header: Duration,
+        timeouts: &crate::config::TimeoutsSection,
     ) -> Self {
         TimedIo {
             inner,
             prefix,
             pos: 0,
             state,
-            keep_alive,
-            header,
-            sleep: Box::pin(tokio::time::sleep(keep_alive)),
+            keep_alive: timeouts.keep_alive,
+            header: timeouts.client_header,
+            sleep: Box::pin(tokio::time::sleep(timeouts.keep_alive)),
+            write_stall: timeouts.client,
+            write_wait: None,
         }
+    }
+
+    /// A write that got `polled`: while it waits for the client to read, the stall
+    /// clock runs; past `timeouts.client` the write fails (slow-read attack).
+    fn stalled<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<R>>,
+    ) -> Poll<io::Result<R>> {
+        if polled.is_ready() {
+            self.write_wait = None;
+            return polled;
+        }
+        let stall = self.write_stall;
+        let wait = self
+            .write_wait
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(stall)));
+        if wait.as_mut().poll(cx).is_ready() {
+            self.write_wait = None;
+            self.state.cut.store(3, Ordering::Relaxed);
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "client stopped reading",
+            )));
+        }
+        Poll::Pending
     }
 
     /// The deadline while idle or reading a head, and what it cuts.
@@ -190,7 +225,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for TimedIo<T> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.stalled(cx, polled)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -206,7 +243,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for TimedIo<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.stalled(cx, polled)
     }
 
     fn is_write_vectored(&self) -> bool {

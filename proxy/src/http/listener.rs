@@ -172,7 +172,7 @@ async fn serve_hyper<I>(
 {
     let state = ConnState::new();
     let t = &plane.timeouts;
-    let io = TimedIo::new(io, read, state.clone(), t.keep_alive, t.client_header);
+    let io = TimedIo::new(io, read, state.clone(), t);
     let client = Arc::new(Client {
         peer,
         peer_text: peer.ip().to_string(),
@@ -204,6 +204,7 @@ async fn serve_hyper<I>(
     match state.cut() {
         Cut::Header => plane.lasting.metrics.error(ErrorKind::HeaderTimeout),
         Cut::Idle => plane.lasting.metrics.error(ErrorKind::IdleTimeout),
+        Cut::SlowRead => plane.lasting.metrics.error(ErrorKind::ClientTimeout),
         Cut::No => {}
     }
     if let Err(e) = result {

@@ -59,6 +59,9 @@ pub enum ErrorKind {
     HeaderTimeout,
     /// Kept-alive connection idle too long (closed; not an error to the client).
     IdleTimeout,
+    /// A client stalled a body in progress (sent or read none of it) longer than
+    /// `timeouts.client`: cut.
+    ClientTimeout,
     /// TLS handshake failed or timed out.
     TlsHandshake,
     /// No usable server in the backend (503).
@@ -85,6 +88,7 @@ impl ErrorKind {
             ErrorKind::HeaderTooLarge => "header_too_large",
             ErrorKind::HeaderTimeout => "header_timeout",
             ErrorKind::IdleTimeout => "idle_timeout",
+            ErrorKind::ClientTimeout => "client_timeout",
             ErrorKind::TlsHandshake => "tls_handshake",
             ErrorKind::NoServer => "no_server",
             ErrorKind::NoRoute => "no_route",

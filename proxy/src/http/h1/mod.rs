@@ -3,7 +3,8 @@
 //! pass and sent with the body bytes already read in one write, bodies passed through by
 //! length or chunk framing. HTTP/1.0, upgrades, `Expect`, chunked or large request bodies
 //! and HTTP/2's preface hand the connection (bytes read included) to the hyper path.
-//! A body stalled longer than `timeouts.server`, in either direction, is cut.
+//! A body stalled longer than `timeouts.server` by the server, or `timeouts.client` by
+//! the client (sending or reading), is cut.
 
 mod buf;
 mod chunked;
@@ -28,7 +29,7 @@ use super::{DataPlane, Frontend};
 use buf::ReadBuf;
 use chunked::Chunked;
 use head::{Head, HeadError};
-use relay::{pass_body, pass_length};
+use relay::{Stalls, pass_body, pass_length, write_within};
 use rewrite::{RequestHop, write_request, write_response};
 use upstream::Upstream;
 
@@ -294,7 +295,12 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<'_, I> {
             let active = ex.activate();
             let sent = match up.stream.write_all(&self.out).await {
                 Ok(()) => {
-                    pass_length(&mut self.io, &mut self.buf, &mut up.stream, rest, t.server).await
+                    // The client sends its body within `timeouts.client` per stall.
+                    let stalls = Stalls {
+                        read: t.client,
+                        write: t.server,
+                    };
+                    pass_length(&mut self.io, &mut self.buf, &mut up.stream, rest, stalls).await
                 }
                 Err(_) => Err(false),
             };
@@ -354,10 +360,14 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<'_, I> {
             self.refuse(refusal).await;
             return Next::Close;
         };
-        let stall = self.dp.timeouts.server;
-        let passed = match self.io.write_all(&self.out).await {
-            Ok(()) => pass_body(&mut up, &mut self.io, framing, &mut chunked, left, stall).await,
-            Err(_) => Err(()),
+        // The client reads the response within `timeouts.client` per stall.
+        let stalls = Stalls {
+            read: self.dp.timeouts.server,
+            write: self.dp.timeouts.client,
+        };
+        let passed = match write_within(&mut self.io, &self.out, stalls.write).await {
+            Ok(()) => pass_body(&mut up, &mut self.io, framing, &mut chunked, left, stalls).await,
+            Err(()) => Err(()),
         };
         ex.add_bytes(0, self.out.len() as u64 + passed.unwrap_or(0));
         ex.finish(status);

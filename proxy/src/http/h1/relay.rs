@@ -1,6 +1,6 @@
 //! Body bytes passed through the fast path as they are, by the framing the message
 //! declared: a length, the chunked coding (scanned as it passes, not re-encoded), or until
-//! the server closes. A side stalled longer than the given time cuts the exchange.
+//! the server closes. A side stalled longer than its limit (`Stalls`) cuts the exchange.
 
 use std::time::Duration;
 
@@ -11,14 +11,36 @@ use super::chunked::Chunked;
 use super::upstream::Upstream;
 use crate::http::framing::Framing;
 
+/// How long each side of a copy may stall: the source sending nothing, the destination
+/// reading nothing (a client that stops reading must not hold a connection forever).
+#[derive(Clone, Copy, Debug)]
+pub struct Stalls {
+    /// Longest wait for the source's next bytes.
+    pub read: Duration,
+    /// Longest wait for the destination to take bytes.
+    pub write: Duration,
+}
+
+/// Writes `bytes` to `dst` within `limit`.
+pub async fn write_within<W: AsyncWrite + Unpin>(
+    dst: &mut W,
+    bytes: &[u8],
+    limit: Duration,
+) -> Result<(), ()> {
+    match tokio::time::timeout(limit, dst.write_all(bytes)).await {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(()),
+    }
+}
+
 /// Copies `left` bytes from `src` (after what `buf` holds) to `dst`. `Err(true)`: the
-/// source failed or stalled; `Err(false)`: the destination failed.
+/// source failed or stalled; `Err(false)`: the destination failed or stalled.
 pub async fn pass_length<R, W>(
     src: &mut R,
     buf: &mut ReadBuf,
     dst: &mut W,
     mut left: u64,
-    stall: Duration,
+    stalls: Stalls,
 ) -> Result<(), bool>
 where
     R: AsyncRead + Unpin,
@@ -27,16 +49,16 @@ where
     while left > 0 {
         if buf.is_empty()
             && !matches!(
-                tokio::time::timeout(stall, buf.fill(src)).await,
+                tokio::time::timeout(stalls.read, buf.fill(src)).await,
                 Ok(Ok(1..))
             )
         {
             return Err(true);
         }
         let take = (buf.filled().len() as u64).min(left) as usize;
-        dst.write_all(&buf.filled()[..take])
+        write_within(dst, &buf.filled()[..take], stalls.write)
             .await
-            .map_err(|_| false)?;
+            .map_err(|()| false)?;
         buf.consume(take);
         left -= take as u64;
     }
@@ -51,10 +73,10 @@ pub async fn pass_body<W: AsyncWrite + Unpin>(
     framing: Framing,
     chunked: &mut Chunked,
     left: u64,
-    stall: Duration,
+    stalls: Stalls,
 ) -> Result<u64, ()> {
     if let Framing::Length(_) = framing {
-        return pass_length(&mut up.stream, &mut up.buf, dst, left, stall)
+        return pass_length(&mut up.stream, &mut up.buf, dst, left, stalls)
             .await
             .map(|()| left)
             .map_err(|_| ());
@@ -64,7 +86,7 @@ pub async fn pass_body<W: AsyncWrite + Unpin>(
         if framing == Framing::Chunked && chunked.is_done() {
             return Ok(passed);
         }
-        match tokio::time::timeout(stall, up.buf.fill(&mut up.stream)).await {
+        match tokio::time::timeout(stalls.read, up.buf.fill(&mut up.stream)).await {
             Ok(Ok(0)) if framing == Framing::Close => return Ok(passed),
             Ok(Ok(1..)) => {}
             _ => return Err(()),
@@ -73,9 +95,7 @@ pub async fn pass_body<W: AsyncWrite + Unpin>(
             Framing::Chunked => chunked.feed(up.buf.filled()).map_err(|_| ())?,
             _ => up.buf.filled().len(),
         };
-        dst.write_all(&up.buf.filled()[..take])
-            .await
-            .map_err(|_| ())?;
+        write_within(dst, &up.buf.filled()[..take], stalls.write).await?;
         up.buf.consume(take);
         passed += take as u64;
     }
