@@ -303,3 +303,35 @@ fn a_client_that_stops_reading_is_cut_off() {
         .unwrap_or(0.0);
     assert!(cuts >= 1.0, "client_timeout not counted");
 }
+
+/// One client address holding its limit of idle keep-alive connections gets no more,
+/// and the node's other connection slots stay free for everyone else.
+#[test]
+fn one_client_cannot_take_every_connection_slot() {
+    let lab = plain_lab("[limits]\nmax_connections_per_client = 3\n");
+    let http = lab.http(0);
+    let held: Vec<TcpStream> = (0..3)
+        .map(|_| TcpStream::connect(&http).expect("connect"))
+        .collect();
+    // The fourth is accepted and closed at once (read: end of stream or reset).
+    let mut fourth = TcpStream::connect(&http).expect("connect");
+    fourth
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let _ = fourth.write_all(b"GET / HTTP/1.1\r\nHost: app.local\r\n\r\n");
+    let mut buf = [0u8; 64];
+    let refused = matches!(fourth.read(&mut buf), Ok(0) | Err(_));
+    assert!(refused, "a fourth connection was served");
+    let counted = lab
+        .metric(0, "holdfast_http_errors_total{kind=\"client_limit\"}")
+        .unwrap_or(0.0);
+    assert!(counted >= 1.0, "client_limit not counted");
+    // A slot given back is usable again.
+    drop(held);
+    let again = holdfast_tests::wait_for("a slot freed", Duration::from_secs(10), || {
+        get(&http, "app.local", "/", &[])
+            .ok()
+            .filter(|a| a.status == 200)
+    });
+    assert_eq!(again.status, 200);
+}

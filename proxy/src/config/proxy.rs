@@ -82,6 +82,10 @@ pub struct LimitsSection {
     /// Most header fields in one request; beyond: 431.
     #[serde(default = "default_max_headers")]
     pub max_headers: usize,
+    /// Concurrent connections from one client address (0: no limit); more are closed
+    /// at once (nginx `limit_conn`).
+    #[serde(default)]
+    pub max_connections_per_client: usize,
 }
 
 /// `[timeouts]`: HAProxy-style timeouts.
@@ -327,6 +331,7 @@ impl Default for LimitsSection {
             max_connections: default_max_connections(),
             max_header_size: default_max_header_size(),
             max_headers: default_max_headers(),
+            max_connections_per_client: 0,
         }
     }
 }

@@ -44,10 +44,18 @@ pub async fn accept_loop(
         };
         let live = current.load_full();
         let (plane, frontend) = (live.plane.clone(), live.frontend.clone());
+        let limit = plane.limits.max_connections_per_client;
+        let Some(client_slot) = plane.lasting.per_client.admit(peer.ip(), limit) else {
+            // Over its own limit: closed at once, its slot back for everyone else.
+            plane.lasting.metrics.error(ErrorKind::ClientLimit);
+            drop(stream);
+            continue;
+        };
         tokio::spawn(async move {
             plane.lasting.metrics.connection(1);
             serve(stream, peer, &plane, frontend, permit).await;
             plane.lasting.metrics.connection(-1);
+            drop(client_slot);
         });
     }
 }

@@ -64,6 +64,8 @@ pub enum ErrorKind {
     ClientTimeout,
     /// TLS handshake failed or timed out.
     TlsHandshake,
+    /// A client address over `limits.max_connections_per_client`: connection closed.
+    ClientLimit,
     /// No usable server in the backend (503).
     NoServer,
     /// No route and no default backend (503).
@@ -90,6 +92,7 @@ impl ErrorKind {
             ErrorKind::IdleTimeout => "idle_timeout",
             ErrorKind::ClientTimeout => "client_timeout",
             ErrorKind::TlsHandshake => "tls_handshake",
+            ErrorKind::ClientLimit => "client_limit",
             ErrorKind::NoServer => "no_server",
             ErrorKind::NoRoute => "no_route",
             ErrorKind::Connect => "connect",

@@ -17,6 +17,7 @@ pub mod headers;
 mod health;
 mod listener;
 pub mod metrics;
+mod per_client;
 pub mod persist;
 pub mod pool;
 pub mod recent;
@@ -74,6 +75,8 @@ pub struct Lasting {
     pub overrides: Recent<Arc<str>>,
     /// Learn-mode session cookies looked up in vain a moment ago.
     pub misses: Recent<()>,
+    /// Open connections per client address (`limits.max_connections_per_client`).
+    pub per_client: Arc<per_client::PerClient>,
 }
 
 /// What every request handler of one node shares: the lasting state and one

@@ -70,6 +70,7 @@ fn lab_with(mode: &str, extra: &str) -> Lab {
         client: running::client(&config.timeouts),
         overrides: Recent::default(),
         misses: Recent::default(),
+        per_client: Arc::default(),
     });
     let dp = running::build_plane(lasting, &config, None);
     let dp = Arc::try_unwrap(dp).unwrap_or_else(|_| unreachable!("a new plane has one owner"));

@@ -168,6 +168,7 @@ pub async fn start(
         client: client(&config.timeouts),
         overrides: Recent::default(),
         misses: Recent::default(),
+        per_client: Arc::default(),
     });
     let plane = build_plane(lasting, config, None);
     let health = health_tasks(&plane);
