@@ -50,17 +50,10 @@ pub async fn handle(
         (None, Some(_)) => "/",
         (None, None) => "",
     };
-    // The authority of an absolute-form target (it has a scheme) or HTTP/2's
-    // `:authority`; hyper also reads an authority into targets that have none.
-    let absolute = req.uri().scheme().is_some() || req.version() == Version::HTTP_2;
     let line = RequestLine {
         method: req.method().as_str().as_bytes(),
         target,
-        authority: req
-            .uri()
-            .authority()
-            .filter(|_| absolute)
-            .map(|a| a.as_str()),
+        authority: target_authority(req.uri(), req.version()),
         version: req.version(),
         bodiless: req.body().is_end_stream(),
     };
@@ -98,12 +91,7 @@ fn rewrite(
     upgrade: bool,
 ) -> (http::request::Parts, Incoming) {
     let (mut parts, body) = req.into_parts();
-    let absolute = parts.uri.scheme().is_some() || parts.version == Version::HTTP_2;
-    let authority = parts
-        .uri
-        .authority()
-        .filter(|_| absolute)
-        .map(|a| a.as_str());
+    let authority = target_authority(&parts.uri, parts.version);
     let host = request_host(&parts.headers, authority).map(str::to_string);
     let forwarded = Forwarded::of(
         &parts.headers,
@@ -226,6 +214,14 @@ async fn send(
             Err(_) => return Err(ex.server_failed(Refusal::ServerTimeout, &"timeout")),
         }
     }
+}
+
+/// The authority of an absolute-form target (it has a scheme) or HTTP/2's `:authority`;
+/// hyper also reads an authority into targets that have none (`evil.com`), and that one
+/// does not count.
+fn target_authority(uri: &Uri, version: Version) -> Option<&str> {
+    let absolute = uri.scheme().is_some() || version == Version::HTTP_2;
+    uri.authority().filter(|_| absolute).map(|a| a.as_str())
 }
 
 /// True when `name` occurs once in `headers`, with value `value`.
