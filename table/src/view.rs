@@ -1,18 +1,15 @@
-//! The node-local read view the data plane reads: bindings and server states as last
-//! applied, behind sharded locks and an atomically swapped server list, so a request never
-//! waits on Raft nor on one global lock. The state-machine adapter feeds it [`Change`]s.
+//! The node-local read view the data plane reads: the state machine's own bindings (read
+//! shard by shard under short locks, never a second copy) and an atomically swapped server
+//! list, so a request never waits on Raft nor on one global lock, nor on anything whose
+//! cost grows with the table.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use parking_lot::RwLock;
 
 use crate::model::{AdminState, Millis, ServerStatus};
-use crate::state::Change;
-
-const SHARDS: usize = 32;
+use crate::state::store::Reader;
 
 /// Where a key is bound, as seen by this node.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,22 +18,6 @@ pub struct Bound {
     pub server: Arc<str>,
     /// State-machine time at which the binding expires.
     pub expires_at: Millis,
-}
-
-/// One shard of a backend's bindings.
-type Shard = RwLock<HashMap<Box<[u8]>, Bound>>;
-
-/// One backend's bindings, split over shards by key hash.
-struct BackendView {
-    shards: Box<[Shard]>,
-}
-
-impl BackendView {
-    fn new() -> BackendView {
-        BackendView {
-            shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
-        }
-    }
 }
 
 /// Server states as last applied, for balancing and routing decisions.
@@ -59,37 +40,50 @@ impl ServerStates {
     }
 }
 
-/// The data plane's view of the stick table. Shared (`Arc`) between the state-machine
-/// adapter, which writes it, and every request handler, which reads it.
-pub struct ReadView {
-    backends: ArcSwap<HashMap<String, Arc<BackendView>>>,
-    names: RwLock<HashMap<String, Arc<str>>>,
-    states: ArcSwap<ServerStates>,
-    hasher: RandomState,
+/// A live table's bindings as the data plane reads them, with the names they were
+/// interned under (see [`crate::state::StickTable::reader`]). Names only grow, so a reader
+/// is replaced when a backend or server is added, and whole when a snapshot is installed.
+#[derive(Clone, Default)]
+pub struct TableReader {
+    pub(crate) store: Option<Reader>,
+    pub(crate) backends: HashMap<Arc<str>, u32>,
+    pub(crate) servers: Vec<Arc<str>>,
 }
 
-impl Default for ReadView {
-    fn default() -> Self {
-        ReadView::new()
+impl TableReader {
+    /// Where `key` is bound in `backend`, if anywhere.
+    pub fn lookup(&self, backend: &str, key: &[u8]) -> Option<Bound> {
+        let b = *self.backends.get(backend)?;
+        let (server, expires_at) = self.store.as_ref()?.lookup(b, key)?;
+        Some(Bound {
+            server: self.servers.get(server as usize)?.clone(),
+            expires_at,
+        })
     }
+
+    /// How many names it knows: a reader with fewer is out of date.
+    pub(crate) fn names(&self) -> (usize, usize) {
+        (self.backends.len(), self.servers.len())
+    }
+}
+
+/// The data plane's view of the stick table. Shared (`Arc`) between the state-machine
+/// adapter, which publishes to it, and every request handler, which reads it.
+#[derive(Default)]
+pub struct ReadView {
+    table: ArcSwap<TableReader>,
+    states: ArcSwap<ServerStates>,
 }
 
 impl ReadView {
     /// An empty view.
     pub fn new() -> ReadView {
-        ReadView {
-            backends: ArcSwap::from_pointee(HashMap::new()),
-            names: RwLock::new(HashMap::new()),
-            states: ArcSwap::from_pointee(ServerStates::default()),
-            hasher: RandomState::new(),
-        }
+        ReadView::default()
     }
 
     /// Where `key` is bound in `backend`, if anywhere.
     pub fn lookup(&self, backend: &str, key: &[u8]) -> Option<Bound> {
-        let backends = self.backends.load();
-        let view = backends.get(backend)?;
-        view.shards[self.shard(key)].read().get(key).cloned()
+        self.table.load().lookup(backend, key)
     }
 
     /// The server states as last applied.
@@ -97,83 +91,19 @@ impl ReadView {
         self.states.load_full()
     }
 
-    /// Number of bindings held in the view (for metrics and tests).
-    pub fn len(&self) -> usize {
-        let backends = self.backends.load();
-        backends
-            .values()
-            .flat_map(|b| b.shards.iter())
-            .map(|s| s.read().len())
-            .sum()
-    }
-
-    /// True when the view holds no binding.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Applies changes produced by the state machine, in order.
-    pub fn apply(&self, changes: Vec<Change>) {
-        for change in changes {
-            match change {
-                Change::Upsert {
-                    backend,
-                    key,
-                    server,
-                    expires_at,
-                } => {
-                    let server = self.intern(&server);
-                    let view = self.backend(&backend);
-                    view.shards[self.shard(&key)]
-                        .write()
-                        .insert(key.into_boxed_slice(), Bound { server, expires_at });
-                }
-                Change::Remove { backend, key } => {
-                    if let Some(view) = self.backends.load().get(&*backend) {
-                        view.shards[self.shard(&key)].write().remove(key.as_slice());
-                    }
-                }
-                Change::Servers => {}
-            }
-        }
-    }
-
     /// Publishes the server list after an apply.
     pub fn publish_states(&self, states: ServerStates) {
         self.states.store(Arc::new(states));
     }
 
-    /// Drops everything (before a snapshot is installed).
-    pub fn clear(&self) {
-        self.backends.store(Arc::new(HashMap::new()));
+    /// Reads bindings from `reader` from now on (a table was opened or installed, or it
+    /// learned a new name).
+    pub fn attach(&self, reader: TableReader) {
+        self.table.store(Arc::new(reader));
     }
 
-    fn shard(&self, key: &[u8]) -> usize {
-        (self.hasher.hash_one(key) as usize) % SHARDS
-    }
-
-    fn intern(&self, name: &str) -> Arc<str> {
-        if let Some(n) = self.names.read().get(name) {
-            return n.clone();
-        }
-        self.names
-            .write()
-            .entry(name.to_string())
-            .or_insert_with(|| Arc::from(name))
-            .clone()
-    }
-
-    fn backend(&self, name: &str) -> Arc<BackendView> {
-        if let Some(b) = self.backends.load().get(name) {
-            return b.clone();
-        }
-        // Only the single applying task adds backends, so load-modify-store does not race.
-        let mut next = HashMap::clone(&self.backends.load());
-        let view = next
-            .entry(name.to_string())
-            .or_insert_with(|| Arc::new(BackendView::new()))
-            .clone();
-        self.backends.store(Arc::new(next));
-        view
+    /// The names the attached reader knows (see [`TableReader`]).
+    pub(crate) fn names(&self) -> (usize, usize) {
+        self.table.load().names()
     }
 }

@@ -11,6 +11,7 @@ mod node;
 mod open;
 mod queue;
 mod readiness;
+mod snapshots;
 mod status;
 mod writer;
 

@@ -76,7 +76,8 @@ fn raft_config(config: &Config) -> anyhow::Result<Arc<openraft::Config>> {
         election_timeout_max: 2400,
         install_snapshot_timeout: 2_000,
         max_payload_entries: 64,
-        snapshot_policy: SnapshotPolicy::LogsSinceLast(config.cluster.snapshot_every),
+        // Snapshots are triggered by size (see `snapshots.rs`), not by entry count.
+        snapshot_policy: SnapshotPolicy::Never,
         max_in_snapshot_log_to_keep: config.cluster.snapshot_every.min(1_000),
         ..Default::default()
     };
@@ -171,6 +172,11 @@ impl Node {
             stats: flush_stats.clone(),
         };
         tasks.push(tokio::spawn(flusher.run(rx)));
+        tasks.push(tokio::spawn(super::snapshots::run_policy(
+            raft.clone(),
+            shared.clone(),
+            config.cluster.snapshot_every,
+        )));
         tasks.push(tokio::spawn(writer::run_ticker(
             writer.clone(),
             raft.clone(),

@@ -101,7 +101,9 @@ pub struct ClusterSection {
     /// Bound of the node's queue of binds and touches waiting to be flushed.
     #[serde(default = "default_queue")]
     pub queue_limit: usize,
-    /// Take a snapshot after this many applied entries.
+    /// Take a snapshot once at least this many binds, touches and commands were applied
+    /// since the last one, and at least as many as it held bindings (so snapshot work per
+    /// applied operation stays constant as the table grows).
     #[serde(default = "default_snapshot_every")]
     pub snapshot_every: u64,
     /// How long an admin write waits for commit before failing with "no quorum".

@@ -7,8 +7,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use holdfast_table::Change;
-use holdfast_table::model::{AdminState, ServerStatus};
+use holdfast_table::StickTable;
+use holdfast_table::model::{AdminState, Bind, Command, NodeBatch, Proposal, ServerStatus};
 use holdfast_table::view::{ReadView, ServerStates};
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
@@ -40,6 +40,8 @@ struct Lab {
     records: mpsc::Receiver<Record>,
     leader: Arc<FakeLeader>,
     view: Arc<ReadView>,
+    /// The table the view reads.
+    table: Mutex<StickTable>,
 }
 
 fn lab(mode: &str) -> Lab {
@@ -79,6 +81,7 @@ fn lab_with(mode: &str, extra: &str) -> Lab {
         records,
         leader,
         view,
+        table: Mutex::new(StickTable::new()),
     }
 }
 
@@ -135,12 +138,24 @@ impl Lab {
 
     fn bind(&self, key: &[u8], server: &str, known: Known) {
         match known {
-            Known::View => self.view.apply(vec![Change::Upsert {
-                backend: Arc::from("b"),
-                key: key.to_vec(),
-                server: Arc::from(server),
-                expires_at: u64::MAX,
-            }]),
+            Known::View => {
+                let mut table = self.table.lock();
+                table.apply(&Proposal {
+                    now: 1,
+                    command: Command::Batch(NodeBatch {
+                        binds: vec![Bind {
+                            backend: "b".into(),
+                            key: key.to_vec(),
+                            server: server.into(),
+                            ttl: u64::MAX / 4,
+                            replaces: None,
+                            maxlife: None,
+                        }],
+                        ..NodeBatch::default()
+                    }),
+                });
+                self.view.attach(table.reader());
+            }
             Known::Overrides => {
                 let ttl = Duration::from_secs(60);
                 self.dp

@@ -4,6 +4,7 @@
 
 pub mod log_store;
 pub mod sm_store;
+pub mod snapshot_file;
 pub mod types;
 
 pub use log_store::{LogStore, OpenError};

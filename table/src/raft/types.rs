@@ -2,8 +2,6 @@
 //! one yields a [`Response`], nodes are `u64` ids with their peer address. This is the port
 //! boundary for a future move to openraft 0.10.
 
-use std::io::Cursor;
-
 use crate::model::{Proposal, Response};
 
 openraft::declare_raft_types!(
@@ -14,7 +12,7 @@ openraft::declare_raft_types!(
         NodeId = u64,
         Node = openraft::BasicNode,
         Entry = openraft::Entry<TypeConfig>,
-        SnapshotData = Cursor<Vec<u8>>,
+        SnapshotData = tokio::fs::File,
 );
 
 /// The Raft instance replicating the stick table.

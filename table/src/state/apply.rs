@@ -337,13 +337,13 @@ impl StickTable {
         if !self.changes.enabled() {
             return;
         }
-        let Some(s) = self.store.get(slot) else {
+        let (Some(s), Some(key)) = (self.store.get(slot), self.store.key(slot)) else {
             return;
         };
         let server = self.registry.server(s.server());
         let change = Change::Upsert {
             backend: self.registry.backend(server.backend).name.clone(),
-            key: s.key().to_vec(),
+            key,
             server: server.name.clone(),
             expires_at: s.expires_at(),
         };
@@ -373,7 +373,7 @@ impl StickTable {
                 let backend = self.registry.backend(r.backend).name.clone();
                 self.changes.push(Change::Remove {
                     backend,
-                    key: r.key.into_vec(),
+                    key: r.key.as_bytes().to_vec(),
                 });
             }
         }

@@ -53,6 +53,14 @@ impl Default for ChangeLog {
 }
 
 impl ChangeLog {
+    /// A log that records nothing.
+    pub(crate) fn disabled() -> Self {
+        ChangeLog {
+            enabled: false,
+            changes: Vec::new(),
+        }
+    }
+
     /// Whether changes are being recorded (callers skip building them otherwise).
     pub(crate) fn enabled(&self) -> bool {
         self.enabled

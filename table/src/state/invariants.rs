@@ -13,7 +13,7 @@ impl StickTable {
     pub fn recount(&self) -> BTreeMap<(String, String), u64> {
         let mut out = BTreeMap::new();
         let horizon = self.horizon();
-        for (_, s) in self.store.iter() {
+        for (_, s) in self.store.frozen().iter() {
             if s.expires_at() >= horizon {
                 let server = self.registry.server(s.server());
                 let backend = &self.registry.backend(server.backend).name;
@@ -58,7 +58,7 @@ impl StickTable {
             }
             *filed.entry(slot).or_insert(0) += 1;
         }
-        for (id, s) in self.store.iter() {
+        for (id, s) in self.store.frozen().iter() {
             if s.expires_at() < self.horizon() {
                 return Err(format!("slot {id} is dead but still held"));
             }

@@ -8,7 +8,7 @@ mod invariants;
 mod release;
 mod servers;
 mod snapshot;
-mod store;
+pub(crate) mod store;
 
 #[cfg(test)]
 mod test_util;
@@ -32,6 +32,7 @@ use servers::Registry;
 use store::Store;
 
 use crate::model::{BindingInfo, Millis, NodeId, ServerStatus, TableCounters, TableParams};
+use crate::view::TableReader;
 
 /// The replicated stick table.
 ///
@@ -153,8 +154,8 @@ impl StickTable {
         if limit == 0 {
             return Vec::new();
         }
-        let mut slots: Vec<_> = self
-            .store
+        let frozen = self.store.frozen();
+        let mut slots: Vec<_> = frozen
             .iter()
             .map(|(_, s)| s)
             .filter(|s| s.backend() == b && s.expires_at() >= self.horizon())
@@ -178,13 +179,54 @@ impl StickTable {
     /// order. Meant for rebuilding a read view after a snapshot was installed.
     pub fn for_each_binding(&self, mut f: impl FnMut(&str, &[u8], &str, Millis)) {
         let horizon = self.horizon();
-        for (_, s) in self.store.iter() {
+        for (_, s) in self.store.frozen().iter() {
             if s.expires_at() >= horizon {
                 let server = self.registry.server(s.server());
                 let backend = self.registry.backend(s.backend());
                 f(&backend.name, s.key(), &server.name, s.expires_at());
             }
         }
+    }
+
+    /// A copy of the replicated state for encoding a snapshot off the apply path, made in
+    /// a moment that does not grow with the table: the bindings are shared copy-on-write
+    /// (see the store), the expiry index and change feed are left out (a snapshot holds
+    /// neither). Only [`StickTable::encode_snapshot`] and the read accessors are meaningful
+    /// on it.
+    pub fn frozen_copy(&self) -> StickTable {
+        StickTable {
+            now: self.now,
+            params: self.params,
+            counters: self.counters,
+            members: self.members.clone(),
+            watermarks: self.watermarks.clone(),
+            reported: self.reported.clone(),
+            index: self.index,
+            registry: self.registry.clone(),
+            store: self.store.clone(),
+            expiry: ExpiryIndex::default(),
+            changes: ChangeLog::disabled(),
+        }
+    }
+
+    /// The data plane's reader of this table's bindings: it sees them as they are applied,
+    /// with the backend and server names known now (see [`TableReader`]).
+    pub fn reader(&self) -> TableReader {
+        let reg = &self.registry;
+        TableReader {
+            store: Some(self.store.reader()),
+            backends: reg
+                .backends_by_name()
+                .map(|b| (reg.backend(b).name.clone(), b))
+                .collect(),
+            servers: reg.ids().map(|id| reg.server(id).name.clone()).collect(),
+        }
+    }
+
+    /// How many backends and servers the table knows: a [`TableReader`] made with fewer
+    /// is out of date.
+    pub fn names(&self) -> (usize, usize) {
+        (self.registry.backend_count(), self.registry.server_count())
     }
 
     /// Live bindings in total.

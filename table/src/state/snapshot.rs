@@ -6,7 +6,7 @@ use serde::ser::SerializeSeq;
 use serde::{Deserialize, Serialize, Serializer};
 
 use super::StickTable;
-use super::store::{SlotId, Store};
+use super::store::{Frozen, SlotId, Store};
 use crate::model::{AdminState, Millis, NodeId, TableCounters, TableParams};
 
 /// The snapshot format this build writes and reads.
@@ -74,7 +74,7 @@ struct ServerOut<'a> {
 
 /// One backend's bindings, sorted by key; `server` is the index in the backend's servers.
 struct BindingsOut<'a> {
-    store: &'a Store,
+    store: &'a Frozen,
     slots: Vec<SlotId>,
     server_pos: &'a [u32],
 }
@@ -154,20 +154,30 @@ impl StickTable {
     /// encode to identical bytes whatever order things happened in. The change feed is
     /// not part of it.
     pub fn encode_snapshot(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.encode_snapshot_into(&mut out)
+            .expect("encoding the table into memory cannot fail");
+        out
+    }
+
+    /// [`StickTable::encode_snapshot`] written to `w` as it is encoded, so a large table
+    /// is never held encoded in memory.
+    pub fn encode_snapshot_into(&self, w: &mut impl std::io::Write) -> std::io::Result<()> {
         let reg = &self.registry;
+        let store = self.store.frozen();
         let mut server_pos = vec![0u32; reg.server_count()];
         let mut per_backend: Vec<Vec<SlotId>> = vec![Vec::new(); reg.backend_count()];
-        for (id, slot) in self.store.iter() {
+        for (id, slot) in store.iter() {
             per_backend[slot.backend() as usize].push(id);
         }
         for slots in &mut per_backend {
             slots.sort_unstable_by(|&a, &b| {
-                let key = |id| self.store.get(id).map(|s| s.key());
+                let key = |id| store.get(id).map(|s| s.key());
                 key(a).cmp(&key(b))
             });
         }
         let mut ended: Vec<Vec<(Bytes<'_>, Millis)>> = vec![Vec::new(); reg.backend_count()];
-        for (_, slot) in self.store.iter_ended() {
+        for (_, slot) in store.iter_ended() {
             ended[slot.backend() as usize].push((Bytes(slot.key()), slot.expires_at()));
         }
         for e in &mut ended {
@@ -199,7 +209,7 @@ impl StickTable {
                         })
                         .collect(),
                     bindings: BindingsOut {
-                        store: &self.store,
+                        store: &store,
                         slots: std::mem::take(&mut per_backend[b as usize]),
                         server_pos: &server_pos,
                     },
@@ -219,10 +229,10 @@ impl StickTable {
                 .collect(),
             backends,
         };
-        let mut out = vec![SNAPSHOT_FORMAT_VERSION];
-        bincode::serde::encode_into_std_write(&snap, &mut out, config::standard())
-            .expect("encoding the table into memory cannot fail");
-        out
+        w.write_all(&[SNAPSHOT_FORMAT_VERSION])?;
+        bincode::serde::encode_into_std_write(&snap, w, config::standard())
+            .map_err(std::io::Error::other)?;
+        Ok(())
     }
 
     /// Decodes a snapshot made by [`StickTable::encode_snapshot`].
