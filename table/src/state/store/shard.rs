@@ -1,6 +1,12 @@
 //! One shard of the binding store: a slab of slots (key, backend, server, expiry) with a
 //! free list and a hash index from (backend id, key) to slot. Knows nothing of names, time
 //! or rules; ids here are local to the shard.
+//!
+//! The slab is made of fixed-size chunks, each shared copy-on-write: a write after a
+//! snapshot copied the shard copies one chunk of slots, not the shard, and chunks never
+//! move or grow, so the allocator reuses their memory exactly.
+
+use std::sync::Arc;
 
 use hashbrown::HashTable;
 
@@ -18,6 +24,9 @@ const ENDED: u32 = u32::MAX - 1;
 
 /// Server ids are below this (the two values above are markers).
 pub(crate) const MAX_SERVERS: u32 = ENDED;
+
+/// Slots per chunk.
+const CHUNK: usize = 64;
 
 /// One binding: 56 bytes, its key inline when short.
 #[derive(Clone, Debug)]
@@ -60,6 +69,16 @@ impl Slot {
         self.server = server;
     }
 
+    /// A slot holding nothing.
+    fn free() -> Slot {
+        Slot {
+            key: Key::default(),
+            expires_at: 0,
+            server: FREE,
+            backend: 0,
+        }
+    }
+
     pub(super) fn is_free(&self) -> bool {
         self.server == FREE
     }
@@ -83,7 +102,9 @@ pub(crate) struct Removed {
 /// written (copy on write), so it is kept small by the number of shards.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Shard {
-    slots: Vec<Slot>,
+    chunks: Vec<Arc<[Slot]>>,
+    /// Slots ever used (the rest of the last chunk is free and not on the free list).
+    used: u32,
     free: Vec<u32>,
     index: HashTable<u32>,
     /// Slots whose session ended, still in the index.
@@ -96,63 +117,70 @@ impl Shard {
     /// Room for `n` bindings.
     pub(super) fn with_capacity(n: usize) -> Shard {
         Shard {
-            slots: Vec::with_capacity(n),
+            chunks: Vec::with_capacity(n.div_ceil(CHUNK)),
             index: HashTable::with_capacity(n),
             ..Shard::default()
         }
     }
 
+    fn slot(&self, id: u32) -> Option<&Slot> {
+        let (c, i) = (id as usize / CHUNK, id as usize % CHUNK);
+        self.chunks.get(c).map(|chunk| &chunk[i])
+    }
+
+    fn slot_mut(&mut self, id: u32) -> Option<&mut Slot> {
+        let (c, i) = (id as usize / CHUNK, id as usize % CHUNK);
+        self.chunks
+            .get_mut(c)
+            .map(|chunk| &mut Arc::make_mut(chunk)[i])
+    }
+
     /// The local id of `(backend, key)`'s slot, bound or ended.
     pub(super) fn find_any(&self, hash: u64, backend: u32, key: &[u8]) -> Option<u32> {
-        let slots = &self.slots;
         self.index
             .find(hash, |&i| {
-                let s = &slots[i as usize];
-                s.backend == backend && s.key() == key
+                self.slot(i)
+                    .is_some_and(|s| s.backend == backend && s.key() == key)
             })
             .copied()
     }
 
     /// The slot `id`, if it holds a binding or an ended session.
     pub(crate) fn get(&self, id: u32) -> Option<&Slot> {
-        self.slots.get(id as usize).filter(|s| !s.is_free())
+        self.slot(id).filter(|s| !s.is_free())
     }
 
     /// Adds a binding (the caller checked `(backend, key)` is not held). Returns its id.
     pub(super) fn insert(&mut self, hash: u64, slot: Slot, rehash: impl Fn(&Slot) -> u64) -> u32 {
         let id = match self.free.pop() {
-            Some(id) => {
-                self.slots[id as usize] = slot;
-                id
-            }
+            Some(id) => id,
             None => {
-                if self.slots.len() == self.slots.capacity() {
-                    // Grow by an eighth, not double: a shard's spare room stays small.
-                    self.slots.reserve_exact((self.slots.len() / 8).max(8));
+                if self.used as usize == self.chunks.len() * CHUNK {
+                    self.chunks.push((0..CHUNK).map(|_| Slot::free()).collect());
                 }
-                let id = u32::try_from(self.slots.len()).unwrap_or(u32::MAX);
-                self.slots.push(slot);
-                id
+                self.used += 1;
+                self.used - 1
             }
         };
-        let slots = &self.slots;
-        self.index
-            .insert_unique(hash, id, |&i| rehash(&slots[i as usize]));
+        if let Some(s) = self.slot_mut(id) {
+            *s = slot;
+        }
+        let chunks = &self.chunks;
+        self.index.insert_unique(hash, id, |&i| {
+            rehash(&chunks[i as usize / CHUNK][i as usize % CHUNK])
+        });
         id
     }
 
     /// The slot `id` for writing, if it holds a binding or an ended session.
     pub(super) fn get_mut(&mut self, id: u32) -> Option<&mut Slot> {
-        self.slots.get_mut(id as usize).filter(|s| !s.is_free())
+        self.slot_mut(id).filter(|s| !s.is_free())
     }
 
     /// Takes the binding out of slot `id` and frees the slot.
     pub(super) fn remove(&mut self, id: u32, hash: impl Fn(&Slot) -> u64) -> Option<Removed> {
-        let s = self.slots.get_mut(id as usize).filter(|s| !s.is_free())?;
-        let h = hash(s);
-        if s.is_ended() {
-            self.ended -= 1;
-        }
+        let h = hash(self.get(id)?);
+        let s = self.get_mut(id)?;
         let removed = Removed {
             ended: s.is_ended(),
             key: std::mem::take(&mut s.key),
@@ -160,8 +188,10 @@ impl Shard {
             server: s.server,
             backend: s.backend,
         };
-        s.server = FREE;
-        s.expires_at = 0;
+        *s = Slot::free();
+        if removed.ended {
+            self.ended -= 1;
+        }
         self.limits.remove(&id);
         if let Ok(entry) = self.index.find_entry(h, |&i| i == id) {
             entry.remove();
@@ -172,10 +202,7 @@ impl Shard {
 
     /// Marks slot `id` ended; returns the server it was bound to.
     pub(super) fn end(&mut self, id: u32) -> Option<u32> {
-        let s = self
-            .slots
-            .get_mut(id as usize)
-            .filter(|s| !s.is_free() && !s.is_ended())?;
+        let s = self.get_mut(id).filter(|s| !s.is_ended())?;
         let server = std::mem::replace(&mut s.server, ENDED);
         self.ended += 1;
         Some(server)
@@ -185,7 +212,7 @@ impl Shard {
     /// whichever is later (so it stays filed right).
     pub(super) fn revive(&mut self, id: u32, server: u32, expires_at: Millis) {
         debug_assert!(server < ENDED);
-        if let Some(s) = self.slots.get_mut(id as usize).filter(|s| s.is_ended()) {
+        if let Some(s) = self.get_mut(id).filter(|s| s.is_ended()) {
             s.server = server;
             s.expires_at = s.expires_at.max(expires_at);
             self.ended -= 1;
@@ -216,8 +243,9 @@ impl Shard {
     }
 
     fn all(&self) -> impl Iterator<Item = (u32, &Slot)> {
-        self.slots
+        self.chunks
             .iter()
+            .flat_map(|c| c.iter())
             .enumerate()
             .filter(|(_, s)| !s.is_free())
             .map(|(i, s)| (i as u32, s))
@@ -246,7 +274,7 @@ impl Shard {
         if self.limits.keys().any(|&id| self.get(id).is_none()) {
             return Err("a maxlife cap on a free slot".into());
         }
-        if held + self.free.len() != self.slots.len() {
+        if held + self.free.len() != self.used as usize {
             return Err("free list does not cover the free slots".into());
         }
         for (id, s) in self.all() {
