@@ -171,6 +171,18 @@ pub enum Command {
     },
     /// Cluster-wide parameters every replica must agree on.
     SetParams(TableParams),
+    /// The table's bounds (a variant of its own, added last, so older log entries still
+    /// decode).
+    SetLimits(TableLimits),
+}
+
+/// Bounds of the table, replicated like [`TableParams`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableLimits {
+    /// The most bindings the table holds (0: no bound). When a new binding does not fit,
+    /// the binding closest to expiry is evicted and its expiry folded into its server's
+    /// `evicted_until`, which holds a drain's release back like the binding would have.
+    pub max_bindings: u64,
 }
 
 /// Parameters of the table that must be identical on every replica, so they are replicated.
@@ -251,6 +263,10 @@ pub struct ServerStatus {
     pub last_expiry: Millis,
     /// The latest time any member promised the server to a client (0 if none).
     pub promised_until: Millis,
+    /// The latest expiry among its bindings evicted from a full table (0 if none): holds
+    /// a drain's release back like those bindings would have.
+    #[serde(default)]
+    pub evicted_until: Millis,
 }
 
 /// Cumulative counters of what the table has applied (replicated, identical everywhere).
@@ -277,4 +293,7 @@ pub struct TableCounters {
     pub forced_releases: u64,
     /// Sessions the application ended (logout, session deleted): bindings removed at once.
     pub ended: u64,
+    /// Bindings evicted because the table was full (`max_bindings`).
+    #[serde(default)]
+    pub evicted: u64,
 }

@@ -80,7 +80,13 @@ fn check_release(before: &StickTable, after: &StickTable, step: &Step) {
     let skew = after.params().max_skew;
     for s in after.servers() {
         let old = before.server(&s.backend, &s.server).map(|x| x.admin_state);
-        let point = |since: u64| s.last_expiry.max(since).saturating_add(skew);
+        let point = |since: u64| {
+            s.last_expiry
+                .max(s.evicted_until)
+                .max(since)
+                .saturating_add(skew)
+        };
+        let evicted_gone = s.evicted_until == 0 || s.evicted_until < after.horizon();
         let drained_at = after.drain_index(&s.backend, &s.server).unwrap_or(0);
         let applied = |n: &u64| after.reported_applied().get(n).copied().unwrap_or(0);
         let promises = after.promises(&s.backend, &s.server);
@@ -92,6 +98,7 @@ fn check_release(before: &StickTable, after: &StickTable, step: &Step) {
         };
         let rule_holds = |since: u64| {
             s.bindings == 0
+                && evicted_gone
                 && after
                     .watermarks()
                     .iter()

@@ -127,6 +127,7 @@ impl Lab {
                 bindings: 0,
                 last_expiry: 0,
                 promised_until: 0,
+                evicted_until: 0,
             }],
             now: 0,
         });

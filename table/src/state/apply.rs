@@ -72,6 +72,11 @@ impl StickTable {
                 self.params = *params;
                 Response::Params
             }
+            Command::SetLimits(limits) => {
+                self.limits = *limits;
+                while self.over_limit(0) && self.evict_one() {}
+                Response::Params
+            }
         };
         // A batch's watermark or new parameters may have moved the expiry horizon.
         self.expire();
@@ -83,7 +88,7 @@ impl StickTable {
     /// back to just below the slowest member's watermark (less the skew) so a touch still
     /// on its way from a node cannot find its binding gone, but never more than
     /// `expiry_grace` behind the clock.
-    pub(crate) fn horizon(&self) -> Millis {
+    pub fn horizon(&self) -> Millis {
         expiry_horizon(
             self.now,
             &self.params,
@@ -182,6 +187,8 @@ impl StickTable {
             && self.store.is_ended(slot)
         {
             // The application gave the ended session's key out again: a new binding.
+            while self.over_limit(1) && self.evict_one() {}
+            self.expiry.revived();
             self.store.revive(slot, server, cap(expires_at, limit));
             self.store.set_limit(slot, limit);
             self.registry.server_mut(server).count += 1;
@@ -259,11 +266,54 @@ impl StickTable {
         limit: Option<Millis>,
     ) {
         let expires_at = cap(expires_at, limit);
+        while self.over_limit(1) && self.evict_one() {}
         let slot = self.store.insert(backend, key, server, expires_at);
         self.store.set_limit(slot, limit);
         self.expiry.file(slot, expires_at);
         self.registry.server_mut(server).count += 1;
         self.record_upsert(slot);
+    }
+
+    /// Whether `adding` more bindings would take the table past `max_bindings`.
+    fn over_limit(&self, adding: usize) -> bool {
+        let max = self.limits.max_bindings;
+        max > 0 && (self.store.len() + adding) as u64 > max
+    }
+
+    /// Evicts the binding closest to expiry (ties: backend name, then key), folding its
+    /// expiry into its server's `evicted_until`. False if there is none.
+    fn evict_one(&mut self) -> bool {
+        let (store, reg) = (&self.store, &self.registry);
+        let live = |s: SlotId| {
+            if store.is_ended(s) {
+                return None;
+            }
+            let held = store.get(s)?;
+            let backend = reg.server(held.server()).backend;
+            Some((
+                held.expires_at(),
+                (reg.backend(backend).name.clone(), store.key(s)?),
+            ))
+        };
+        let expires_at = |s: SlotId| store.get(s).map(|h| h.expires_at());
+        let Some(slot) = self.expiry.evict_next(expires_at, live) else {
+            return false;
+        };
+        let Some(r) = self.store.remove(slot) else {
+            return false;
+        };
+        let server = self.registry.server_mut(r.server);
+        server.count = server.count.saturating_sub(1);
+        server.evicted_until = server.evicted_until.max(r.expires_at);
+        self.counters.evicted += 1;
+        if self.changes.enabled() {
+            let backend = self.registry.backend(r.backend).name.clone();
+            self.changes.push(Change::Remove {
+                backend,
+                key: r.key.as_bytes().to_vec(),
+            });
+        }
+        true
     }
 
     /// Moves a live binding from server `from` to `to`. For `from` the binding ends now:

@@ -27,15 +27,116 @@ pub(crate) struct ExpiryIndex {
     buckets: BTreeMap<u64, Vec<SlotId>>,
     /// Clock of the last sweep: nothing can come due again until the clock moves.
     swept_at: Millis,
+    /// The next evictions, worked out from the earliest bucket (see [`ExpiryIndex::evict_next`]).
+    evicting: Option<Evicting>,
+}
+
+/// The live slots of the earliest bucket, in eviction order (last is next), each with the
+/// expiry it had when the order was made.
+#[derive(Clone, Debug)]
+struct Evicting {
+    bucket: u64,
+    order: Vec<(SlotId, Millis)>,
 }
 
 impl ExpiryIndex {
     /// Files a new binding under its expiry.
     pub(crate) fn file(&mut self, slot: SlotId, expires_at: Millis) {
-        self.buckets
-            .entry(bucket_of(expires_at))
-            .or_default()
-            .push(slot);
+        let b = bucket_of(expires_at);
+        if self.evicting.as_ref().is_some_and(|e| b <= e.bucket) {
+            // The eviction order no longer covers every slot of its bucket.
+            self.evicting = None;
+        }
+        self.buckets.entry(b).or_default().push(slot);
+    }
+
+    /// A slot already filed became a binding again (an ended session's key bound anew):
+    /// the eviction order, made without it, is dropped.
+    pub(crate) fn revived(&mut self) {
+        self.evicting = None;
+    }
+
+    /// The live slot to evict next: the one with the earliest expiry, ties broken by
+    /// `order` (backend name and key), so every replica evicts the same binding whatever
+    /// its slot ids. `live` gives a slot's expiry and order, `None` for an ended session.
+    /// The slot is taken out of the index; the caller removes it from the store.
+    ///
+    /// Costs a sort of one bucket when the earliest bucket changes, then O(1) per
+    /// eviction: a flood that fills the table pays little for each binding it evicts.
+    pub(crate) fn evict_next<K: Ord>(
+        &mut self,
+        expires_at: impl Fn(SlotId) -> Option<Millis>,
+        live: impl Fn(SlotId) -> Option<(Millis, K)>,
+    ) -> Option<SlotId> {
+        loop {
+            if self.evicting.is_none() {
+                self.evicting = Some(self.eviction_order(&expires_at, &live)?);
+            }
+            let e = self.evicting.as_mut()?;
+            let Some((slot, at)) = e.order.pop() else {
+                // Every live slot of the bucket is gone: the next bucket.
+                self.evicting = None;
+                continue;
+            };
+            let bucket = e.bucket;
+            if live(slot).map(|(x, _)| x) != Some(at) {
+                // Touched or ended since the order was made: make it again.
+                self.evicting = None;
+                continue;
+            }
+            if let Some(v) = self.buckets.get_mut(&bucket)
+                && let Some(pos) = v.iter().position(|&s| s == slot)
+            {
+                v.swap_remove(pos);
+                if v.is_empty() {
+                    self.buckets.remove(&bucket);
+                }
+            }
+            return Some(slot);
+        }
+    }
+
+    /// Re-files the earliest buckets' slots whose expiry moved later until the earliest
+    /// bucket holds a live slot of its own; its live slots in eviction order.
+    fn eviction_order<K: Ord>(
+        &mut self,
+        expires_at: &impl Fn(SlotId) -> Option<Millis>,
+        live: &impl Fn(SlotId) -> Option<(Millis, K)>,
+    ) -> Option<Evicting> {
+        let mut after = 0;
+        loop {
+            let (&b, _) = self.buckets.range(after..).next()?;
+            let slots = self.buckets.remove(&b).unwrap_or_default();
+            let (mut kept, mut moved) = (Vec::new(), Vec::new());
+            for slot in slots {
+                match expires_at(slot) {
+                    Some(e) if bucket_of(e) > b => moved.push((slot, e)),
+                    Some(_) => kept.push(slot),
+                    None => debug_assert!(false, "expiry entry for a free slot"),
+                }
+            }
+            for (slot, e) in moved {
+                self.buckets.entry(bucket_of(e)).or_default().push(slot);
+            }
+            if kept.is_empty() {
+                continue;
+            }
+            let mut order: Vec<_> = kept
+                .iter()
+                .filter_map(|&s| live(s).map(|(at, k)| (at, k, s)))
+                .collect();
+            self.buckets.insert(b, kept);
+            if order.is_empty() {
+                // Only ended sessions here: they are not bindings.
+                after = b + 1;
+                continue;
+            }
+            order.sort_unstable_by(|x, y| (y.0, &y.1).cmp(&(x.0, &x.1)));
+            return Some(Evicting {
+                bucket: b,
+                order: order.into_iter().map(|(at, _, s)| (s, at)).collect(),
+            });
+        }
     }
 
     /// Appends to `due` every slot whose expiry is before `now`, re-filing slots whose expiry
@@ -51,6 +152,7 @@ impl ExpiryIndex {
             return;
         }
         self.swept_at = now;
+        self.evicting = None;
         while let Some(entry) = self.buckets.first_entry() {
             let b = *entry.key();
             if bucket_start(b) >= now {

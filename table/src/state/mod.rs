@@ -8,6 +8,7 @@ mod invariants;
 mod release;
 mod servers;
 mod snapshot;
+mod snapshot_v2;
 pub(crate) mod store;
 
 #[cfg(test)]
@@ -31,7 +32,9 @@ use expiry::ExpiryIndex;
 use servers::Registry;
 use store::Store;
 
-use crate::model::{BindingInfo, Millis, NodeId, ServerStatus, TableCounters, TableParams};
+use crate::model::{
+    BindingInfo, Millis, NodeId, ServerStatus, TableCounters, TableLimits, TableParams,
+};
 use crate::view::TableReader;
 
 /// The replicated stick table.
@@ -43,6 +46,7 @@ use crate::view::TableReader;
 pub struct StickTable {
     now: Millis,
     params: TableParams,
+    limits: TableLimits,
     counters: TableCounters,
     members: BTreeSet<NodeId>,
     /// Watermark of every member (exactly the members).
@@ -85,6 +89,11 @@ impl StickTable {
     /// The replicated parameters in force.
     pub fn params(&self) -> TableParams {
         self.params
+    }
+
+    /// The replicated bounds in force.
+    pub fn limits(&self) -> TableLimits {
+        self.limits
     }
 
     /// The cluster members, as last given to [`StickTable::set_members`].
@@ -197,6 +206,7 @@ impl StickTable {
         StickTable {
             now: self.now,
             params: self.params,
+            limits: self.limits,
             counters: self.counters,
             members: self.members.clone(),
             watermarks: self.watermarks.clone(),

@@ -45,6 +45,7 @@ impl StickTable {
         match s.state {
             AdminState::Drain { since, .. } => Some(
                 s.last_expiry
+                    .max(s.evicted_until)
                     .max(since)
                     .saturating_add(self.params.max_skew),
             ),
@@ -61,7 +62,10 @@ impl StickTable {
                 continue;
             };
             let point = self.release_point(s).unwrap_or(Millis::MAX);
-            if s.count == 0 && self.blockers(s, point).next().is_none() {
+            // An evicted binding holds the release like a live one: until the horizon
+            // passes its expiry (as it would have been swept), and watermarks its point.
+            let evicted_gone = s.evicted_until == 0 || s.evicted_until < self.horizon();
+            if s.count == 0 && evicted_gone && self.blockers(s, point).next().is_none() {
                 released.push((id, false));
             } else if deadline.is_some_and(|d| self.now >= d) {
                 released.push((id, true));
@@ -108,6 +112,7 @@ impl StickTable {
         if s.count > 0 {
             raise(s.max_expiry.saturating_add(skew), Holder::Bindings);
         }
+        raise(s.evicted_until.saturating_add(skew), Holder::Bindings);
         for (&node, &until) in &s.promised {
             if until == Promise::OPEN {
                 return Some(self.capped(None, Holder::OpenStreams(node), deadline));

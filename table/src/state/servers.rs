@@ -29,6 +29,8 @@ pub(crate) struct Server {
     pub(crate) drain_index: u64,
     /// Each member's latest promise for the server (see [`crate::model::Promise`]).
     pub(crate) promised: BTreeMap<crate::model::NodeId, Millis>,
+    /// The latest expiry among its bindings evicted from a full table (0 if none).
+    pub(crate) evicted_until: Millis,
 }
 
 /// A backend: its name and its servers by name.
@@ -111,6 +113,7 @@ impl Registry {
             last_expiry,
             drain_index,
             promised: BTreeMap::new(),
+            evicted_until: 0,
         });
         self.set_state(id, state);
         id
@@ -186,6 +189,7 @@ impl Registry {
             bindings: s.count,
             last_expiry: s.last_expiry,
             promised_until: s.promised.values().copied().max().unwrap_or(0),
+            evicted_until: s.evicted_until,
         }
     }
 }

@@ -7,10 +7,10 @@ use serde::{Deserialize, Serialize, Serializer};
 
 use super::StickTable;
 use super::store::{Frozen, SlotId, Store};
-use crate::model::{AdminState, Millis, NodeId, TableCounters, TableParams};
+use crate::model::{AdminState, Millis, NodeId, TableCounters, TableLimits, TableParams};
 
 /// The snapshot format this build writes and reads.
-pub const SNAPSHOT_FORMAT_VERSION: u8 = 2;
+pub const SNAPSHOT_FORMAT_VERSION: u8 = 3;
 
 /// Why a snapshot could not be decoded.
 #[derive(Debug, thiserror::Error)]
@@ -19,7 +19,7 @@ pub enum SnapshotError {
     #[error("empty snapshot")]
     Empty,
     /// The format version byte is not one this build reads.
-    #[error("unsupported snapshot format version {0} (this build reads version 1)")]
+    #[error("unsupported snapshot format version {0} (this build reads versions 2 and 3)")]
     UnsupportedVersion(u8),
     /// The bytes are not a well-formed encoding.
     #[error("malformed snapshot: {0}")]
@@ -52,6 +52,7 @@ struct SnapOut<'a> {
     counters: TableCounters,
     watermarks: Vec<(NodeId, Millis, u64)>,
     backends: Vec<BackendOut<'a>>,
+    limits: TableLimits,
 }
 
 #[derive(Serialize)]
@@ -70,6 +71,7 @@ struct ServerOut<'a> {
     last_expiry: Millis,
     drain_index: u64,
     promised: Vec<(NodeId, Millis)>,
+    evicted_until: Millis,
 }
 
 /// One backend's bindings, sorted by key; `server` is the index in the backend's servers.
@@ -110,38 +112,40 @@ impl Serialize for BindingsOut<'_> {
 // left before using it, so garbage lengths cannot make it allocate more than the input.
 
 #[derive(Deserialize)]
-struct SnapIn<'a> {
-    now: Millis,
-    index: u64,
-    params: TableParams,
-    counters: TableCounters,
-    watermarks: Vec<(NodeId, Millis, u64)>,
+pub(super) struct SnapIn<'a> {
+    pub(super) now: Millis,
+    pub(super) index: u64,
+    pub(super) params: TableParams,
+    pub(super) counters: TableCounters,
+    pub(super) watermarks: Vec<(NodeId, Millis, u64)>,
     #[serde(borrow)]
-    backends: Vec<BackendIn<'a>>,
+    pub(super) backends: Vec<BackendIn<'a>>,
+    pub(super) limits: TableLimits,
 }
 
 #[derive(Deserialize)]
-struct BackendIn<'a> {
-    name: &'a str,
+pub(super) struct BackendIn<'a> {
+    pub(super) name: &'a str,
     #[serde(borrow)]
-    servers: Vec<ServerIn<'a>>,
+    pub(super) servers: Vec<ServerIn<'a>>,
     #[serde(borrow)]
-    bindings: Vec<BindingIn<'a>>,
+    pub(super) bindings: Vec<BindingIn<'a>>,
     #[serde(borrow)]
-    ended: Vec<(&'a [u8], Millis)>,
+    pub(super) ended: Vec<(&'a [u8], Millis)>,
 }
 
 #[derive(Deserialize)]
-struct ServerIn<'a> {
-    name: &'a str,
-    state: AdminState,
-    last_expiry: Millis,
-    drain_index: u64,
-    promised: Vec<(NodeId, Millis)>,
+pub(super) struct ServerIn<'a> {
+    pub(super) name: &'a str,
+    pub(super) state: AdminState,
+    pub(super) last_expiry: Millis,
+    pub(super) drain_index: u64,
+    pub(super) promised: Vec<(NodeId, Millis)>,
+    pub(super) evicted_until: Millis,
 }
 
 #[derive(Deserialize)]
-struct BindingIn<'a> {
+pub(super) struct BindingIn<'a> {
     key: &'a [u8],
     server: u32,
     expires_at: Millis,
@@ -205,6 +209,7 @@ impl StickTable {
                                 last_expiry: s.last_expiry,
                                 drain_index: s.drain_index,
                                 promised: s.promised.iter().map(|(&n, &u)| (n, u)).collect(),
+                                evicted_until: s.evicted_until,
                             }
                         })
                         .collect(),
@@ -228,6 +233,7 @@ impl StickTable {
                 .map(|(&n, &w)| (n, w, self.reported.get(&n).copied().unwrap_or(0)))
                 .collect(),
             backends,
+            limits: self.limits,
         };
         w.write_all(&[SNAPSHOT_FORMAT_VERSION])?;
         bincode::serde::encode_into_std_write(&snap, w, config::standard())
@@ -242,11 +248,13 @@ impl StickTable {
     /// bindings, trailing bytes). Never panics; allocation is bounded by the input length.
     pub fn decode_snapshot(bytes: &[u8]) -> Result<StickTable, SnapshotError> {
         let (&version, body) = bytes.split_first().ok_or(SnapshotError::Empty)?;
-        if version != SNAPSHOT_FORMAT_VERSION {
-            return Err(SnapshotError::UnsupportedVersion(version));
-        }
-        let (snap, read): (SnapIn<'_>, usize) =
-            bincode::serde::borrow_decode_from_slice(body, config::standard())?;
+        let (snap, read): (SnapIn<'_>, usize) = match version {
+            SNAPSHOT_FORMAT_VERSION => {
+                bincode::serde::borrow_decode_from_slice(body, config::standard())?
+            }
+            2 => super::snapshot_v2::decode(body)?,
+            _ => return Err(SnapshotError::UnsupportedVersion(version)),
+        };
         if read != body.len() {
             return Err(SnapshotError::TrailingBytes(body.len() - read));
         }
@@ -328,6 +336,7 @@ fn build(snap: SnapIn<'_>) -> Result<StickTable, SnapshotError> {
         members: snap.watermarks.iter().map(|&(n, _, _)| n).collect(),
         watermarks: snap.watermarks.iter().map(|&(n, w, _)| (n, w)).collect(),
         reported: snap.watermarks.iter().map(|&(n, _, a)| (n, a)).collect(),
+        limits: snap.limits,
         store: Store::with_capacity(total),
         ..StickTable::default()
     };
@@ -340,7 +349,9 @@ fn build(snap: SnapIn<'_>) -> Result<StickTable, SnapshotError> {
                 let id = t
                     .registry
                     .push_server(bid, s.name, s.state, s.last_expiry, s.drain_index);
-                t.registry.server_mut(id).promised = s.promised.iter().copied().collect();
+                let server = t.registry.server_mut(id);
+                server.promised = s.promised.iter().copied().collect();
+                server.evicted_until = s.evicted_until;
                 id
             })
             .collect();

@@ -478,3 +478,46 @@ fn promises_open_streams_and_deadlines_shape_the_projection() {
     let p = t.projected_release("app", "s1").expect("draining");
     assert_eq!((p.at, p.holder), (Some(2_000), Holder::Deadline));
 }
+
+/// DESIGN.md, a bounded table: a full table evicts the binding closest to expiry, and its
+/// expiry, folded into `evicted_until`, holds its server's release back like the binding.
+#[test]
+fn an_evicted_binding_holds_the_release_until_it_would_have_expired() {
+    use crate::model::{Command, Proposal, TableLimits};
+    let mut t = StickTable::new();
+    members(&mut t, &[1]);
+    t.apply(&Proposal {
+        now: 0,
+        command: Command::SetLimits(TableLimits { max_bindings: 2 }),
+    });
+    let binds = vec![
+        bind("app", "late", "s2", 9_000),
+        bind("app", "soon", "s1", 5_000),
+        bind("app", "later", "s2", 9_000),
+    ];
+    batch(&mut t, 0, 1, binds, vec![], 0);
+    t.check_invariants().unwrap();
+    assert_eq!(t.len(), 2);
+    assert_eq!(t.counters().evicted, 1);
+    assert!(
+        t.lookup("app", b"soon").is_none(),
+        "closest to expiry goes first"
+    );
+    let s1 = t.server("app", "s1").unwrap();
+    assert_eq!((s1.bindings, s1.evicted_until), (0, 5_000 + SKEW));
+    set_state(&mut t, 10, "s1", DRAIN);
+    // No live binding, but the evicted one would still be alive: held.
+    report(&mut t, 4_000, 1, 4_000);
+    assert!(matches!(state(&t, "s1"), AdminState::Drain { .. }));
+    let projected = t.projected_release("app", "s1").and_then(|p| p.at);
+    assert_eq!(projected, Some(5_000 + 2 * SKEW));
+    report(&mut t, 6_000, 1, 5_000 + 2 * SKEW + 1);
+    assert_eq!(state(&t, "s1"), AdminState::Maint);
+    // Lowering the bound evicts at once, again closest to expiry (ties by key).
+    t.apply(&Proposal {
+        now: 6_000,
+        command: Command::SetLimits(TableLimits { max_bindings: 1 }),
+    });
+    assert!(t.lookup("app", b"late").is_none() && t.lookup("app", b"later").is_some());
+    t.check_invariants().unwrap();
+}

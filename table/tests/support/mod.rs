@@ -44,6 +44,10 @@ pub enum Op {
         skew: Millis,
     },
     Members(Vec<NodeId>),
+    /// Bound the table (0: no bound).
+    Limits {
+        max_bindings: u64,
+    },
 }
 
 /// A concrete step, applied identically to the table and the model.
@@ -115,6 +119,7 @@ pub fn op() -> impl Strategy<Value = Op> {
         ),
         1 => (dt(), 0u64..400).prop_map(|(dt, skew)| Op::Params { dt, skew }),
         1 => proptest::sample::subsequence(vec![1u64, 2, 3, 4], 0..=4).prop_map(Op::Members),
+        1 => prop_oneof![Just(0u64), 1u64..6].prop_map(|max_bindings| Op::Limits { max_bindings }),
     ]
 }
 
@@ -231,6 +236,12 @@ pub fn steps(ops: &[Op]) -> Vec<Step> {
                     }),
                 ),
                 Op::Members(m) => return Step::Members(index, m.iter().copied().collect()),
+                Op::Limits { max_bindings } => (
+                    stamp(0).0,
+                    Command::SetLimits(holdfast_table::model::TableLimits {
+                        max_bindings: *max_bindings,
+                    }),
+                ),
             };
             Step::Apply(index, Proposal { now, command })
         })
@@ -262,6 +273,10 @@ pub struct Model {
     /// (backend, server) -> member -> latest promise.
     pub promised: BTreeMap<(String, String), BTreeMap<NodeId, Millis>>,
     pub counters: TableCounters,
+    /// The bound on bindings (0: none).
+    pub max_bindings: u64,
+    /// (backend, server) -> the latest expiry among its evicted bindings.
+    pub evicted: BTreeMap<(String, String), Millis>,
 }
 
 impl Model {
@@ -313,6 +328,7 @@ impl Model {
         if let Some(old) = self.ended.get(&k).copied() {
             if bind {
                 self.ended.remove(&k);
+                self.make_room();
                 let e = old.max(cap(uncapped, new_limit));
                 self.bindings.insert(k.clone(), (server.into(), e));
                 self.set_limit(k, new_limit);
@@ -340,6 +356,7 @@ impl Model {
             self.counters.refused += 1;
         } else {
             let e = cap(uncapped, new_limit);
+            self.make_room();
             self.bindings
                 .insert((backend.into(), key.to_vec()), (server.into(), e));
             self.set_limit(k, new_limit);
@@ -349,6 +366,28 @@ impl Model {
                 self.counters.revived += 1;
             }
         }
+    }
+
+    /// Before a new binding: evicts the bindings closest to expiry (ties by backend, then
+    /// key) until it fits.
+    fn make_room(&mut self) {
+        while self.max_bindings > 0 && self.bindings.len() as u64 >= self.max_bindings {
+            let victim = self
+                .bindings
+                .iter()
+                .min_by(|a, b| (a.1.1, a.0).cmp(&(b.1.1, b.0)))
+                .map(|(k, _)| k.clone());
+            let Some(k) = victim else { return };
+            self.evict(&k);
+        }
+    }
+
+    fn evict(&mut self, k: &(String, Vec<u8>)) {
+        let (server, e) = self.bindings.remove(k).unwrap();
+        self.limits.remove(k);
+        let until = self.evicted.entry((k.0.clone(), server)).or_insert(0);
+        *until = (*until).max(e);
+        self.counters.evicted += 1;
     }
 
     fn set_limit(&mut self, k: (String, Vec<u8>), limit: Option<Millis>) {
@@ -376,7 +415,8 @@ impl Model {
         let keys: Vec<_> = self.servers.keys().cloned().collect();
         for k in keys {
             let (state, last) = self.servers[&k];
-            let Some(point) = self.release_point(state, last) else {
+            let evicted = self.evicted.get(&k).copied().unwrap_or(0);
+            let Some(point) = self.release_point(state, last.max(evicted)) else {
                 continue;
             };
             let AdminState::Drain { deadline, .. } = state else {
@@ -390,7 +430,8 @@ impl Model {
                     && self.reported.get(n).copied().unwrap_or(0) >= drained_at
                     && promised.is_none_or(|u| u.saturating_add(self.skew) < self.now)
             });
-            if self.count(&k.0, &k.1) == 0 && all_past {
+            if self.count(&k.0, &k.1) == 0 && (evicted == 0 || evicted < self.horizon()) && all_past
+            {
                 self.counters.released += 1;
             } else if deadline.is_some_and(|d| self.now >= d) {
                 self.counters.forced_releases += 1;
@@ -531,6 +572,21 @@ impl Model {
                 self.grace = params.expiry_grace;
                 Response::Params
             }
+            Command::SetLimits(limits) => {
+                self.max_bindings = limits.max_bindings;
+                if self.max_bindings > 0 {
+                    while self.bindings.len() as u64 > self.max_bindings {
+                        let victim = self
+                            .bindings
+                            .iter()
+                            .min_by(|a, b| (a.1.1, a.0).cmp(&(b.1.1, b.0)))
+                            .map(|(k, _)| k.clone());
+                        let Some(k) = victim else { break };
+                        self.evict(&k);
+                    }
+                }
+                Response::Params
+            }
         };
         self.expire();
         self.release();
@@ -564,6 +620,11 @@ impl Model {
                     .promised
                     .get(&(b.clone(), s.clone()))
                     .and_then(|p| p.values().copied().max())
+                    .unwrap_or(0),
+                evicted_until: self
+                    .evicted
+                    .get(&(b.clone(), s.clone()))
+                    .copied()
                     .unwrap_or(0),
             })
             .collect()
