@@ -150,6 +150,7 @@ fn server_metrics(registry: &mut Registry, node: &Node) -> TableCounters {
     );
     let bindings = Family::<ServerLabels, Gauge>::default();
     let promised = Family::<ServerLabels, Gauge>::default();
+    let evicted = Family::<ServerLabels, Gauge>::default();
     let states = Family::<StateLabels, Gauge>::default();
     let counters = node.shared().with_table(|t| {
         for s in t.servers() {
@@ -161,6 +162,11 @@ fn server_metrics(registry: &mut Registry, node: &Node) -> TableCounters {
                 promised
                     .get_or_create(&labels)
                     .set((s.promised_until / 1000) as i64);
+            }
+            if s.evicted_until > 0 {
+                evicted
+                    .get_or_create(&labels)
+                    .set((s.evicted_until / 1000) as i64);
             }
             bindings.get_or_create(&labels).set(s.bindings as i64);
             let current = AdminState::from(s.admin_state);
@@ -184,6 +190,11 @@ fn server_metrics(registry: &mut Registry, node: &Node) -> TableCounters {
         "holdfast_server_promised_until_seconds",
         "The latest time any member promised the server to a client it holds no binding for",
         promised,
+    );
+    registry.register(
+        "holdfast_server_evicted_until_seconds",
+        "The latest expiry among the server's bindings evicted from a full table",
+        evicted,
     );
     registry.register(
         "holdfast_server_admin_state",
@@ -226,6 +237,11 @@ fn table_counters(registry: &mut Registry, counters: &TableCounters) {
             "holdfast_table_ended",
             "Sessions the application ended (cookie deleted, session DELETEd): bindings removed at once",
             counters.ended,
+        ),
+        (
+            "holdfast_table_evicted",
+            "Bindings evicted because the table held max_bindings (their servers' drains still wait for them)",
+            counters.evicted,
         ),
     ] {
         counter(registry, name, help, value);

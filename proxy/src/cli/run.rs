@@ -26,8 +26,9 @@ pub(super) fn init_logging() {
 /// `holdfast check`: prints every problem and exits 1, or prints `ok`.
 pub fn check(path: &Path) -> anyhow::Result<i32> {
     match config::load(path) {
-        Ok(_) => {
+        Ok(config) => {
             println!("{}: ok", path.display());
+            println!("{}", explain_max_bindings(config.cluster.max_bindings));
             Ok(0)
         }
         Err(ConfigError::Invalid { path, problems }) => {
@@ -41,6 +42,26 @@ pub fn check(path: &Path) -> anyhow::Result<i32> {
             Ok(1)
         }
     }
+}
+
+/// What `max_bindings` means on this machine, for `holdfast check`.
+fn explain_max_bindings(max: u64) -> String {
+    let gib = |b: u64| b as f64 / f64::from(1u32 << 30);
+    let total = config::memory_total().unwrap_or(0);
+    let at = max.saturating_mul(config::BUDGET_PER_BINDING);
+    let origin = if max == config::default_max_bindings() {
+        "the default: a quarter of this machine's memory"
+    } else {
+        "as configured"
+    };
+    format!(
+        "max_bindings = {max} ({origin}); at {} bytes each a full table takes {:.1} GiB \
+         of {:.1} GiB here. When full, the binding closest to expiry is evicted; its \
+         server's drain still waits for it.",
+        config::BUDGET_PER_BINDING,
+        gib(at),
+        gib(total)
+    )
 }
 
 /// `holdfast run`: starts a node and serves until SIGINT or SIGTERM; SIGHUP reloads the

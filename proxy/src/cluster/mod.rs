@@ -6,6 +6,7 @@ mod bootstrap;
 mod clock;
 mod flusher;
 mod handler;
+mod limits;
 mod membership;
 mod node;
 mod open;

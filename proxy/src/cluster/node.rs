@@ -159,9 +159,9 @@ impl Node {
             std::future::pending::<()>(),
         )));
 
-        let (queue, rx) = BindQueue::new(config.cluster.queue_limit);
-        let flush_stats = Arc::new(FlushStats::default());
         let open = Arc::new(OpenSet::default());
+        let (queue, rx) = BindQueue::new(config.cluster.queue_limit, open.clone());
+        let flush_stats = Arc::new(FlushStats::default());
         let flusher = flusher::Flusher {
             node: id,
             writer: writer.clone(),
@@ -199,6 +199,7 @@ impl Node {
             tasks,
         });
         node.form_cluster().await?;
+        tokio::spawn(super::limits::keep(Arc::downgrade(&node)));
         Ok(node)
     }
 

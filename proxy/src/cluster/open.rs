@@ -81,6 +81,15 @@ impl OpenSet {
         }
     }
 
+    /// Promises `server` of `backend` until `until` (ms since epoch): something of this
+    /// node's holds it that the table does not know of (a bind or touch the queue could
+    /// not take).
+    pub fn promise(&self, backend: Arc<str>, server: Arc<str>, until: u64) {
+        let mut inner = self.inner.lock();
+        let promise = inner.promised.entry((backend, server)).or_default();
+        *promise = (*promise).max(until);
+    }
+
     /// True when nothing is open and no promise is left to report.
     pub fn is_quiet(&self) -> bool {
         let inner = self.inner.lock();
@@ -142,12 +151,9 @@ impl Drop for OpenGuard {
         };
         if open.key.is_none() {
             // Nothing in the table holds the server for it: a promise does.
-            let until = now_ms() + open.hold;
-            let promise = inner
-                .promised
-                .entry((open.backend.clone(), open.server.clone()))
-                .or_default();
-            *promise = (*promise).max(until);
+            drop(inner);
+            self.set
+                .promise(open.backend, open.server, now_ms() + open.hold);
         } else if since.elapsed() >= LONG_LIVED {
             // Its binding does, from a last touch (shorter ones were touched when
             // answered); so a session the application ends frees the server at once.

@@ -1,11 +1,16 @@
 //! The data plane's side of replication: a bounded, never-blocking queue of binds and
-//! touches. A full queue drops the record and counts it; a request never waits here.
+//! touches. A request never waits here: a bind or touch that does not fit is counted and
+//! becomes a promise for its server instead (DESIGN.md, Promises), so it is not lost to a
+//! drain: the server's release waits a ttl past it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use holdfast_table::model::{Bind, SessionEnd, Touch};
 use tokio::sync::mpsc;
+
+use super::OpenSet;
+use super::clock::now_ms;
 
 /// One thing the data plane learned from a request.
 #[derive(Clone, Debug)]
@@ -32,15 +37,19 @@ pub struct QueueStats {
 pub struct BindQueue {
     tx: mpsc::Sender<Record>,
     stats: Arc<QueueStats>,
+    /// Where a record that does not fit becomes a promise.
+    open: Arc<OpenSet>,
 }
 
 impl BindQueue {
-    /// A queue holding at most `limit` records, and the receiving end for the flusher.
-    pub fn new(limit: usize) -> (BindQueue, mpsc::Receiver<Record>) {
+    /// A queue holding at most `limit` records, and the receiving end for the flusher;
+    /// overflow is promised in `open`.
+    pub fn new(limit: usize, open: Arc<OpenSet>) -> (BindQueue, mpsc::Receiver<Record>) {
         let (tx, rx) = mpsc::channel(limit.max(1));
         let queue = BindQueue {
             tx,
             stats: Arc::new(QueueStats::default()),
+            open,
         };
         (queue, rx)
     }
@@ -66,9 +75,18 @@ impl BindQueue {
     }
 
     fn push(&self, record: Record) {
-        match self.tx.try_send(record) {
-            Ok(()) => self.stats.queued.fetch_add(1, Ordering::Relaxed),
-            Err(_) => self.stats.overflow.fetch_add(1, Ordering::Relaxed),
+        let Err(e) = self.tx.try_send(record) else {
+            self.stats.queued.fetch_add(1, Ordering::Relaxed);
+            return;
         };
+        self.stats.overflow.fetch_add(1, Ordering::Relaxed);
+        let (backend, server, ttl) = match e.into_inner() {
+            Record::Bind(b) => (b.backend, b.server, b.ttl),
+            Record::Touch(t) => (t.backend, t.server, t.ttl),
+            // The binding lives to its expiry: later than the end, never earlier.
+            Record::End(_) => return,
+        };
+        let until = now_ms().saturating_add(ttl);
+        self.open.promise(backend.into(), server.into(), until);
     }
 }

@@ -150,7 +150,7 @@ pub(super) enum Leader {
 
 /// Who leads, as the metrics of node `me`'s `raft` say: the one place a node decides
 /// whether it leads and where its leader is.
-fn leader_of(raft: &Raft, me: NodeId) -> Leader {
+pub(super) fn leader_of(raft: &Raft, me: NodeId) -> Leader {
     let metrics = raft.metrics();
     let m = metrics.borrow();
     match m.current_leader {

@@ -109,6 +109,30 @@ pub struct ClusterSection {
     /// How long an admin write waits for commit before failing with "no quorum".
     #[serde(default = "default_write_timeout", with = "duration::serde_ms")]
     pub write_timeout: Duration,
+    /// The most bindings the table holds; the leader's value is replicated. When full,
+    /// the binding closest to expiry is evicted (its server's release still waits for
+    /// it). Default: what a quarter of this machine's memory holds (see
+    /// [`default_max_bindings`]).
+    #[serde(default = "default_max_bindings")]
+    pub max_bindings: u64,
+}
+
+/// Resident bytes a binding is budgeted at when sizing `max_bindings` (measured: about 72
+/// at ten million, `bench/README.md`; the rest is headroom for snapshots and the log).
+pub const BUDGET_PER_BINDING: u64 = 128;
+
+/// The default `max_bindings`: a quarter of the machine's memory (`MemTotal` in
+/// `/proc/meminfo`; 4 GiB if unknown) at [`BUDGET_PER_BINDING`] bytes each.
+pub fn default_max_bindings() -> u64 {
+    memory_total().unwrap_or(4 << 30) / 4 / BUDGET_PER_BINDING
+}
+
+/// The machine's memory in bytes (`MemTotal`), if known.
+pub fn memory_total() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find_map(|l| l.strip_prefix("MemTotal:"))?;
+    let kib: u64 = line.trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// One initial cluster member.
@@ -290,6 +314,7 @@ impl Default for ClusterSection {
             queue_limit: default_queue(),
             snapshot_every: default_snapshot_every(),
             write_timeout: default_write_timeout(),
+            max_bindings: default_max_bindings(),
         }
     }
 }

@@ -22,7 +22,8 @@ pub struct Plan {
     pub server: Arc<Server>,
     /// Table key of the binding the request matched (touched on answer).
     pub matched: Option<Vec<u8>>,
-    /// Insert mode: a new session id, bound and set as cookie on answer.
+    /// Insert mode: a new session id, set as cookie on answer. Nothing is stored for it:
+    /// its server is promised, and the binding is made when the client comes back.
     pub new_session: Option<String>,
     /// Persistence key of a new client to bind on answer (source mode).
     pub bind_key: Option<Vec<u8>>,
@@ -74,12 +75,13 @@ pub fn open(dp: &DataPlane, pool: &Pool, plan: &Plan) -> Active {
         .matched
         .clone()
         .or_else(|| plan.bind_key.clone())
-        .or_else(|| plan.new_session.as_ref().map(|s| s.clone().into_bytes()))
         .or_else(|| plan.sent_key.clone());
     // Without persistence nothing comes back to the server after the exchange: it holds
-    // the server only while open.
+    // the server only while open. A new insert session holds it for as long as its cookie
+    // is honoured without a binding (DESIGN.md, Promises).
     let hold = match pool.config.persistence {
         Persistence::None => 0,
+        Persistence::Insert if plan.new_session.is_some() => cookie_window_ms(pool),
         _ => pool.ttl,
     };
     let open = Open {
@@ -246,13 +248,7 @@ fn honour_cookie(
         view.lookup(&pool.name, id).is_some() || dp.lasting.overrides.get(&pool.name, id).is_some();
     let ttl = pool.ttl / 1000;
     let age = (now_ms() / 1000).saturating_sub(signed.at);
-    // With `maxlife` the cookie keeps its first time (no refresh), so without a binding
-    // it is honoured only within the session's first ttl (and its maxlife).
-    let window = match pool.maxlife {
-        Some(m) => (ttl + ttl / 4).min(m / 1000),
-        None => ttl + ttl / 4,
-    };
-    let live = bound || age <= window;
+    let live = bound || age <= cookie_window_ms(pool) / 1000;
     let server = pool.server(&signed.server);
     let usable = server.map_or(Usable::No, |s| pool.usable(states, s));
     let Some(server) = server.filter(|_| live && usable != Usable::No) else {
@@ -266,6 +262,14 @@ fn honour_cookie(
     plan.reissue =
         pool.maxlife.is_none() && age >= (ttl / 4).max(1) && (bound || usable == Usable::Any);
     Ok(Some(plan))
+}
+
+/// How long an insert cookie is honoured without a binding: ttl plus the refresh slack
+/// (ttl/4). With `maxlife` the cookie keeps its first time (no refresh), so within the
+/// session's first ttl and its maxlife. A new session's server is promised this long.
+fn cookie_window_ms(pool: &Pool) -> u64 {
+    let window = pool.ttl + pool.ttl / 4;
+    pool.maxlife.map_or(window, |m| window.min(m))
 }
 
 /// Routes a bound client whose server (`from`) is unusable: to the server this node
@@ -392,21 +396,13 @@ pub fn record(
     }
 }
 
-/// Insert mode: binds a new session and signs its cookie, or signs the matched
-/// session's cookie again when it is due for a refresh.
+/// Insert mode: signs a new session's cookie (first contact stores nothing: the open
+/// exchange promises its server, and the client's return with the cookie makes the
+/// binding, as a touch), or signs the matched session's cookie again when it is due for
+/// a refresh.
 fn record_insert(dp: &DataPlane, pool: &Pool, plan: &Plan, tls: bool) -> Option<String> {
     let id = match (&plan.new_session, &plan.matched) {
-        (Some(id), _) => {
-            dp.lasting.table.queue.bind(Bind {
-                backend: pool.name.to_string(),
-                key: id.clone().into_bytes(),
-                server: plan.server.name.to_string(),
-                ttl: pool.ttl,
-                replaces: None,
-                maxlife: pool.maxlife,
-            });
-            id.clone()
-        }
+        (Some(id), _) => id.clone(),
         (None, Some(id)) if plan.reissue => String::from_utf8(id.clone()).ok()?,
         _ => return None,
     };

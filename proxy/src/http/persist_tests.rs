@@ -57,13 +57,14 @@ fn lab_with(mode: &str, extra: &str) -> Lab {
          {{ name = \"s2\", addr = \"127.0.0.1:2\" }}, {{ name = \"s3\", addr = \"127.0.0.1:3\" }}]\n"
     );
     let config = crate::config::parse(&text).expect("test config");
-    let (queue, records) = BindQueue::new(1024);
+    let open = Arc::new(OpenSet::default());
+    let (queue, records) = BindQueue::new(1024, open.clone());
     let leader = Arc::new(FakeLeader::default());
     let view = Arc::new(ReadView::new());
     let table = TableAccess {
         view: view.clone(),
         queue,
-        open: Arc::new(OpenSet::default()),
+        open,
         leader: leader.clone(),
     };
     let lasting = Arc::new(Lasting {
@@ -312,8 +313,14 @@ async fn insert_mode_for_every_state_and_place_known() {
                 assert!(plan.new_session.is_some(), "{case}: a new session");
                 let set = record(&lab.dp, &lab.pool(), &plan, None, false, true);
                 assert!(set.is_some_and(|c| c.starts_with("SID=")), "{case}");
+                // First contact stores nothing (DESIGN.md, Promises).
+                assert!(lab.drain_records().is_empty(), "{case}");
+            } else {
+                record(&lab.dp, &lab.pool(), &plan, None, false, true);
+                // The client came back with its cookie: the touch makes (or extends) its
+                // binding.
                 assert!(
-                    matches!(&lab.drain_records()[..], [Record::Bind(_)]),
+                    matches!(&lab.drain_records()[..], [Record::Touch(t)] if t.key == b"id-1" && t.server == "s1"),
                     "{case}"
                 );
             }
@@ -373,9 +380,60 @@ async fn insert_mode_honours_haproxys_cookie_values_during_a_switch() {
         assert!(plan.new_session.is_some(), "{case}");
         let set = record(&lab.dp, &lab.pool(), &plan, None, false, false).expect("a cookie");
         assert!(set.starts_with("SID="), "{case}: {set}");
-        assert!(
-            matches!(&lab.drain_records()[..], [Record::Bind(_)]),
-            "{case}"
-        );
+        assert!(lab.drain_records().is_empty(), "{case}");
     }
+}
+
+/// DESIGN.md, Promises: a new insert session's exchange binds nothing; once it closes,
+/// its server is promised for as long as the cookie is honoured without a binding
+/// (ttl + ttl/4), one number per server however many clients.
+#[tokio::test]
+async fn a_new_insert_session_promises_its_server_instead_of_binding() {
+    let mut lab = lab("insert");
+    let before = crate::cluster::now_ms();
+    for _ in 0..50 {
+        let plan = lab.plan(None).await.expect("a server");
+        assert!(plan.new_session.is_some());
+        let active = open(&lab.dp, &lab.pool(), &plan);
+        record(&lab.dp, &lab.pool(), &plan, None, false, false).expect("a cookie");
+        drop(active);
+    }
+    assert!(lab.drain_records().is_empty(), "nothing queued");
+    let activity = lab.dp.lasting.table.open.activity();
+    assert!(activity.touches.is_empty());
+    assert!(!activity.promises.is_empty() && activity.promises.len() <= 3);
+    let window = 75_000; // ttl 60 s + ttl/4
+    for until in activity.promises.values() {
+        assert!(*until >= before + window, "{until} < {before} + {window}");
+    }
+}
+
+/// A bind or touch the full queue cannot take raises its server's promise instead of
+/// being lost (DESIGN.md, Promises).
+#[test]
+fn what_the_full_queue_cannot_take_becomes_a_promise() {
+    let open = Arc::new(OpenSet::default());
+    let (queue, _records) = BindQueue::new(1, open.clone());
+    let bind = |server: &str| Bind {
+        backend: "b".into(),
+        key: b"k".to_vec(),
+        server: server.into(),
+        ttl: 60_000,
+        replaces: None,
+        maxlife: None,
+    };
+    let before = crate::cluster::now_ms();
+    queue.bind(bind("s1"));
+    assert!(open.activity().promises.is_empty(), "it fit");
+    queue.bind(bind("s2"));
+    let promises = open.activity().promises;
+    let until = promises.get(&(Arc::from("b"), Arc::from("s2")));
+    assert!(until.is_some_and(|&u| u >= before + 60_000), "{promises:?}");
+    assert_eq!(
+        queue
+            .stats()
+            .overflow
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
 }
