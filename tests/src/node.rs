@@ -55,6 +55,8 @@ pub struct ClusterOptions {
     pub extra: String,
     /// `cluster.expiry_grace`: how long a silent member holds expiry back.
     pub expiry_grace: String,
+    /// Extra TOML lines of the `[cluster]` section (e.g. `max_bindings = 300`).
+    pub cluster_extra: String,
 }
 
 impl ClusterOptions {
@@ -75,6 +77,7 @@ impl Default for ClusterOptions {
             secret: "test-cluster-secret-0123456789".into(),
             snapshot_every: 5000,
             expiry_grace: "30s".into(),
+            cluster_extra: String::new(),
             extra: "[[backend]]\nname = \"app\"\nttl = \"60s\"\nserver = [{ name = \"s1\", addr = \"127.0.0.1:9\" }, { name = \"s2\", addr = \"127.0.0.1:9\" }]\n".into(),
         }
     }
@@ -380,11 +383,12 @@ impl Cluster {
             "join = true\n".to_string()
         };
         let text = format!(
-            "[node]\nid = {id}\ndata_dir = \"{}\"\n\n[cluster]\nsecret = \"{}\"\npeer_listen = \"{peer}\"\n{members_line}snapshot_every = {}\nflush = \"100ms\"\ntick = \"200ms\"\nmax_skew = \"50ms\"\nexpiry_grace = \"{}\"\n\n[admin]\nlisten = \"{admin}\"\ntoken = \"{TOKEN}\"\n\n{}",
+            "[node]\nid = {id}\ndata_dir = \"{}\"\n\n[cluster]\nsecret = \"{}\"\npeer_listen = \"{peer}\"\n{members_line}snapshot_every = {}\nflush = \"100ms\"\ntick = \"200ms\"\nmax_skew = \"50ms\"\nexpiry_grace = \"{}\"\n{}\n[admin]\nlisten = \"{admin}\"\ntoken = \"{TOKEN}\"\n\n{}",
             data.display(),
             secret.unwrap_or(&self.options.secret),
             self.options.snapshot_every,
             self.options.expiry_grace,
+            self.options.cluster_extra,
             self.options.extra.replace("{http}", &http),
         );
         let config = self.dir.path().join(format!("node{id}.toml"));

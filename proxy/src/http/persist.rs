@@ -232,10 +232,9 @@ fn plan_bound(
 
 /// An insert cookie is honoured while its binding lives, or, with no binding (not
 /// applied here yet, or lost), while its signed time is within ttl plus the refresh slack
-/// (ttl/4). Past both it is a new client (not a break: its session ended). The cookie is
-/// re-issued at most every ttl/4 (HAProxy's `maxidle`), but never for a draining server
-/// the table holds no binding for: such a cookie ages out, so an old cookie never keeps a
-/// drain open. A live session whose server is unusable is a counted break.
+/// (ttl/4). Past both it is a new client (not a break: its session ended), so an old
+/// cookie never keeps a drain open. The cookie is re-issued at most every ttl/4
+/// (HAProxy's `maxidle`). A live session whose server is unusable is a counted break.
 fn honour_cookie(
     dp: &DataPlane,
     pool: &Pool,
@@ -259,8 +258,11 @@ fn honour_cookie(
     };
     let mut plan = Plan::new(server.clone());
     plan.matched = Some(id.to_vec());
-    plan.reissue =
-        pool.maxlife.is_none() && age >= (ttl / 4).max(1) && (bound || usable == Usable::Any);
+    // A live session's cookie is refreshed even when its binding is not in the view (its
+    // first return, or evicted from a full table): its request touches the binding back,
+    // so the drain waits for it, and the client keeps its server (DESIGN.md, a bounded
+    // table). A cookie past its window is never honoured, so never refreshed.
+    plan.reissue = pool.maxlife.is_none() && age >= (ttl / 4).max(1);
     Ok(Some(plan))
 }
 
