@@ -46,41 +46,14 @@ OUT=${OUT:-$ROOT/bench/results/proxy-$(date -u +%Y%m%dT%H%M%SZ)}
 HOLDFAST="$ROOT/target/release/holdfast"
 TICK=$(getconf CLK_TCK)
 
-log() { printf '%s %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-# ---------------------------------------------------------------- processes we started
-STARTED=()
-cleanup() {
-    local pid
-    for pid in "${STARTED[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    for pid in "${STARTED[@]}"; do
-        for _ in $(seq 50); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    STARTED=()
-}
+# shellcheck source=lib.sh
+source "$ROOT/bench/lib.sh"
+cleanup() { stop_started; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ---------------------------------------------------------------- tools
-need=()
-command -v haproxy >/dev/null || need+=(haproxy)
-command -v nginx >/dev/null || need+=(nginx-light)
-command -v wrk >/dev/null || need+=(wrk)
-command -v curl >/dev/null || need+=(curl)
-command -v taskset >/dev/null || need+=(util-linux)
-if ((${#need[@]})); then
-    log "installing ${need[*]} from Debian"
-    timeout 600 apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y -qq "${need[@]}" >/dev/null
-fi
+need_tools haproxy:haproxy nginx:nginx-light wrk:wrk curl:curl taskset:util-linux
 
 for port in 8080 8081 8082 9001 9002 8412 8422; do
     if ss -Hltn "sport = :$port" | grep -q .; then
@@ -97,57 +70,8 @@ fi
 mkdir -p "$OUT/raw" "$OUT/backends" "$OUT/nginx-proxy" "$OUT/holdfast"
 
 # ---------------------------------------------------------------- quiet machine
-MY_HOLDFAST=""
-others() { # other compilers, cargo runs and holdfast processes on the machine
-    {
-        pgrep -x cargo || true
-        pgrep rustc || true
-        pgrep -x holdfast | grep -vx "${MY_HOLDFAST:-none}" || true
-    } | sort -u | tr '\n' ' '
-}
-QUIET="yes"
-wait_quiet() {
-    local waited=0 o
-    while o=$(others) && [[ -n $o ]]; do
-        if ((waited >= QUIET_WAIT)); then
-            log "machine still busy after ${waited}s (pids: $o); measuring anyway"
-            QUIET="no (cargo/rustc/holdfast pids $o still running after ${waited}s)"
-            return
-        fi
-        log "waiting for a quiet machine (cargo/rustc/holdfast pids: $o)"
-        sleep "$QUIET_POLL"
-        waited=$((waited + QUIET_POLL))
-    done
-    ((waited == 0)) || log "machine quiet after ${waited}s"
-}
-
 # ---------------------------------------------------------------- measurements
-cpu_ticks() { # "utime stime" of PID (all its threads), in clock ticks
-    local stat
-    stat=$(<"/proc/$1/stat")
-    stat=${stat##*) }
-    # after "pid (comm) ": field 3 is state, utime is field 14, stime field 15
-    awk '{print $12, $13}' <<<"$stat"
-}
-rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
-cpu_busy() { # busy and total jiffies of cpuN
-    awk -v c="cpu$1" '$1 == c {t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6, t}' /proc/stat
-}
-to_ms() { # wrk latency ("812.00us", "1.14ms", "1.02s") in ms
-    awk -v v="$1" 'BEGIN {
-        n = v + 0
-        if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n += 0; else if (v ~ /s$/) n *= 1000
-        printf "%.3f", n }'
-}
-
 # ---------------------------------------------------------------- servers
-start_bg() { # start_bg NAME CPU LOGFILE CMD...: runs CMD pinned, records its pid in PID_NAME
-    local name=$1 cpu=$2 logf=$3
-    shift 3
-    taskset -c "$cpu" "$@" >"$logf" 2>&1 &
-    STARTED+=("$!")
-    printf -v "PID_$name" '%s' "$!"
-}
 wait_http() { # wait_http URL: until it answers (10 s)
     for _ in $(seq 100); do
         curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
@@ -195,7 +119,6 @@ EOF
 rm -rf "$OUT/holdfast/data"
 start_bg holdfast "$PROXY_CPU" "$OUT/holdfast.log" env HOLDFAST_WORKER_THREADS=1 \
     "$HOLDFAST" run --config "$OUT/holdfast.toml"
-MY_HOLDFAST=$PID_holdfast
 
 wait_http http://127.0.0.1:9001/
 wait_http http://127.0.0.1:9002/
@@ -273,14 +196,14 @@ measure() { # measure TARGET RUN ATTEMPT: one measured run, appends to runs.csv;
     raw="$OUT/raw/$target-$run-$attempt.txt"
     local o0 u0 s0 b0 bs0 m0 m0t l0 l0t
     o0=$(others)
-    read -r u0 s0 < <(cpu_ticks "$pid")
-    read -r b0 bs0 < <(cpu_ticks "$PID_backends")
+    read -r u0 s0 < <(cpu_user_sys "$pid")
+    read -r b0 bs0 < <(cpu_user_sys "$PID_backends")
     read -r m0 m0t < <(cpu_busy "$PROXY_CPU")
     read -r l0 l0t < <(cpu_busy "$LOAD_CPU")
     wrk_run "$target" "$DURATION" "$raw"
     local u1 s1 b1 bs1 m1 m1t l1 l1t rss o1
-    read -r u1 s1 < <(cpu_ticks "$pid")
-    read -r b1 bs1 < <(cpu_ticks "$PID_backends")
+    read -r u1 s1 < <(cpu_user_sys "$pid")
+    read -r b1 bs1 < <(cpu_user_sys "$PID_backends")
     read -r m1 m1t < <(cpu_busy "$PROXY_CPU")
     read -r l1 l1t < <(cpu_busy "$LOAD_CPU")
     rss=$(rss_kib "$pid")

@@ -62,95 +62,23 @@ TOKEN="bench-scale-token"
 SECRET="bench-scale-secret-0123456789abcdef"
 TICK=$(getconf CLK_TCK)
 
-log() { printf '%s %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-now() { date +%s.%N; }
-since() { awk -v a="$1" -v b="$(now)" 'BEGIN {printf "%.2f", b - a}'; }
+# shellcheck source=lib.sh
+source "$ROOT/bench/lib.sh"
 
-# ---------------------------------------------------------------- processes we started
-# Every process goes into STARTED; stop_one stops one of them early, cleanup the rest.
-STARTED=()
-forget() { # forget PID: drops PID from STARTED (it ended)
-    local p keep=()
-    for p in "${STARTED[@]}"; do [[ $p == "$1" ]] || keep+=("$p"); done
-    STARTED=("${keep[@]}")
-}
-stop_one() { # stop_one PID: TERM, up to 10 s, then KILL; forgets it
-    local pid=$1
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 100); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    forget "$pid"
-}
 pid_of() { local v="PID_$1"; echo "${!v}"; } # pid_of NAME: the pid start_bg recorded
 cleanup() {
-    local pid
-    for pid in "${STARTED[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${STARTED[@]}"; do
-        for _ in $(seq 100); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    STARTED=()
+    stop_started
     if [[ $KEEP_DATA != 1 ]]; then rm -rf "$OUT/data"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-start_bg() { # start_bg NAME CPU LOGFILE CMD...: runs CMD pinned, its pid in PID_NAME
-    local name=$1 cpu=$2 logf=$3
-    shift 3
-    taskset -c "$cpu" "$@" >>"$logf" 2>&1 &
-    STARTED+=("$!")
-    printf -v "PID_$name" '%s' "$!"
-}
-
 # ---------------------------------------------------------------- tools and ports
-need=()
-command -v haproxy >/dev/null || need+=(haproxy)
-command -v nginx >/dev/null || need+=(nginx-light)
-command -v wrk >/dev/null || need+=(wrk)
-command -v curl >/dev/null || need+=(curl)
-command -v taskset >/dev/null || need+=(util-linux)
-command -v python3 >/dev/null || need+=(python3)
-if ((${#need[@]})); then
-    log "installing ${need[*]} from Debian"
-    timeout 600 apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y -qq "${need[@]}" >/dev/null
-fi
+need_tools haproxy:haproxy nginx:nginx-light wrk:wrk curl:curl taskset:util-linux python3:python3
 for port in 14001 14002 14003 14004 14100 14101 14110 14120 14200 14201 14210 14220 \
     14300 14301 14310 14320 14500 14510 14511 14512 14520 14521 14522; do
     ! ss -Hltn "sport = :$port" | grep -q . || die "127.0.0.1:$port is in use"
 done
-
-# ---------------------------------------------------------------- quiet machine
-others() { # compilers, cargo runs and holdfast processes that are not ours
-    local mine=" ${STARTED[*]} "
-    {
-        pgrep -x cargo || true
-        pgrep rustc || true
-        pgrep -x holdfast || true
-    } | while read -r p; do [[ $mine == *" $p "* ]] || echo "$p"; done | sort -u | tr '\n' ' '
-}
-wait_quiet() {
-    local waited=0 o
-    while o=$(others) && [[ -n $o ]]; do
-        if ((waited >= QUIET_WAIT)); then
-            log "machine still busy after ${waited}s (pids: $o); measuring anyway"
-            return
-        fi
-        log "waiting for a quiet machine (cargo/rustc/holdfast pids: $o)"
-        sleep 10
-        waited=$((waited + 10))
-    done
-}
 
 if [[ $SKIP_BUILD != 1 ]]; then
     wait_quiet
@@ -161,25 +89,6 @@ fi
 mkdir -p "$OUT/raw" "$OUT/backends" "$OUT/data"
 
 # ---------------------------------------------------------------- measurements
-cpu_ticks() { # utime+stime of the given pids (all threads), in clock ticks
-    local pid stat total=0
-    for pid in "$@"; do
-        stat=$(<"/proc/$pid/stat")
-        stat=${stat##*) }
-        total=$((total + $(awk '{print $12 + $13}' <<<"$stat")))
-    done
-    echo "$total"
-}
-rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
-cpu_busy() { # busy and total jiffies of cpuN
-    awk -v c="cpu$1" '$1 == c {t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6, t}' /proc/stat
-}
-to_ms() { # wrk latency ("812.00us", "1.14ms", "1.02s") in ms
-    awk -v v="$1" 'BEGIN {
-        n = v + 0
-        if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n += 0; else if (v ~ /s$/) n *= 1000
-        printf "%.3f", n }'
-}
 wait_code() { # wait_code URL CODE SECONDS: until URL answers CODE; fails after SECONDS
     local deadline
     deadline=$(awk -v n="$(now)" -v s="$3" 'BEGIN {printf "%.0f", n + s}')
