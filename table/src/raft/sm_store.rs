@@ -148,7 +148,7 @@ impl StateMachineStore {
             snapshot_bindings: AtomicU64::new(0),
         });
         match loaded {
-            Some(Loaded { meta, table, .. }) => {
+            Some(Loaded { meta, table }) => {
                 let applied = (meta.last_log_id, meta.last_membership.clone());
                 *shared.snapshot.lock() = Some(meta);
                 shared.replace(table, applied);

@@ -21,14 +21,12 @@ pub struct SnapshotFile {
     path: PathBuf,
 }
 
-/// A snapshot read back: its metadata and table, and the file's size in bytes.
+/// A snapshot read back: its metadata and table.
 pub struct Loaded {
     /// The snapshot's metadata.
     pub meta: SnapshotMeta,
     /// The table it holds.
     pub table: StickTable,
-    /// Bytes on disk.
-    pub bytes: u64,
 }
 
 /// The format written before files were streamed (one codec value), still read.
@@ -120,11 +118,7 @@ impl SnapshotFile {
                 (legacy.meta, decode(&legacy.table)?)
             }
         };
-        Ok(Loaded {
-            meta,
-            table,
-            bytes: bytes.len() as u64,
-        })
+        Ok(Loaded { meta, table })
     }
 }
 

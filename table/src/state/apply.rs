@@ -74,7 +74,7 @@ impl StickTable {
             }
             Command::SetLimits(limits) => {
                 self.limits = *limits;
-                while self.over_limit(0) && self.evict_one() {}
+                self.make_room(0);
                 Response::Params
             }
         };
@@ -187,7 +187,7 @@ impl StickTable {
             && self.store.is_ended(slot)
         {
             // The application gave the ended session's key out again: a new binding.
-            while self.over_limit(1) && self.evict_one() {}
+            self.make_room(1);
             self.expiry.revived();
             self.store.revive(slot, server, cap(expires_at, limit));
             self.store.set_limit(slot, limit);
@@ -266,7 +266,7 @@ impl StickTable {
         limit: Option<Millis>,
     ) {
         let expires_at = cap(expires_at, limit);
-        while self.over_limit(1) && self.evict_one() {}
+        self.make_room(1);
         let slot = self.store.insert(backend, key, server, expires_at);
         self.store.set_limit(slot, limit);
         self.expiry.file(slot, expires_at);
@@ -274,10 +274,10 @@ impl StickTable {
         self.record_upsert(slot);
     }
 
-    /// Whether `adding` more bindings would take the table past `max_bindings`.
-    fn over_limit(&self, adding: usize) -> bool {
+    /// Evicts until `adding` more bindings fit within `max_bindings`.
+    fn make_room(&mut self, adding: usize) {
         let max = self.limits.max_bindings;
-        max > 0 && (self.store.len() + adding) as u64 > max
+        while max > 0 && (self.store.len() + adding) as u64 > max && self.evict_one() {}
     }
 
     /// Evicts the binding closest to expiry (ties: backend name, then key), folding its

@@ -184,19 +184,6 @@ impl StickTable {
             .collect()
     }
 
-    /// Calls `f(backend, key, server, expires_at)` for every live binding, in no particular
-    /// order. Meant for rebuilding a read view after a snapshot was installed.
-    pub fn for_each_binding(&self, mut f: impl FnMut(&str, &[u8], &str, Millis)) {
-        let horizon = self.horizon();
-        for (_, s) in self.store.frozen().iter() {
-            if s.expires_at() >= horizon {
-                let server = self.registry.server(s.server());
-                let backend = self.registry.backend(s.backend());
-                f(&backend.name, s.key(), &server.name, s.expires_at());
-            }
-        }
-    }
-
     /// A copy of the replicated state for encoding a snapshot off the apply path, made in
     /// a moment that does not grow with the table: the bindings are shared copy-on-write
     /// (see the store), the expiry index and change feed are left out (a snapshot holds
@@ -257,8 +244,8 @@ impl StickTable {
     /// Changes to bindings and servers since the last call, in apply order.
     ///
     /// Changes are recorded from creation on; a table obtained from
-    /// [`StickTable::decode_snapshot`] starts with none (rebuild the view with
-    /// [`StickTable::for_each_binding`] and [`StickTable::servers`]).
+    /// [`StickTable::decode_snapshot`] starts with none. (The data plane does not need
+    /// them: it reads the table itself through [`StickTable::reader`].)
     pub fn take_changes(&mut self) -> Vec<Change> {
         self.changes.take()
     }

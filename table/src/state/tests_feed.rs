@@ -91,23 +91,6 @@ fn changes_report_upserts_removes_and_server_changes_in_order() {
 }
 
 #[test]
-fn for_each_binding_visits_every_live_binding() {
-    let mut t = StickTable::new();
-    let binds = vec![bind("app", "a", "s1", 10), bind("web", "b", "s2", 10)];
-    batch(&mut t, 0, 1, binds, vec![], 0);
-    let mut seen = Vec::new();
-    t.for_each_binding(|b, k, s, e| seen.push((b.to_string(), k.to_vec(), s.to_string(), e)));
-    seen.sort();
-    assert_eq!(
-        seen,
-        vec![
-            ("app".into(), b"a".to_vec(), "s1".into(), 10 + SKEW),
-            ("web".into(), b"b".to_vec(), "s2".into(), 10 + SKEW),
-        ]
-    );
-}
-
-#[test]
 fn huge_ttl_saturates_instead_of_overflowing() {
     let mut t = StickTable::new();
     batch(
