@@ -21,9 +21,9 @@ pub const DEFAULT_SERVER_NAME: &str = "holdfast-peer";
 /// How peers prove they belong to the cluster.
 #[derive(Clone)]
 pub enum PeerAuth {
-    /// Plain TCP; both sides prove knowledge of this secret with HMAC-SHA256
-    /// challenge-response. Authenticates peers but does not encrypt or protect the stream:
-    /// use TLS across untrusted networks. Use at least 32 random bytes.
+    /// TCP; both sides prove knowledge of this secret with HMAC-SHA256 challenge-response,
+    /// then seal every byte under AES-256-GCM keys derived from the secret and both
+    /// handshake nonces. The secret is the only key: use at least 32 random bytes.
     Secret(Vec<u8>),
     /// Mutual TLS: every node's certificate is signed by the cluster CA.
     Tls(TlsMaterial),

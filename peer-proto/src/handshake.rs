@@ -3,9 +3,13 @@
 //! Client → `Hello` frame: `b"HFPP"`, version `u16` BE, then bincode [`HelloBody`].
 //! Server → [`ServerHello`] (`Accept` with its nonce and, in secret mode, its HMAC proof, or
 //! `Refuse`). Client → [`ClientFinish`] (its proof, or `Abort`). Server → [`Verdict`].
-//! In secret mode each proof is HMAC-SHA256(secret, transcript) with distinct role labels.
+//! In secret mode each proof is HMAC-SHA256(secret, transcript) with distinct role labels,
+//! and both sides then derive the connection's keys from the secret and both nonces: every
+//! later byte is sealed ([`crate::sealed`]). In TLS mode each side checks that the peer's
+//! certificate names the node id it announced ([`crate::identity`]).
 
 use hmac::{Hmac, KeyInit, Mac};
+use rustls_pki_types::CertificateDer;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -14,12 +18,14 @@ use crate::codec;
 use crate::config::PeerConfig;
 use crate::error::PeerError;
 use crate::frame::{self, FrameError, HANDSHAKE_MAX_FRAME};
+use crate::identity;
+use crate::sealed::{KeyInput, SessionKeys};
 
 /// Protocol magic opening every Hello.
 pub const MAGIC: [u8; 4] = *b"HFPP";
 /// Protocol version spoken by this build (2: a forwarded write's answer carries its log
-/// id).
-pub const PROTOCOL_VERSION: u16 = 2;
+/// id; 3: secret-mode connections are encrypted, TLS node ids bound to certificates).
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// Length of handshake nonces and HMAC proofs.
 pub const NONCE_LEN: usize = 32;
@@ -55,6 +61,23 @@ pub enum RefuseReason {
     /// Any other refusal (malformed message, unexpected node...).
     #[error("{0}")]
     Other(String),
+    /// TLS mode: the peer's certificate does not name the node id it announced.
+    #[error("the peer's certificate is not node {node_id}'s: it does not carry the SAN {san}")]
+    CertificateNotForNode {
+        /// The node id the peer announced.
+        node_id: u64,
+        /// The DNS SAN the certificate of that node carries.
+        san: String,
+    },
+}
+
+/// What a completed handshake yields: who the peer is and, in secret mode, the keys that
+/// seal the rest of the connection.
+pub(crate) struct Established {
+    /// The authenticated peer.
+    pub peer: PeerInfo,
+    /// Secret mode: this side's keys for the connection.
+    pub keys: Option<SessionKeys>,
 }
 
 /// Identity of an authenticated peer.
@@ -147,6 +170,20 @@ impl Transcript<'_> {
         Some(self.mac(secret, role)?.finalize().into_bytes().into())
     }
 
+    /// This side's keys for the connection (secret mode).
+    fn keys(&self, secret: &[u8], client_side: bool) -> SessionKeys {
+        let input = KeyInput {
+            secret,
+            cluster: self.cluster,
+            client: (self.client_id, &self.client_nonce),
+            server: (self.server_id, &self.server_nonce),
+        };
+        match client_side {
+            true => SessionKeys::client(&input),
+            false => SessionKeys::server(&input),
+        }
+    }
+
     /// Constant-time check of a proof.
     fn verify(&self, secret: &[u8], role: &[u8], proof: Option<&[u8; NONCE_LEN]>) -> bool {
         match (proof, self.mac(secret, role)) {
@@ -156,12 +193,14 @@ impl Transcript<'_> {
     }
 }
 
-/// Runs the client side of the handshake; `expected` is the node id we meant to reach.
+/// Runs the client side of the handshake; `expected` is the node id we meant to reach and
+/// `peer_cert` the certificate the server presented (TLS mode).
 pub(crate) async fn client<S>(
     io: &mut S,
     cfg: &PeerConfig,
     expected: Option<u64>,
-) -> Result<PeerInfo, PeerError>
+    peer_cert: Option<&CertificateDer<'static>>,
+) -> Result<Established, PeerError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -194,6 +233,10 @@ where
             found: server_id,
         });
     }
+    if let Err(reason) = check_certificate(cfg, peer_cert, server_id) {
+        send(io, &ClientFinish::Abort(reason.clone())).await?;
+        return Err(PeerError::Rejected(reason));
+    }
     let t = Transcript {
         cluster: &cfg.cluster,
         client_id: cfg.node_id,
@@ -213,18 +256,47 @@ where
     };
     send(io, &ClientFinish::Proof(proof)).await?;
     match read(io).await? {
-        Verdict::Accepted => Ok(PeerInfo { node_id: server_id }),
+        Verdict::Accepted => Ok(Established {
+            peer: PeerInfo { node_id: server_id },
+            keys: cfg.secret().map(|secret| t.keys(secret, true)),
+        }),
         Verdict::Refuse(reason) => Err(PeerError::RefusedByPeer(reason)),
     }
 }
 
-/// Runs the server side of the handshake.
-pub(crate) async fn server<S>(io: &mut S, cfg: &PeerConfig) -> Result<PeerInfo, PeerError>
+/// TLS mode: the presented certificate must name `node_id`; secret mode has none to check.
+fn check_certificate(
+    cfg: &PeerConfig,
+    peer_cert: Option<&CertificateDer<'static>>,
+    node_id: u64,
+) -> Result<(), RefuseReason> {
+    let Some(tls) = cfg.tls() else {
+        return Ok(());
+    };
+    match peer_cert {
+        Some(cert) => identity::check(cert, node_id, tls.server_name_str()),
+        None => Err(RefuseReason::CertificateNotForNode {
+            node_id,
+            san: identity::node_san(node_id, tls.server_name_str()),
+        }),
+    }
+}
+
+/// Runs the server side of the handshake; `peer_cert` is the client's certificate (TLS).
+pub(crate) async fn server<S>(
+    io: &mut S,
+    cfg: &PeerConfig,
+    peer_cert: Option<&CertificateDer<'static>>,
+) -> Result<Established, PeerError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let payload = frame::read_frame(io, HANDSHAKE_MAX_FRAME).await?;
-    let hello = match parse_hello(&payload, cfg) {
+    let parsed = parse_hello(&payload, cfg).and_then(|hello| {
+        check_certificate(cfg, peer_cert, hello.node_id)?;
+        Ok(hello)
+    });
+    let hello = match parsed {
         Ok(hello) => hello,
         Err(reason) => return refuse(io, ServerHello::Refuse(reason.clone()), reason).await,
     };
@@ -257,8 +329,11 @@ where
         return refuse(io, Verdict::Refuse(reason.clone()), reason).await;
     }
     send(io, &Verdict::Accepted).await?;
-    Ok(PeerInfo {
-        node_id: hello.node_id,
+    Ok(Established {
+        peer: PeerInfo {
+            node_id: hello.node_id,
+        },
+        keys: cfg.secret().map(|secret| t.keys(secret, false)),
     })
 }
 
@@ -285,7 +360,7 @@ fn parse_hello(payload: &[u8], cfg: &PeerConfig) -> Result<HelloBody, RefuseReas
 }
 
 /// Best-effort sends the refusal, then fails with `Rejected(reason)`.
-async fn refuse<S, M>(io: &mut S, msg: M, reason: RefuseReason) -> Result<PeerInfo, PeerError>
+async fn refuse<S, M, T>(io: &mut S, msg: M, reason: RefuseReason) -> Result<T, PeerError>
 where
     S: AsyncWrite + Unpin,
     M: Serialize,

@@ -1,22 +1,25 @@
 //! Establishing authenticated peer streams: TCP connect with timeout, optional TLS (client
 //! or server side), then the protocol handshake, all bounded by the handshake timeout.
-//! The result is a boxed byte stream that the rest of the crate treats uniformly.
+//! The result is a boxed byte stream, TLS or sealed under the handshake's keys, that the
+//! rest of the crate treats uniformly.
 
 use std::time::Duration;
 
+use rustls_pki_types::CertificateDer;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
 use crate::config::PeerConfig;
 use crate::error::PeerError;
-use crate::handshake::{self, PeerInfo};
+use crate::handshake::{self, Established, PeerInfo};
+use crate::sealed::SealedStream;
 
 /// Any bidirectional byte stream a peer connection can run on.
 pub trait PeerIo: AsyncRead + AsyncWrite + Send + Sync + Unpin {}
 impl<T: AsyncRead + AsyncWrite + Send + Sync + Unpin> PeerIo for T {}
 
-/// An authenticated stream (plain TCP or TLS).
+/// An authenticated, encrypted stream (TLS, or TCP sealed under the handshake's keys).
 pub type BoxedStream = Box<dyn PeerIo>;
 
 /// Opens an authenticated stream to `addr` (TCP, TLS if configured, handshake) and returns
@@ -73,21 +76,35 @@ async fn client_handshake(
     cfg: &PeerConfig,
     expected: Option<u64>,
 ) -> Result<(BoxedStream, PeerInfo), PeerError> {
-    let mut io: BoxedStream = match cfg.tls() {
+    let (mut io, cert): (BoxedStream, _) = match cfg.tls() {
         Some(tls) => {
             let stream = tls
                 .connector()
                 .connect(tls.server_name(), tcp)
                 .await
                 .map_err(PeerError::Tls)?;
-            Box::new(stream)
+            let cert = first_certificate(stream.get_ref().1.peer_certificates());
+            (Box::new(stream), cert)
         }
-        None => Box::new(tcp),
+        None => (Box::new(tcp), None),
     };
-    let info = handshake::client(&mut io, cfg, expected)
+    let established = handshake::client(&mut io, cfg, expected, cert.as_ref())
         .await
         .map_err(tls_alert)?;
-    Ok((io, info))
+    Ok(seal(io, established))
+}
+
+/// The stream the rest of the connection runs on: sealed when the handshake made keys.
+fn seal(io: BoxedStream, established: Established) -> (BoxedStream, PeerInfo) {
+    let io: BoxedStream = match established.keys {
+        Some(keys) => Box::new(SealedStream::new(io, keys)),
+        None => io,
+    };
+    (io, established.peer)
+}
+
+fn first_certificate(certs: Option<&[CertificateDer<'_>]>) -> Option<CertificateDer<'static>> {
+    certs?.first().map(|c| c.clone().into_owned())
 }
 
 /// Runs TLS (if configured) and the server side of the handshake on an accepted socket.
@@ -97,12 +114,16 @@ pub(crate) async fn accept(
 ) -> Result<(BoxedStream, PeerInfo), PeerError> {
     let _ = tcp.set_nodelay(true);
     let hs = async {
-        let mut io: BoxedStream = match cfg.tls() {
-            Some(tls) => Box::new(tls.acceptor().accept(tcp).await.map_err(PeerError::Tls)?),
-            None => Box::new(tcp),
+        let (mut io, cert): (BoxedStream, _) = match cfg.tls() {
+            Some(tls) => {
+                let stream = tls.acceptor().accept(tcp).await.map_err(PeerError::Tls)?;
+                let cert = first_certificate(stream.get_ref().1.peer_certificates());
+                (Box::new(stream), cert)
+            }
+            None => (Box::new(tcp), None),
         };
-        let info = handshake::server(&mut io, cfg).await?;
-        Ok((io, info))
+        let established = handshake::server(&mut io, cfg, cert.as_ref()).await?;
+        Ok(seal(io, established))
     };
     timeout(cfg.handshake_timeout, hs)
         .await

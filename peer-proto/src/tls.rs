@@ -12,6 +12,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
 use crate::error::ConfigError;
+use crate::handshake::RefuseReason;
 
 /// Ready-to-use TLS configuration for peer connections (cheap to clone).
 #[derive(Clone)]
@@ -19,12 +20,15 @@ pub struct TlsMaterial {
     server: Arc<ServerConfig>,
     client: Arc<ClientConfig>,
     server_name: ServerName<'static>,
+    name: String,
+    /// This node's own certificate (the chain's first).
+    own: CertificateDer<'static>,
 }
 
 impl fmt::Debug for TlsMaterial {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TlsMaterial")
-            .field("server_name", &self.server_name)
+            .field("server_name", &self.name)
             .finish_non_exhaustive()
     }
 }
@@ -33,7 +37,8 @@ impl TlsMaterial {
     /// Loads the CA bundle, certificate chain and private key from PEM files.
     ///
     /// `server_name` is the name each node's certificate must carry as a SAN (every node is
-    /// both client and server); usually [`crate::DEFAULT_SERVER_NAME`].
+    /// both client and server); usually [`crate::DEFAULT_SERVER_NAME`]. Node `n`'s
+    /// certificate also carries `node-<n>.<server_name>`, which binds its id to it.
     pub fn from_pem_files(
         ca: impl AsRef<Path>,
         cert: impl AsRef<Path>,
@@ -95,8 +100,9 @@ impl TlsMaterial {
                 path: memory(),
             });
         }
-        let server_name = ServerName::try_from(server_name.to_owned())
-            .map_err(|_| ConfigError::ServerName(server_name.to_owned()))?;
+        let name = server_name;
+        let server_name = ServerName::try_from(name.to_owned())
+            .map_err(|_| ConfigError::ServerName(name.to_owned()))?;
         let mut roots = RootCertStore::empty();
         for ca in ca_certs {
             roots.add(ca).map_err(|source| ConfigError::Tls {
@@ -110,6 +116,7 @@ impl TlsMaterial {
             .build()
             .map_err(|e| ConfigError::Verifier(e.to_string()))?;
         let tls_err = |what| move |source| ConfigError::Tls { what, source };
+        let own = chain[0].clone();
         let server = ServerConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(tls_err("protocol versions"))?
@@ -126,6 +133,8 @@ impl TlsMaterial {
             server: Arc::new(server),
             client: Arc::new(client),
             server_name,
+            name: name.to_owned(),
+            own,
         })
     }
 
@@ -133,7 +142,14 @@ impl TlsMaterial {
     pub fn with_server_name(mut self, name: &str) -> Result<Self, ConfigError> {
         self.server_name = ServerName::try_from(name.to_owned())
             .map_err(|_| ConfigError::ServerName(name.to_owned()))?;
+        self.name = name.to_owned();
         Ok(self)
+    }
+
+    /// Checks that this node's certificate names node `node_id` (the SAN
+    /// `node-<id>.<server name>`), without which every peer refuses it.
+    pub fn check_names_node(&self, node_id: u64) -> Result<(), RefuseReason> {
+        crate::identity::check(&self.own, node_id, &self.name)
     }
 
     pub(crate) fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
@@ -146,6 +162,11 @@ impl TlsMaterial {
 
     pub(crate) fn server_name(&self) -> ServerName<'static> {
         self.server_name.clone()
+    }
+
+    /// The server name as configured; node certificates also carry `node-<id>.<it>`.
+    pub(crate) fn server_name_str(&self) -> &str {
+        &self.name
     }
 }
 

@@ -55,7 +55,8 @@ pub struct ClusterOptions {
     pub extra: String,
     /// `cluster.expiry_grace`: how long a silent member holds expiry back.
     pub expiry_grace: String,
-    /// Extra TOML lines of the `[cluster]` section (e.g. `max_bindings = 300`).
+    /// Extra TOML lines of the `[cluster]` section (e.g. `max_bindings = 300`); `{id}` in
+    /// them is replaced by the node's id.
     pub cluster_extra: String,
 }
 
@@ -388,7 +389,7 @@ impl Cluster {
             secret.unwrap_or(&self.options.secret),
             self.options.snapshot_every,
             self.options.expiry_grace,
-            self.options.cluster_extra,
+            self.options.cluster_extra.replace("{id}", &id.to_string()),
             self.options.extra.replace("{http}", &http),
         );
         let config = self.dir.path().join(format!("node{id}.toml"));

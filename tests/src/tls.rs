@@ -143,3 +143,31 @@ pub fn tls_get(
     }
     parse(&buf)
 }
+
+/// Writes a peer PKI into `dir`: `ca.pem`, and for each id `node<id>.pem` and
+/// `node<id>.key`, a certificate signed by the CA carrying the SANs `holdfast-peer` and
+/// `node-<id>.holdfast-peer` (what `[cluster] tls` expects of node `id`).
+pub fn write_peer_pki(dir: &std::path::Path, ids: &[u64]) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, ExtendedKeyUsagePurpose, IsCa,
+        KeyPair, KeyUsagePurpose,
+    };
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let issuer =
+        CertifiedIssuer::self_signed(ca, KeyPair::generate().expect("ca key")).expect("ca");
+    std::fs::write(dir.join("ca.pem"), issuer.pem()).expect("write ca");
+    for id in ids {
+        let sans = vec!["holdfast-peer".into(), format!("node-{id}.holdfast-peer")];
+        let mut params = CertificateParams::new(sans).expect("node params");
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        let key = KeyPair::generate().expect("node key");
+        let cert = params.signed_by(&key, &*issuer).expect("sign node cert");
+        std::fs::write(dir.join(format!("node{id}.pem")), cert.pem()).expect("write cert");
+        std::fs::write(dir.join(format!("node{id}.key")), key.serialize_pem()).expect("write key");
+    }
+}

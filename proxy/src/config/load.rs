@@ -208,6 +208,33 @@ fn check_cluster(problems: &mut Problems, config: &Config) {
                 problems.at(key, format!("cannot read {}: {e}", path.display()));
             }
         }
+        check_peer_certificate(problems, tls, config.node.id);
+    }
+}
+
+/// The node's peer certificate must load and name this node, or every peer refuses it.
+fn check_peer_certificate(problems: &mut Problems, tls: &super::PeerTlsSection, node_id: u64) {
+    if ![&tls.ca, &tls.cert, &tls.key].iter().all(|p| p.exists()) {
+        return; // reported above, by key
+    }
+    let material = holdfast_peer_proto::TlsMaterial::from_pem_files(
+        &tls.ca,
+        &tls.cert,
+        &tls.key,
+        &tls.server_name,
+    );
+    match material {
+        Err(e) => problems.at("cluster.tls", e.to_string()),
+        Ok(m) if m.check_names_node(node_id).is_err() => problems.at(
+            "cluster.tls.cert",
+            format!(
+                "{} does not name node {node_id}: a node's certificate carries the SANs {:?} and {:?}",
+                tls.cert.display(),
+                tls.server_name,
+                holdfast_peer_proto::node_san(node_id, &tls.server_name)
+            ),
+        ),
+        Ok(_) => {}
     }
 }
 

@@ -1,5 +1,6 @@
-//! Test PKI with rcgen: a cluster CA and node certificates (SAN "holdfast-peer", both
-//! server and client auth), written as PEM files into a temporary directory.
+//! Test PKI with rcgen: a cluster CA and node certificates (SANs "holdfast-peer" and
+//! "node-<id>.holdfast-peer", both server and client auth), written as PEM files into a
+//! temporary directory.
 
 use std::path::PathBuf;
 
@@ -35,10 +36,14 @@ impl TestCa {
         TestCa { issuer, dir }
     }
 
-    /// Issues a certificate for node `name` and writes `ca.pem`, `<name>.pem`, `<name>.key`.
-    pub fn node(&self, name: &str) -> NodeFiles {
-        let mut params =
-            CertificateParams::new(vec!["holdfast-peer".to_string()]).expect("node params");
+    /// Issues a certificate for node `node_id` and writes `ca.pem`, `<name>.pem`,
+    /// `<name>.key`.
+    pub fn node(&self, name: &str, node_id: u64) -> NodeFiles {
+        let sans = vec![
+            "holdfast-peer".to_string(),
+            holdfast_peer_proto::node_san(node_id, "holdfast-peer"),
+        ];
+        let mut params = CertificateParams::new(sans).expect("node params");
         params.distinguished_name.push(DnType::CommonName, name);
         params.extended_key_usages = vec![
             ExtendedKeyUsagePurpose::ServerAuth,
