@@ -128,9 +128,12 @@ fn read_request(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Received> {
         .filter_map(|l| l.strip_prefix("content-length:"))
         .find_map(|v| v.trim().parse::<usize>().ok());
     let body = if text.contains("\r\ntransfer-encoding:") && text.contains("chunked") {
+        // The last chunk (`0` at the start of a line), then trailer lines up to an empty
+        // one.
         loop {
-            if let Some(i) = find(buf, b"0\r\n\r\n").filter(|i| *i == 0 || buf[i - 1] == b'\n') {
-                break buf.drain(..i + 5).collect();
+            let last = find(buf, b"0\r\n").filter(|i| *i == 0 || buf[i - 1] == b'\n');
+            if let Some(end) = last.and_then(|i| Some(i + 1 + find(&buf[i + 1..], b"\r\n\r\n")?)) {
+                break buf.drain(..end + 4).collect();
             }
             fill(stream, buf)?;
         }

@@ -304,6 +304,42 @@ fn a_client_that_stops_reading_is_cut_off() {
     assert!(cuts >= 1.0, "client_timeout not counted");
 }
 
+/// A client that sends part of its request body and then nothing is answered 408 after
+/// `timeouts.client` (counted as `client_timeout`) instead of holding its slot and a server
+/// connection: on the fast path (a length-framed body) and on the streamed engine
+/// (`Expect: 100-continue` takes it there).
+#[test]
+fn a_client_that_stops_sending_its_body_is_answered_408() {
+    let lab = plain_lab("[timeouts]\nclient = \"1s\"\n");
+    for expect in ["", "Expect: 100-continue\r\n"] {
+        let mut s = TcpStream::connect(lab.http(0)).expect("connect");
+        let head = format!(
+            "POST /upload HTTP/1.1\r\nHost: app.local\r\nContent-Length: 1000\r\n{expect}\r\nabc"
+        );
+        s.write_all(head.as_bytes()).expect("head");
+        s.set_read_timeout(Some(Duration::from_secs(20)))
+            .expect("timeout");
+        let mut got = Vec::new();
+        let mut chunk = [0u8; 4096];
+        // Bounded by the read timeout: read until the 408 arrives or the proxy closes.
+        while !String::from_utf8_lossy(&got).contains("408") {
+            match s.read(&mut chunk) {
+                Ok(n @ 1..) => got.extend_from_slice(&chunk[..n]),
+                _ => break,
+            }
+        }
+        let text = String::from_utf8_lossy(&got);
+        assert!(
+            text.contains("HTTP/1.1 408 Request Timeout"),
+            "{expect:?}: {text}"
+        );
+    }
+    let cuts = lab
+        .metric(0, "holdfast_http_errors_total{kind=\"client_timeout\"}")
+        .unwrap_or(0.0);
+    assert!(cuts >= 2.0, "client_timeout counted {cuts} times");
+}
+
 /// One client address holding its limit of idle keep-alive connections gets no more,
 /// and the node's other connection slots stay free for everyone else.
 #[test]

@@ -62,6 +62,17 @@ pub async fn serve(listener: TcpListener, name: Arc<str>) {
                         tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
                     }
                     let path = req.uri().path();
+                    // `/upload`: reads the whole request body, then says how long it was
+                    // (an application's form handler).
+                    if path == "/upload" {
+                        let read = req.into_body().collect().await;
+                        let text = match read {
+                            Ok(body) => format!("{name} read {} bytes", body.to_bytes().len()),
+                            Err(e) => format!("{name}: {e}"),
+                        };
+                        let body = Full::new(Bytes::from(text)).map_err(|never| match never {});
+                        return Ok(Response::new(body.boxed()));
+                    }
                     if let Some(ms) = path.strip_prefix("/sse/").and_then(|m| m.parse().ok()) {
                         return Ok(Events::response(&name, ms));
                     }

@@ -1,18 +1,39 @@
-//! Body types of the streamed engine: one boxed streaming body for both directions, and a
-//! wrapper that keeps per-request guards alive until the response body is fully sent.
+//! Body types of the streamed engine: one boxed streaming body for both directions, a
+//! request body watched for a client that breaks or stalls it, and a wrapper that keeps
+//! per-request guards alive until the response body is fully sent.
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
+use tokio::time::Sleep;
+
+use super::refusal::Refusal;
+
+/// Why a streamed body ended before its end.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// The connection or the framing failed (hyper's reading).
+    #[error(transparent)]
+    Hyper(#[from] hyper::Error),
+    /// The client sent nothing of its request body for this long (`timeouts.client`).
+    #[error("the client sent nothing of its request body for {0:?}")]
+    Stalled(Duration),
+}
 
 /// The streaming body used for requests to servers and responses to clients.
-pub type Body = BoxBody<Bytes, hyper::Error>;
+pub type Body = BoxBody<Bytes, BodyError>;
+
+/// A hyper body (what a client or server sent) as a [`Body`].
+pub fn incoming(body: hyper::body::Incoming) -> Body {
+    body.map_err(BodyError::from).boxed()
+}
 
 /// An empty body.
 pub fn empty() -> Body {
@@ -28,39 +49,95 @@ pub fn full(text: impl Into<Bytes>) -> Body {
         .boxed()
 }
 
+/// How a client's request body went, shared by the body and its exchange.
+#[derive(Debug, Default)]
+pub struct BodyFault(AtomicU8);
+
+impl BodyFault {
+    const MALFORMED: u8 = 1;
+    const STALLED: u8 = 2;
+
+    /// The client's fault as the proxy answers it, if the client broke or stalled the
+    /// body: a client error (400, 408), never the server's 502.
+    pub fn refusal(&self) -> Option<Refusal> {
+        match self.0.load(Ordering::Relaxed) {
+            Self::MALFORMED => Some(Refusal::BadRequest("malformed request body")),
+            Self::STALLED => Some(Refusal::BodyTimeout),
+            _ => None,
+        }
+    }
+}
+
+/// Counts a body stall that came after the server's answer had started (the answer is
+/// then cut); one before it is the exchange's refusal, counted there.
+pub struct StallAfterAnswer {
+    /// The request body's fault.
+    pub fault: Arc<BodyFault>,
+    /// Where it is counted.
+    pub metrics: Arc<super::HttpMetrics>,
+}
+
+impl Drop for StallAfterAnswer {
+    fn drop(&mut self) {
+        if self.fault.0.load(Ordering::Relaxed) == BodyFault::STALLED {
+            self.metrics.error(super::metrics::ErrorKind::ClientTimeout);
+        }
+    }
+}
+
 /// A client's request body that remembers whether the client broke it (a malformed
-/// chunk, a reset): the exchange then answers 400, a client error, never 502.
+/// chunk, a reset) or sent nothing of it for `stall` (a slow-body attack on the
+/// connection slots): the body then fails and [`BodyFault`] says why.
 pub struct Watched {
     inner: Body,
-    broken: Arc<AtomicBool>,
+    fault: Arc<BodyFault>,
+    stall: Duration,
+    waiting: Option<Pin<Box<Sleep>>>,
 }
 
 impl Watched {
-    /// Wraps `inner`; the flag turns true when it fails.
-    pub fn wrap(inner: Body) -> (Body, Arc<AtomicBool>) {
-        let broken = Arc::new(AtomicBool::new(false));
+    /// Wraps `inner`, failing it when the client sends nothing of it for `stall`.
+    pub fn wrap(inner: Body, stall: Duration) -> (Body, Arc<BodyFault>) {
+        let fault = Arc::new(BodyFault::default());
         let body = Watched {
             inner,
-            broken: broken.clone(),
+            fault: fault.clone(),
+            stall,
+            waiting: None,
         };
-        (body.boxed(), broken)
+        (body.boxed(), fault)
     }
 }
 
 impl HttpBody for Watched {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BodyError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        if let Poll::Ready(Some(Err(_))) = &polled {
-            this.broken.store(true, Ordering::Relaxed);
+        if polled.is_ready() {
+            this.waiting = None;
+            if let Poll::Ready(Some(Err(_))) = &polled {
+                this.fault.0.store(BodyFault::MALFORMED, Ordering::Relaxed);
+            }
+            return polled;
         }
-        polled
+        // The clock runs only while the body waits on the client, never while the
+        // server is slow to take what was sent.
+        let stall = this.stall;
+        let waiting = this
+            .waiting
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(stall)));
+        if waiting.as_mut().poll(cx).is_ready() {
+            this.waiting = None;
+            this.fault.0.store(BodyFault::STALLED, Ordering::Relaxed);
+            return Poll::Ready(Some(Err(BodyError::Stalled(stall))));
+        }
+        Poll::Pending
     }
 
     fn is_end_stream(&self) -> bool {
@@ -80,12 +157,12 @@ struct Primed {
 
 impl HttpBody for Primed {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BodyError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = self.get_mut();
         match this.first.take() {
             Some(frame) => Poll::Ready(Some(Ok(frame))),
@@ -134,12 +211,12 @@ impl<G: Send + Sync + Unpin + 'static> Guarded<G> {
 
 impl<G: Unpin> HttpBody for Guarded<G> {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BodyError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
         if let Poll::Ready(None) | Poll::Ready(Some(Err(_))) = &polled {

@@ -21,6 +21,8 @@ pub enum Refusal {
     TooManyFields,
     /// The request head took longer than `timeouts.client_header` (408).
     HeadTimeout,
+    /// The client sent nothing of its request body for `timeouts.client` (408).
+    BodyTimeout,
     /// No route and no default backend (503).
     NoRoute,
     /// No usable server in the backend (503).
@@ -46,7 +48,7 @@ impl Refusal {
             Refusal::HeadTooLarge | Refusal::TooManyFields => {
                 StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
             }
-            Refusal::HeadTimeout => StatusCode::REQUEST_TIMEOUT,
+            Refusal::HeadTimeout | Refusal::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Refusal::NoRoute | Refusal::NoServer | Refusal::Unreachable => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -63,6 +65,7 @@ impl Refusal {
             Refusal::BadRequest(_) | Refusal::NotImplemented(_) => ErrorKind::BadRequest,
             Refusal::HeadTooLarge | Refusal::TooManyFields => ErrorKind::HeaderTooLarge,
             Refusal::HeadTimeout => ErrorKind::HeaderTimeout,
+            Refusal::BodyTimeout => ErrorKind::ClientTimeout,
             Refusal::NoRoute => ErrorKind::NoRoute,
             Refusal::NoServer => ErrorKind::NoServer,
             Refusal::SessionLost(_) => ErrorKind::SessionLost,
@@ -88,6 +91,7 @@ impl Refusal {
             Refusal::HeadTooLarge => "request head too large",
             Refusal::TooManyFields => "too many header fields",
             Refusal::HeadTimeout => "request head timeout",
+            Refusal::BodyTimeout => "request body timeout: the client stopped sending it",
             Refusal::NoRoute => "no backend for this request",
             Refusal::NoServer => "no server available",
             Refusal::SessionLost(_) => "session lost: its server is gone",

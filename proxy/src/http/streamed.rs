@@ -5,16 +5,16 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use http::header::{CONTENT_LENGTH, HOST, HeaderValue, LOCATION, TRANSFER_ENCODING};
 use http::uri::{PathAndQuery, Scheme};
 use http::{Request, Response, StatusCode, Uri, Version};
-use http_body_util::BodyExt;
 use hyper::body::{Body as _, Incoming};
 use hyper_util::rt::TokioIo;
 
-use super::body::{Body, Guarded, Watched, empty, read_ahead};
+use super::body::{
+    Body, BodyFault, Guarded, StallAfterAnswer, Watched, empty, incoming, read_ahead,
+};
 use super::conn::{Busy, ConnState};
 use super::cookie::strip_request_cookie;
 use super::exchange::{Added, Exchange, RequestLine, Route};
@@ -143,16 +143,16 @@ async fn forward(
         .path_and_query()
         .cloned()
         .unwrap_or_else(|| PathAndQuery::from_static("/"));
-    let (mut body, broken) = Watched::wrap(body.boxed());
+    let timeouts = &ex.plane().timeouts;
+    let (mut body, fault) = Watched::wrap(incoming(body), timeouts.client);
     if chunked {
         // A chunked body broken from its first size line is refused before anything
         // goes out: the server may answer a GET without reading its body at all.
-        let wait = ex.plane().timeouts.client_header;
-        body = read_ahead(body, wait)
+        body = read_ahead(body, timeouts.client_header)
             .await
             .map_err(|()| ex.fail(Refusal::BadRequest("malformed request body")))?;
     }
-    let (mut resp, active) = send(ex, parts, body, &path, &broken).await?;
+    let (mut resp, active) = send(ex, parts, body, &path, &fault).await?;
     let added = ex.answered(resp.headers(), resp.status().as_u16(), &active);
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS
         && let Some(client_upgrade) = client_upgrade
@@ -170,19 +170,23 @@ async fn forward(
     }
     let (mut parts, body) = resp.into_parts();
     remove_hop_by_hop(&mut parts.headers, false);
-    let body = Guarded::wrap(body.boxed(), (active, busy));
+    let stall = StallAfterAnswer {
+        fault,
+        metrics: ex.plane().lasting.metrics.clone(),
+    };
+    let body = Guarded::wrap(incoming(body), (active, busy, stall));
     Ok(with_added(Response::from_parts(parts, body), &added))
 }
 
 /// One send of the request, and a second on another server after a connect failure of
-/// a replayable (bodiless) request; `broken` tells a client's broken body from a
-/// server's failure.
+/// a replayable (bodiless) request; `fault` tells a client's broken or stalled body from
+/// a server's failure.
 async fn send(
     ex: &mut Exchange<'_>,
     parts: http::request::Parts,
     body: Body,
     path: &PathAndQuery,
-    broken: &AtomicBool,
+    fault: &BodyFault,
 ) -> Result<(Response<Incoming>, super::persist::Active), Refusal> {
     let dp: &DataPlane = ex.plane();
     let (mut parts, mut body) = (Some(parts), Some(body));
@@ -203,11 +207,9 @@ async fn send(
         let active = ex.activate();
         let sent = tokio::time::timeout(dp.timeouts.server, dp.lasting.client.request(out));
         match sent.await {
-            // The client's body broke (a malformed chunk): its error, whatever the
-            // server made of the part it got (RFC 9112 §7.1).
-            _ if broken.load(Ordering::Relaxed) => {
-                return Err(ex.fail(Refusal::BadRequest("malformed request body")));
-            }
+            // The client's body broke (a malformed chunk) or stalled: its error,
+            // whatever the server made of the part it got (RFC 9112 §7.1).
+            _ if let Some(refusal) = fault.refusal() => return Err(ex.fail(refusal)),
             Ok(Ok(resp)) => return Ok((resp, active)),
             Ok(Err(e)) if e.is_connect() => ex.connect_failed(&e)?,
             Ok(Err(e)) => return Err(ex.server_failed(Refusal::BadGateway, &e)),

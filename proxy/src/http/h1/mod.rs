@@ -1,8 +1,10 @@
 //! The HTTP/1.1 fast path: a client connection's requests parsed, routed and forwarded by
 //! the connection's own task over pooled server connections, each head rewritten in one
 //! pass and sent with the body bytes already read in one write, bodies passed through by
-//! length or chunk framing. HTTP/1.0, upgrades, `Expect`, chunked or large request bodies
-//! and HTTP/2's preface hand the connection (bytes read included) to the hyper path.
+//! length or chunk framing. A chunked request body is read whole first and its framing
+//! checked strictly (RFC 9112 §7.1) before anything is sent. HTTP/1.0, upgrades, `Expect`,
+//! request bodies larger than the fast path sends whole, and HTTP/2's preface hand the
+//! connection (bytes read included) to the hyper path.
 //! A body stalled longer than `timeouts.server` by the server, or `timeouts.client` by
 //! the client (sending or reading), is cut.
 
@@ -29,7 +31,7 @@ use super::{DataPlane, Frontend};
 use buf::ReadBuf;
 use chunked::Chunked;
 use head::{Head, HeadError};
-use relay::{Stalls, pass_body, pass_length, write_within};
+use relay::{Broke, Stalls, pass_body, pass_length, write_within};
 use rewrite::{RequestHop, write_request, write_response};
 use upstream::Upstream;
 
@@ -124,6 +126,15 @@ where
                 return Served::Done;
             }
             Ok(Framing::Length(n)) if n <= MAX_BODY && !c.needs_hyper() => n,
+            Ok(Framing::Chunked) if !c.needs_hyper() => match c.read_chunked_body().await {
+                Ok(Some(n)) => n,
+                Ok(None) => return Served::Fallback(c.io, c.buf.take()),
+                Err(refusal) => {
+                    refusal.count(&dp.lasting.metrics);
+                    c.refuse(refusal).await;
+                    return Served::Done;
+                }
+            },
             Ok(_) => return Served::Fallback(c.io, c.buf.take()),
         };
         if c.exchange(length).await == Next::Close {
@@ -170,6 +181,31 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<'_, I> {
                     return Read::Closed;
                 }
                 Err(_) => return Read::Refused(Refusal::HeadTimeout),
+            }
+        }
+    }
+
+    /// Reads the chunked body behind the head into the buffer, checking its framing:
+    /// `Some(n)` once all `n` bytes of it are there (they go out as they came),
+    /// `None` when it does not fit in the buffer (the hyper path streams it).
+    async fn read_chunked_body(&mut self) -> Result<Option<u64>, Refusal> {
+        let mut scan = Chunked::default();
+        let mut scanned = self.head.len;
+        loop {
+            scanned += scan
+                .feed(&self.buf.filled()[scanned..])
+                .map_err(|_| Refusal::BadRequest("malformed chunked request body"))?;
+            if scan.is_done() {
+                return Ok(Some((scanned - self.head.len) as u64));
+            }
+            if self.buf.is_full() {
+                return Ok(None);
+            }
+            let wait = self.dp.timeouts.client;
+            match tokio::time::timeout(wait, self.buf.fill(&mut self.io)).await {
+                Ok(Ok(1..)) => {}
+                Ok(_) => return Err(Refusal::BadRequest("request body cut short")),
+                Err(_) => return Err(Refusal::BodyTimeout),
             }
         }
     }
@@ -302,7 +338,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<'_, I> {
                     };
                     pass_length(&mut self.io, &mut self.buf, &mut up.stream, rest, stalls).await
                 }
-                Err(_) => Err(false),
+                Err(_) => Err(Broke::Destination),
             };
             let refusal = match sent {
                 Ok(()) => match self.read_response_head(&mut up, t.server).await {
@@ -311,10 +347,15 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<'_, I> {
                     Err(NoResponse::Timeout) => Some(Refusal::ServerTimeout),
                     Err(_) => Some(Refusal::BadGateway),
                 },
-                Err(false) if up.reused && rest == 0 && stale < 3 => None,
-                // The client failed or stalled sending its body.
-                Err(true) => return None,
-                Err(false) => Some(Refusal::BadGateway),
+                Err(Broke::Destination) if up.reused && rest == 0 && stale < 3 => None,
+                Err(Broke::Destination) => Some(Refusal::BadGateway),
+                // The client went away while sending its body.
+                Err(Broke::Source) => return None,
+                Err(Broke::SourceStalled) => {
+                    let refusal = ex.fail(Refusal::BodyTimeout);
+                    self.refuse(refusal).await;
+                    return None;
+                }
             };
             match refusal {
                 None => stale += 1,

@@ -33,32 +33,41 @@ pub async fn write_within<W: AsyncWrite + Unpin>(
     }
 }
 
-/// Copies `left` bytes from `src` (after what `buf` holds) to `dst`. `Err(true)`: the
-/// source failed or stalled; `Err(false)`: the destination failed or stalled.
+/// Which side broke a copy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Broke {
+    /// The source closed or failed.
+    Source,
+    /// The source sent nothing for its stall limit.
+    SourceStalled,
+    /// The destination failed or stalled.
+    Destination,
+}
+
+/// Copies `left` bytes from `src` (after what `buf` holds) to `dst`.
 pub async fn pass_length<R, W>(
     src: &mut R,
     buf: &mut ReadBuf,
     dst: &mut W,
     mut left: u64,
     stalls: Stalls,
-) -> Result<(), bool>
+) -> Result<(), Broke>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
     while left > 0 {
-        if buf.is_empty()
-            && !matches!(
-                tokio::time::timeout(stalls.read, buf.fill(src)).await,
-                Ok(Ok(1..))
-            )
-        {
-            return Err(true);
+        if buf.is_empty() {
+            match tokio::time::timeout(stalls.read, buf.fill(src)).await {
+                Ok(Ok(1..)) => {}
+                Ok(_) => return Err(Broke::Source),
+                Err(_) => return Err(Broke::SourceStalled),
+            }
         }
         let take = (buf.filled().len() as u64).min(left) as usize;
         write_within(dst, &buf.filled()[..take], stalls.write)
             .await
-            .map_err(|()| false)?;
+            .map_err(|()| Broke::Destination)?;
         buf.consume(take);
         left -= take as u64;
     }

@@ -57,6 +57,9 @@ pub fn write_request(out: &mut Vec<u8>, head: &Head, buf: &[u8], hop: &RequestHo
     let rule = Hop::of(&fields, false);
     // One `Content-Length`, one value, however the client repeated it (RFC 9110 §8.6).
     let mut length = declared_length(&fields);
+    // The request's framing was checked (`framing::request`): a transfer coding is
+    // `chunked`, once, and the body passes as the client chunked it.
+    let mut chunked = fields.has(Kind::TransferEncoding);
     for f in &head.fields {
         let (name, value) = (&buf[f.name.clone()], &buf[f.value.clone()]);
         match (f.kind, hop.own_cookie) {
@@ -65,13 +68,12 @@ pub fn write_request(out: &mut Vec<u8>, head: &Head, buf: &[u8], hop: &RequestHo
                     field(out, b"content-length", n.to_string().as_bytes());
                 }
             }
-            (
-                Kind::TransferEncoding
-                | Kind::ForwardedFor
-                | Kind::ForwardedProto
-                | Kind::ForwardedHost,
-                _,
-            ) => {}
+            (Kind::TransferEncoding, _) => {
+                if std::mem::take(&mut chunked) {
+                    field(out, b"transfer-encoding", b"chunked");
+                }
+            }
+            (Kind::ForwardedFor | Kind::ForwardedProto | Kind::ForwardedHost, _) => {}
             (Kind::Cookie, Some(own)) => cookie_without(out, name, value, own),
             (kind, _) if rule.drops(kind, name) => {}
             _ => field(out, name, value),
