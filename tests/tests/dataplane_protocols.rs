@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use holdfast_tests::tls::{AnyCert, write_cert};
-use holdfast_tests::{Lab, get, plain_config, raw};
+use holdfast_tests::{Lab, get, plain_config, raw, raw_within};
 use rustls::pki_types::ServerName;
 
 /// An HTTP/2 GET over TLS to `addr` with SNI `name`: (certificate seen, ALPN, status,
@@ -338,6 +338,68 @@ fn a_client_that_stops_sending_its_body_is_answered_408() {
         .metric(0, "holdfast_http_errors_total{kind=\"client_timeout\"}")
         .unwrap_or(0.0);
     assert!(cuts >= 2.0, "client_timeout counted {cuts} times");
+}
+
+/// Every connection slot taken, mostly by idle connections (kept alive after a response,
+/// or opened and silent): a new client is served at once, the idle ones having been
+/// closed for it (nginx's behaviour), while a request in flight is never cut.
+#[test]
+fn idle_connections_give_their_slots_to_a_new_client() {
+    let lab = plain_lab("[limits]\nmax_connections = 20\n[timeouts]\nkeep_alive = \"120s\"\n");
+    let http = lab.http(0);
+    let request = b"GET / HTTP/1.1\r\nHost: app.local\r\n\r\n";
+    let mut kept: Vec<TcpStream> = Vec::new();
+    for _ in 0..10 {
+        let mut s = TcpStream::connect(&http).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        s.write_all(request).expect("request");
+        let mut buf = [0u8; 4096];
+        let n = s.read(&mut buf).expect("response");
+        assert!(
+            buf[..n].starts_with(b"HTTP/1.1 200"),
+            "{}",
+            String::from_utf8_lossy(&buf[..n])
+        );
+        kept.push(s);
+    }
+    let silent: Vec<TcpStream> = (0..9)
+        .map(|_| TcpStream::connect(&http).expect("connect"))
+        .collect();
+    // A request in flight on a connection that stays open after it (so that its end
+    // frees no slot).
+    let slow = {
+        let mut s = TcpStream::connect(&http).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        s.write_all(b"GET /sleep/3000 HTTP/1.1\r\nHost: app.local\r\n\r\n")
+            .expect("slow request");
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            let n = s.read(&mut buf).unwrap_or(0);
+            (String::from_utf8_lossy(&buf[..n]).to_string(), s)
+        })
+    };
+    std::thread::sleep(Duration::from_millis(500));
+
+    // Without reclaiming, the newcomer would wait for `keep_alive` (120 s).
+    let answer = raw_within(
+        &http,
+        b"GET / HTTP/1.1\r\nHost: app.local\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(20),
+    )
+    .expect("the new client is answered");
+    assert_eq!(answer.status, 200, "{answer:?}");
+    let (slow, slow_conn) = slow.join().expect("slow thread");
+    assert!(
+        slow.starts_with("HTTP/1.1 200"),
+        "a request in flight was cut: {slow:?}"
+    );
+    let reclaimed = lab
+        .metric(0, "holdfast_http_errors_total{kind=\"idle_reclaimed\"}")
+        .unwrap_or(0.0);
+    assert!(reclaimed >= 1.0, "idle_reclaimed counted {reclaimed}");
+    drop((kept, silent, slow_conn));
 }
 
 /// One client address holding its limit of idle keep-alive connections gets no more,

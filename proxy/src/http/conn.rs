@@ -1,7 +1,8 @@
 //! Per-connection timeouts HAProxy-style: an I/O wrapper that closes a client connection
-//! idle between requests longer than `keep_alive`, or sending a request head for longer
-//! than `client_header` (slowloris); requests in flight are never cut by it. It first
-//! reads again the bytes the fast path had read before handing the connection over.
+//! idle between requests longer than `keep_alive` (or sooner, when its slot is reclaimed
+//! for a newcomer), or sending a request head for longer than `client_header`
+//! (slowloris); requests in flight are never cut by it. It first reads again the bytes
+//! the fast path had read before handing the connection over.
 
 use std::io;
 use std::pin::Pin;
@@ -12,6 +13,8 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
+
+use super::idle::Mark;
 
 /// Why the connection was cut, if it was.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,6 +27,8 @@ pub enum Cut {
     Header,
     /// The client stopped reading a response for longer than `timeouts.client`.
     SlowRead,
+    /// Idle while every connection slot was taken: closed for a newcomer.
+    Reclaimed,
 }
 
 /// What the request handler and the I/O wrapper of one connection share.
@@ -67,6 +72,7 @@ impl ConnState {
             1 => Cut::Idle,
             2 => Cut::Header,
             3 => Cut::SlowRead,
+            4 => Cut::Reclaimed,
             _ => Cut::No,
         }
     }
@@ -97,16 +103,20 @@ pub struct TimedIo<T> {
     write_stall: Duration,
     /// While a write waits: when it gives up.
     write_wait: Option<Pin<Box<Sleep>>>,
+    /// Idle between requests, the connection may be reclaimed for a newcomer.
+    mark: Arc<Mark>,
 }
 
 impl<T> TimedIo<T> {
     /// Wraps `inner`, whose reads start with `prefix`; `timeouts` gives the idle
-    /// (`keep_alive`), head (`client_header`) and write stall (`client`) limits.
+    /// (`keep_alive`), head (`client_header`) and write stall (`client`) limits; `mark`
+    /// tells when its slot is reclaimed.
     pub fn new(
         inner: T,
         prefix: Vec<u8>,
         state: Arc<ConnState>,
         timeouts: &crate::config::TimeoutsSection,
+        mark: Arc<Mark>,
     ) -> Self {
         TimedIo {
             inner,
@@ -118,6 +128,7 @@ impl<T> TimedIo<T> {
             sleep: Box::pin(tokio::time::sleep(timeouts.keep_alive)),
             write_stall: timeouts.client,
             write_wait: None,
+            mark,
         }
     }
 
@@ -193,6 +204,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for TimedIo<T> {
                     && s.head_started.load(Ordering::Relaxed) == 0
                 {
                     s.head_started.store(s.ms() + 1, Ordering::Relaxed);
+                    this.mark.busy();
                 }
                 Poll::Ready(Ok(()))
             }
@@ -200,6 +212,16 @@ impl<T: AsyncRead + Unpin> AsyncRead for TimedIo<T> {
                 let Some((deadline, cut)) = this.deadline() else {
                     return Poll::Pending;
                 };
+                if cut == Cut::Idle {
+                    this.mark.idle();
+                    if this.mark.poll_reclaimed(cx).is_ready() {
+                        this.state.cut.store(4, Ordering::Relaxed);
+                        return Poll::Ready(Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "idle connection closed for a new client",
+                        )));
+                    }
+                }
                 if this.sleep.deadline() != deadline {
                     this.sleep.as_mut().reset(deadline);
                 }

@@ -1,5 +1,6 @@
 //! A frontend's accept loop and connections: a connection slot per client (max
-//! connections), the TLS handshake under a timeout, then the HTTP/1.1 fast path, or hyper
+//! connections; when all are taken, idle ones are closed first for a newcomer), the TLS
+//! handshake under a timeout, then the HTTP/1.1 fast path, or hyper
 //! for HTTP/2 (by ALPN or preface), redirects and what the fast path hands over, with
 //! header size limits, the idle and header timeouts, and upgrades.
 
@@ -14,6 +15,8 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::idle::{Mark, RECLAIM_BATCH};
+
 use super::conn::{ConnState, Cut, TimedIo};
 use super::h1::{self, Served};
 use super::metrics::ErrorKind;
@@ -23,17 +26,15 @@ use arc_swap::ArcSwap;
 
 use super::{DataPlane, Frontend, Live};
 
-/// Accepts clients on `listener` forever; waits for a free slot before each accept. Each
-/// connection is served by the generation current when it was accepted.
+/// Accepts clients on `listener` forever. Each connection is served by the generation
+/// current when it was accepted, in a connection slot: when every slot is taken, the
+/// newcomer waits for one after idle connections were told to close.
 pub async fn accept_loop(
     listener: TcpListener,
     current: Arc<ArcSwap<Live>>,
     slots: Arc<Semaphore>,
 ) {
     loop {
-        let Ok(permit) = slots.clone().acquire_owned().await else {
-            return;
-        };
         let (stream, peer) = match listener.accept().await {
             Ok(a) => a,
             Err(e) => {
@@ -44,6 +45,13 @@ pub async fn accept_loop(
         };
         let live = current.load_full();
         let (plane, frontend) = (live.plane.clone(), live.frontend.clone());
+        let permit = match slots.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => match slot_for_newcomer(&slots, &plane).await {
+                Some(permit) => permit,
+                None => return,
+            },
+        };
         let limit = plane.limits.max_connections_per_client;
         let Some(client_slot) = plane.lasting.per_client.admit(peer.ip(), limit) else {
             // Over its own limit: closed at once, its slot back for everyone else.
@@ -51,13 +59,27 @@ pub async fn accept_loop(
             drop(stream);
             continue;
         };
+        let registered = plane.lasting.idle.register();
         tokio::spawn(async move {
             plane.lasting.metrics.connection(1);
-            serve(stream, peer, &plane, frontend, permit).await;
+            serve(stream, peer, &plane, frontend, &registered.mark, permit).await;
             plane.lasting.metrics.connection(-1);
             drop(client_slot);
         });
     }
+}
+
+/// A slot for a client accepted while every slot is taken: idle connections are told to
+/// close, then the first slot that frees is its. `None` once the frontend stops.
+async fn slot_for_newcomer(
+    slots: &Arc<Semaphore>,
+    plane: &DataPlane,
+) -> Option<OwnedSemaphorePermit> {
+    let closed = plane.lasting.idle.reclaim(RECLAIM_BATCH);
+    for _ in 0..closed {
+        plane.lasting.metrics.error(ErrorKind::IdleReclaimed);
+    }
+    slots.clone().acquire_owned().await.ok()
 }
 
 async fn serve(
@@ -65,11 +87,13 @@ async fn serve(
     peer: SocketAddr,
     plane: &Arc<DataPlane>,
     frontend: Arc<Frontend>,
+    mark: &Arc<Mark>,
     _permit: OwnedSemaphorePermit,
 ) {
     let _ = stream.set_nodelay(true);
+    let conn = Conn { peer, mark };
     match frontend.tls.clone() {
-        None => serve_io(stream, peer, false, Protocols::Any, plane, frontend).await,
+        None => serve_io(stream, conn, false, Protocols::Any, plane, frontend).await,
         Some(acceptor) => {
             let shake = tokio::time::timeout(plane.timeouts.tls_handshake, acceptor.accept(stream));
             match shake.await {
@@ -78,7 +102,7 @@ async fn serve(
                         Some(b"h2") => Protocols::Http2,
                         _ => Protocols::Http1,
                     };
-                    serve_io(tls, peer, true, protocols, plane, frontend).await
+                    serve_io(tls, conn, true, protocols, plane, frontend).await
                 }
                 Ok(Err(e)) => {
                     plane.lasting.metrics.error(ErrorKind::TlsHandshake);
@@ -108,11 +132,18 @@ enum Protocols {
     Http2,
 }
 
+/// Who a client connection is: its address, and its idle mark.
+#[derive(Clone, Copy)]
+struct Conn<'a> {
+    peer: SocketAddr,
+    mark: &'a Arc<Mark>,
+}
+
 /// Serves a client connection: on the fast path unless it speaks HTTP/2 (by ALPN) or
 /// is redirected, then on hyper with whatever the fast path handed over.
 async fn serve_io<I>(
     io: I,
-    peer: SocketAddr,
+    conn: Conn<'_>,
     tls: bool,
     protocols: Protocols,
     plane: &Arc<DataPlane>,
@@ -123,7 +154,7 @@ async fn serve_io<I>(
     let (io, read) = if protocols == Protocols::Http2 || frontend.redirect_https {
         (io, Vec::new())
     } else {
-        match h1::serve(io, peer, tls, plane, &frontend).await {
+        match h1::serve(io, conn.peer, conn.mark, tls, plane, &frontend).await {
             Served::Done => return,
             Served::Fallback(mut io, read) => {
                 if protocols == Protocols::Http1 && read.starts_with(H2_PREFACE) {
@@ -140,7 +171,7 @@ async fn serve_io<I>(
             }
         }
     };
-    serve_hyper(io, read, peer, (tls, protocols), plane, frontend).await
+    serve_hyper(io, read, conn, (tls, protocols), plane, frontend).await
 }
 
 /// hyper's server for `protocols`, with the limits and timeouts of `plane`.
@@ -171,7 +202,7 @@ fn builder(plane: &DataPlane, protocols: Protocols) -> Builder<TokioExecutor> {
 async fn serve_hyper<I>(
     io: I,
     read: Vec<u8>,
-    peer: SocketAddr,
+    Conn { peer, mark }: Conn<'_>,
     (tls, protocols): (bool, Protocols),
     plane: &Arc<DataPlane>,
     frontend: Arc<Frontend>,
@@ -180,7 +211,7 @@ async fn serve_hyper<I>(
 {
     let state = ConnState::new();
     let t = &plane.timeouts;
-    let io = TimedIo::new(io, read, state.clone(), t);
+    let io = TimedIo::new(io, read, state.clone(), t, mark.clone());
     let client = Arc::new(Client {
         peer,
         peer_text: peer.ip().to_string(),
@@ -213,7 +244,8 @@ async fn serve_hyper<I>(
         Cut::Header => plane.lasting.metrics.error(ErrorKind::HeaderTimeout),
         Cut::Idle => plane.lasting.metrics.error(ErrorKind::IdleTimeout),
         Cut::SlowRead => plane.lasting.metrics.error(ErrorKind::ClientTimeout),
-        Cut::No => {}
+        // Counted when it was told to close.
+        Cut::Reclaimed | Cut::No => {}
     }
     if let Err(e) = result {
         let too_large = e

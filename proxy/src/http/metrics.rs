@@ -59,6 +59,8 @@ pub enum ErrorKind {
     HeaderTimeout,
     /// Kept-alive connection idle too long (closed; not an error to the client).
     IdleTimeout,
+    /// An idle connection closed to give its slot to a new client (every slot taken).
+    IdleReclaimed,
     /// A client stalled a body in progress (sent or read none of it) longer than
     /// `timeouts.client`: cut.
     ClientTimeout,
@@ -90,6 +92,7 @@ impl ErrorKind {
             ErrorKind::HeaderTooLarge => "header_too_large",
             ErrorKind::HeaderTimeout => "header_timeout",
             ErrorKind::IdleTimeout => "idle_timeout",
+            ErrorKind::IdleReclaimed => "idle_reclaimed",
             ErrorKind::ClientTimeout => "client_timeout",
             ErrorKind::TlsHandshake => "tls_handshake",
             ErrorKind::ClientLimit => "client_limit",

@@ -15,6 +15,7 @@ pub mod framing;
 mod h1;
 pub mod headers;
 mod health;
+pub mod idle;
 mod listener;
 pub mod metrics;
 mod per_client;
@@ -77,6 +78,8 @@ pub struct Lasting {
     pub misses: Recent<()>,
     /// Open connections per client address (`limits.max_connections_per_client`).
     pub per_client: Arc<per_client::PerClient>,
+    /// Open client connections, the idle ones closed first when every slot is taken.
+    pub idle: Arc<idle::IdleSet>,
 }
 
 /// What every request handler of one node shares: the lasting state and one

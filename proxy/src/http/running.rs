@@ -169,6 +169,7 @@ pub async fn start(
         overrides: Recent::default(),
         misses: Recent::default(),
         per_client: Arc::default(),
+        idle: Arc::default(),
     });
     let plane = build_plane(lasting, config, None);
     let health = health_tasks(&plane);

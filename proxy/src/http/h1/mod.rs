@@ -24,6 +24,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use super::exchange::{Added, Exchange, RequestLine, Route};
 use super::fields::{Fields, Kind};
 use super::framing::{self, Framing};
+use super::idle::Mark;
 use super::metrics::ErrorKind;
 use super::persist::Active;
 use super::refusal::Refusal;
@@ -83,12 +84,15 @@ struct Conn<'a, I> {
     tls: bool,
     dp: &'a Arc<DataPlane>,
     fe: &'a Frontend,
+    /// Idle between requests, the connection may be reclaimed for a newcomer.
+    mark: &'a Mark,
 }
 
 /// Serves `io`'s requests until the connection ends or needs the hyper path.
 pub async fn serve<I>(
     io: I,
     peer: SocketAddr,
+    mark: &Mark,
     tls: bool,
     dp: &Arc<DataPlane>,
     fe: &Frontend,
@@ -107,6 +111,7 @@ where
         tls,
         dp,
         fe,
+        mark,
     };
     loop {
         match c.read_head().await {
@@ -171,8 +176,20 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<'_, I> {
                 None => Instant::now() + t.keep_alive,
             };
             let read = tokio::time::timeout_at(deadline.into(), self.buf.fill(&mut self.io));
-            match read.await {
+            let read = match started {
+                Some(_) => read.await,
+                None => {
+                    self.mark.idle();
+                    tokio::select! {
+                        biased;
+                        read = read => read,
+                        () = self.mark.reclaimed() => return Read::Closed,
+                    }
+                }
+            };
+            match read {
                 Ok(Ok(1..)) => {
+                    self.mark.busy();
                     started.get_or_insert_with(Instant::now);
                 }
                 Ok(_) => return Read::Closed,
