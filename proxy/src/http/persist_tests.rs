@@ -15,9 +15,8 @@ use tokio::sync::mpsc;
 
 use super::*;
 use crate::cluster::{BindQueue, OpenSet, Record};
-use crate::http::recent::Recent;
 use crate::http::table::{LeaderLookup, Lookup, TableAccess};
-use crate::http::{HttpMetrics, Lasting, running};
+use crate::http::{HttpMetrics, running};
 
 /// A leader that knows what the test told it, and counts how often it was asked.
 #[derive(Default)]
@@ -67,14 +66,8 @@ fn lab_with(mode: &str, extra: &str) -> Lab {
         open,
         leader: leader.clone(),
     };
-    let lasting = Arc::new(Lasting {
-        table,
-        metrics: Arc::new(HttpMetrics::default()),
-        client: running::client(&config.timeouts),
-        overrides: Recent::default(),
-        misses: Recent::default(),
-        per_client: Arc::default(),
-    });
+    let metrics = Arc::new(HttpMetrics::default());
+    let lasting = Arc::new(running::lasting(table, metrics, &config));
     let dp = running::build_plane(lasting, &config, None);
     let dp = Arc::try_unwrap(dp).unwrap_or_else(|_| unreachable!("a new plane has one owner"));
     Lab {

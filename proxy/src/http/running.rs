@@ -155,14 +155,9 @@ pub(super) fn client(t: &TimeoutsSection) -> Client<HttpConnector, Body> {
         .build(connector)
 }
 
-/// Builds the data plane from `config` around the cluster access `table`, binds every
-/// frontend and starts the health checks.
-pub async fn start(
-    config: &Config,
-    table: TableAccess,
-    metrics: Arc<HttpMetrics>,
-) -> Result<Running, StartError> {
-    let lasting = Arc::new(Lasting {
+/// The state a node's data plane keeps across reloads, new.
+pub(crate) fn lasting(table: TableAccess, metrics: Arc<HttpMetrics>, config: &Config) -> Lasting {
+    Lasting {
         table,
         metrics,
         client: client(&config.timeouts),
@@ -170,7 +165,17 @@ pub async fn start(
         misses: Recent::default(),
         per_client: Arc::default(),
         idle: Arc::default(),
-    });
+    }
+}
+
+/// Builds the data plane from `config` around the cluster access `table`, binds every
+/// frontend and starts the health checks.
+pub async fn start(
+    config: &Config,
+    table: TableAccess,
+    metrics: Arc<HttpMetrics>,
+) -> Result<Running, StartError> {
+    let lasting = Arc::new(lasting(table, metrics, config));
     let plane = build_plane(lasting, config, None);
     let health = health_tasks(&plane);
     let slots = Arc::new(Semaphore::new(config.limits.max_connections));
