@@ -394,3 +394,66 @@ fn rfc9113_3_2_tls_speaks_the_protocol_alpn_chose() {
         String::from_utf8_lossy(&got)
     );
 }
+
+/// What a plain listener with `proto = "h2"` (HTTP/2 with prior knowledge only) answers
+/// to `bytes`: everything it sends until it closes.
+fn h2_only_answer(http: &str, bytes: &[u8]) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(http).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    s.write_all(bytes).expect("send");
+    let mut got = Vec::new();
+    let _ = s.read_to_end(&mut got);
+    got
+}
+
+#[test]
+fn rfc9113_3_4_an_h2_only_listener_treats_a_bad_preface_as_a_connection_error() {
+    let lab = Lab::start(1, |servers| {
+        format!(
+            "[[frontend]]\nname = \"h2c\"\nlisten = \"{{http}}\"\nproto = \"h2\"\n\
+             default_backend = \"app\"\n\n[[backend]]\nname = \"app\"\npersistence = \"none\"\n{servers}\n"
+        )
+    });
+    let got = h2_only_answer(&lab.http(0), b"INVALID CONNECTION PREFACE\r\n\r\n");
+    assert!(
+        !got.starts_with(b"HTTP/1"),
+        "an HTTP/1 answer: {:?}",
+        String::from_utf8_lossy(&got)
+    );
+    // Closed, or a GOAWAY first (RFC 9113 §3.4, §6.8) after the server's SETTINGS.
+    let frame_types: Vec<u8> = frames(&got).collect();
+    assert!(
+        frame_types.iter().all(|t| [0x4, 0x7].contains(t)),
+        "{frame_types:?}: {got:?}"
+    );
+    let got = h2_only_answer(
+        &lab.http(0),
+        b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    );
+    assert!(
+        !got.starts_with(b"HTTP/1"),
+        "HTTP/1.1 spoken on an h2-only listener"
+    );
+    let got = h2_only_answer(
+        &lab.http(0),
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0",
+    );
+    assert_eq!(
+        frames(&got).next(),
+        Some(0x4),
+        "no SETTINGS for a valid preface"
+    );
+}
+
+/// The types of the HTTP/2 frames in `bytes`.
+fn frames(bytes: &[u8]) -> impl Iterator<Item = u8> + '_ {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let head = bytes.get(at..at + 9)?;
+        let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+        at += 9 + len;
+        Some(head[3])
+    })
+}

@@ -16,8 +16,9 @@ use serde::Deserialize;
 pub use duration::parse_duration;
 pub use load::{ConfigError, Problem, load, parse};
 pub use proxy::{
-    Balance, CertSection, CheckSection, CheckType, Cidr, FrontendSection, LimitsSection, OnLost,
-    Persistence, RouteSection, SameSite, StatusRange, TimeoutsSection, TlsSection,
+    Balance, CertSection, CheckSection, CheckType, Cidr, FrontendProto, FrontendSection,
+    LimitsSection, OnLost, Persistence, RouteSection, SameSite, StatusRange, TimeoutsSection,
+    TlsSection,
 };
 pub use proxy_check::{read_chain, read_key};
 

@@ -30,6 +30,21 @@ pub struct FrontendSection {
     /// Answer every request with a 308 redirect to `https://` on the same host and path.
     #[serde(default)]
     pub redirect_https: bool,
+    /// The HTTP versions the listener speaks.
+    #[serde(default)]
+    pub proto: FrontendProto,
+}
+
+/// `frontend.proto`: what a listener speaks (HAProxy's `bind ... proto h2`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FrontendProto {
+    /// HTTP/1.1, or HTTP/2 by ALPN (TLS) or by its preface (plain HTTP).
+    #[default]
+    Auto,
+    /// HTTP/2 only: ALPN offers only `h2`, and on plain HTTP every connection is HTTP/2
+    /// with prior knowledge (anything else is a connection error, RFC 9113 §3.4).
+    H2,
 }
 
 /// `[frontend.tls]`: certificates, chosen by SNI; the first one is the default.

@@ -92,13 +92,18 @@ async fn serve(
 ) {
     let _ = stream.set_nodelay(true);
     let conn = Conn { peer, mark };
+    let plain = match frontend.h2_only {
+        true => Protocols::Http2,
+        false => Protocols::Any,
+    };
     match frontend.tls.clone() {
-        None => serve_io(stream, conn, false, Protocols::Any, plane, frontend).await,
+        None => serve_io(stream, conn, false, plain, plane, frontend).await,
         Some(acceptor) => {
             let shake = tokio::time::timeout(plane.timeouts.tls_handshake, acceptor.accept(stream));
             match shake.await {
                 Ok(Ok(tls)) => {
                     let protocols = match tls.get_ref().1.alpn_protocol() {
+                        _ if frontend.h2_only => Protocols::Http2,
                         Some(b"h2") => Protocols::Http2,
                         _ => Protocols::Http1,
                     };

@@ -15,7 +15,7 @@ pub mod framing;
 mod h1;
 pub mod headers;
 mod health;
-pub mod idle;
+mod idle;
 mod listener;
 pub mod metrics;
 mod per_client;
@@ -31,6 +31,7 @@ pub mod table;
 pub mod target;
 pub mod tls;
 mod traffic;
+mod tunnel;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -58,6 +59,8 @@ pub struct Frontend {
     pub router: Router,
     /// Redirect every request to HTTPS.
     pub redirect_https: bool,
+    /// Speak HTTP/2 only (`proto = "h2"`).
+    pub h2_only: bool,
     /// TLS acceptor when it is an HTTPS listener.
     pub tls: Option<tokio_rustls::TlsAcceptor>,
 }

@@ -22,7 +22,7 @@ use super::recent::Recent;
 use super::route::Router;
 use super::table::TableAccess;
 use super::{DataPlane, Frontend, HttpMetrics, Lasting, Live, health, listener, tls};
-use crate::config::{Config, FrontendSection, TimeoutsSection};
+use crate::config::{Config, FrontendProto, FrontendSection, TimeoutsSection};
 
 /// Why the data plane could not start.
 #[derive(Debug, thiserror::Error)]
@@ -96,9 +96,10 @@ pub(super) fn build_plane(
 
 /// A frontend's routes and TLS acceptor (certificates read now).
 fn build_frontend(f: &FrontendSection, plane: &DataPlane) -> Result<Frontend, StartError> {
+    let h2_only = f.proto == FrontendProto::H2;
     let tls = match &f.tls {
         Some(t) => Some(tokio_rustls::TlsAcceptor::from(
-            tls::server_config(t).map_err(|source| StartError::Tls {
+            tls::server_config(t, h2_only).map_err(|source| StartError::Tls {
                 frontend: f.name.clone(),
                 source,
             })?,
@@ -109,6 +110,7 @@ fn build_frontend(f: &FrontendSection, plane: &DataPlane) -> Result<Frontend, St
         name: f.name.clone(),
         router: Router::new(f, |name| plane.pools.get(name).cloned()),
         redirect_https: f.redirect_https,
+        h2_only,
         tls,
     })
 }

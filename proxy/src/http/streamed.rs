@@ -22,6 +22,7 @@ use super::framing;
 use super::headers::{Forwarded, is_upgrade, remove_hop_by_hop, request_host};
 use super::pool::Server;
 use super::refusal::Refusal;
+use super::tunnel;
 use super::{DataPlane, Frontend};
 
 /// What the handler knows about the client connection.
@@ -158,11 +159,11 @@ async fn forward(
         && let Some(client_upgrade) = client_upgrade
     {
         let server_upgrade = hyper::upgrade::on(&mut resp);
+        let grace = ex.plane().timeouts.client;
         tokio::spawn(async move {
             let _hold = (busy, active);
             if let (Ok(a), Ok(b)) = (client_upgrade.await, server_upgrade.await) {
-                let (mut a, mut b) = (TokioIo::new(a), TokioIo::new(b));
-                let _ = tokio::io::copy_bidirectional(&mut a, &mut b).await;
+                tunnel::splice(TokioIo::new(a), TokioIo::new(b), grace).await;
             }
         });
         let (parts, _) = resp.into_parts();

@@ -93,7 +93,7 @@ impl ResolvesServerCert for SniResolver {
 /// A rustls server config for `tls` (ring provider, ALPN h2 then http/1.1): the server's
 /// cipher suite order wins over the client's, and sessions resume by ticket (keys rotated
 /// every 6 hours) as well as by id.
-pub fn server_config(tls: &TlsSection) -> Result<Arc<ServerConfig>, TlsError> {
+pub fn server_config(tls: &TlsSection, h2_only: bool) -> Result<Arc<ServerConfig>, TlsError> {
     let resolver = SniResolver::load(tls)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
@@ -104,7 +104,10 @@ pub fn server_config(tls: &TlsSection) -> Result<Arc<ServerConfig>, TlsError> {
         })?
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(resolver));
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config.alpn_protocols = match h2_only {
+        true => vec![b"h2".to_vec()],
+        false => vec![b"h2".to_vec(), b"http/1.1".to_vec()],
+    };
     config.ignore_client_order = true;
     config.ticketer = rustls::crypto::ring::Ticketer::new().map_err(|source| TlsError::Rustls {
         file: "(session tickets)".into(),
