@@ -163,7 +163,7 @@ measure() { # measure TARGET RUN
     rps=$(awk '/^finished in/ {for (i = 1; i <= NF; i++) if ($i == "req/s,") print $(i - 1)}' "$raw")
     reqs=$(awk '/^requests:/ {print $8}' "$raw")
     failed=$(awk '/^requests:/ {print $10}' "$raw")
-    n2=$(awk '/^status codes:/ {print $4 + $6 + $8}' "$raw")
+    n2=$(awk '/^status codes:/ {print $5 + $7 + $9}' "$raw")
     mean=$(awk '/^time for request:/ {print $5}' "$raw")
     [[ -n $reqs && -n $rps ]] || die "cannot read h2load output $raw"
     awk -v t="$target" -v r="$run" -v rps="$rps" -v mean="$(to_ms "$mean")" -v reqs="$reqs" \
