@@ -5,7 +5,7 @@
 //! insert or a lookup is one hash probe under one shard's lock, and the memory is bounded
 //! without a per-entry eviction order. Each entry also expires after its own time.
 
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -80,9 +80,8 @@ impl<V: Clone> Recent<V> {
     }
 
     fn shard(&self, backend: &str, key: &[u8]) -> &Mutex<Shard<V>> {
-        let mut h = self.hasher.build_hasher();
-        Borrowed(backend, key).hash(&mut h);
-        &self.shards[(h.finish() as usize) % SHARDS]
+        let hash = self.hasher.hash_one(Borrowed(backend, key));
+        &self.shards[(hash as usize) % SHARDS]
     }
 
     /// The live value for `key` in `backend`.
