@@ -304,6 +304,30 @@ fn a_client_that_stops_reading_is_cut_off() {
     assert!(cuts >= 1.0, "client_timeout not counted");
 }
 
+/// A client that shuts its sending side after the request and waits for the answer
+/// (`nc -N`, many HTTP/1.0 clients) is answered on both engines, as HAProxy and nginx do.
+#[test]
+fn a_client_that_half_closes_after_its_request_is_answered() {
+    let lab = plain_lab("");
+    for request in [
+        "GET / HTTP/1.0\r\nHost: app.local\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: app.local\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: app.local\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    ] {
+        let mut s = TcpStream::connect(lab.http(0)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        s.write_all(request.as_bytes()).expect("request");
+        s.shutdown(std::net::Shutdown::Write).expect("half-close");
+        let mut got = Vec::new();
+        let _ = s.read_to_end(&mut got);
+        let text = String::from_utf8_lossy(&got);
+        // HTTP/1.0 is answered in HTTP/1.0.
+        let status = text.split(' ').nth(1);
+        assert_eq!(status, Some("200"), "{request:?}: {text:?}");
+    }
+}
+
 /// A client that sends part of its request body and then nothing is answered 408 after
 /// `timeouts.client` (counted as `client_timeout`) instead of holding its slot and a server
 /// connection: on the fast path (a length-framed body) and on the streamed engine

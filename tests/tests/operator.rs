@@ -86,6 +86,31 @@ fn check_accepts_a_good_config_and_names_key_and_line_of_each_error() {
     }
 }
 
+/// `holdfast check | true`: the reader is gone before the report is written; the command
+/// ends as Unix tools do (SIGPIPE), never with a panic.
+#[test]
+fn check_ends_quietly_when_its_reader_is_gone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("node.toml");
+    std::fs::write(&path, GOOD).expect("write config");
+    let script = format!(
+        "{} check --config {} | true; echo \"${{PIPESTATUS[0]}}\"",
+        holdfast_binary().display(),
+        path.display()
+    );
+    let out = Command::new("bash")
+        .args(["-c", &script])
+        .output()
+        .expect("run bash");
+    let status = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        ["0", "141"].contains(&status.as_str()),
+        "exit {status}: {stderr}"
+    );
+}
+
 #[test]
 fn shipped_example_configs_pass_check() {
     let examples = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/examples");

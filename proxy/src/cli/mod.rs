@@ -69,6 +69,12 @@ pub enum Command {
 /// Runs the command line; returns the process exit code.
 pub fn main() -> anyhow::Result<i32> {
     let cli = Cli::parse();
+    if !matches!(
+        cli.command,
+        Command::Run { .. } | Command::Demo | Command::Backend { .. }
+    ) {
+        quiet_on_closed_output();
+    }
     match cli.command {
         Command::Run { config, data_dir } => run::run(&config, data_dir),
         Command::Check { config } => run::check(&config),
@@ -76,5 +82,16 @@ pub fn main() -> anyhow::Result<i32> {
         Command::Demo => demo::demo(),
         Command::ImportHaproxy { file, output } => import::import_haproxy(&file, output.as_deref()),
         Command::Backend { listen, name } => backend::backend(listen, name),
+    }
+}
+
+/// A command whose output is piped into a reader that stops early (`holdfast check | head
+/// -1`) ends quietly, as Unix tools do, instead of panicking on the broken pipe: Rust
+/// ignores SIGPIPE, so restore its default. Sockets are unaffected (they are written with
+/// `MSG_NOSIGNAL`); servers keep ignoring it, so a closed log pipe never kills a node.
+fn quiet_on_closed_output() {
+    // SAFETY: setting a signal's disposition to its default, before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }

@@ -192,6 +192,9 @@ fn builder(plane: &DataPlane, protocols: Protocols) -> Builder<TokioExecutor> {
         .http1()
         .timer(TokioTimer::new())
         .keep_alive(true)
+        // A client may shut its sending side after the request and wait for the answer
+        // (`nc -N`, HTTP/1.0 clients); HAProxy and nginx answer it.
+        .half_close(true)
         .max_buf_size(limits.max_header_size.max(8192))
         .max_headers(limits.max_headers);
     builder
