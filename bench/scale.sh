@@ -74,7 +74,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ---------------------------------------------------------------- tools and ports
-need_tools haproxy:haproxy nginx:nginx-light wrk:wrk curl:curl taskset:util-linux python3:python3
+need_tools haproxy:haproxy nginx:nginx-light wrk:wrk curl:curl taskset:util-linux python3:python3 socat:socat
 for port in 14001 14002 14003 14004 14100 14101 14110 14120 14200 14201 14210 14220 \
     14300 14301 14310 14320 14500 14510 14511 14512 14520 14521 14522; do
     ! ss -Hltn "sport = :$port" | grep -q . || die "127.0.0.1:$port is in use"

@@ -20,7 +20,7 @@ pub use configs::{MODES, backend_of, in_every_mode, mode_hosts, plain_config, th
 pub use disk::SmallDisk;
 pub use http::{Reply, request};
 pub use lab::{Lab, PATIENCE};
-pub use node::{Cluster, ClusterOptions, NodeProc, TOKEN, holdfast_binary};
+pub use node::{Cluster, ClusterOptions, NodeProc, TOKEN, check_config, holdfast_binary};
 pub use observe::Release;
 pub use recorder::{Received, Recorder};
 pub use traffic::{

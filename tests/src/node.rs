@@ -546,3 +546,22 @@ impl Cluster {
             .expect("no such node")
     }
 }
+
+/// Runs `holdfast check` on a config file holding `text`; returns its exit code and
+/// everything it printed.
+pub fn check_config(text: &str) -> (i32, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("node.toml");
+    fs::write(&path, text).expect("write config");
+    let out = Command::new(holdfast_binary())
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .expect("run holdfast check");
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), all)
+}

@@ -8,24 +8,7 @@ use std::time::Duration;
 
 use holdfast::api::{AdminState, ApiError, StateChange, paths};
 use holdfast_tests::browser::Browser;
-use holdfast_tests::{Cluster, ClusterOptions, holdfast_binary, request, wait_for};
-
-fn check(text: &str) -> (i32, String) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("node.toml");
-    std::fs::write(&path, text).expect("write config");
-    let out = Command::new(holdfast_binary())
-        .args(["check", "--config"])
-        .arg(&path)
-        .output()
-        .expect("run holdfast check");
-    let all = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), all)
-}
+use holdfast_tests::{Cluster, ClusterOptions, check_config, holdfast_binary, request, wait_for};
 
 const GOOD: &str = r#"[node]
 id = 1
@@ -42,7 +25,7 @@ server = [{ name = "s1", addr = "127.0.0.1:9001" }, { name = "s2", addr = "127.0
 
 #[test]
 fn check_accepts_a_good_config_and_names_key_and_line_of_each_error() {
-    let (code, out) = check(GOOD);
+    let (code, out) = check_config(GOOD);
     assert_eq!(code, 0, "{out}");
     let cases = [
         // (change, expected key, expected line)
@@ -79,7 +62,7 @@ fn check_accepts_a_good_config_and_names_key_and_line_of_each_error() {
         (GOOD.replace("[cluster]", "[cluster"), "(syntax)", "line 4"),
     ];
     for (text, key, line) in cases {
-        let (code, out) = check(&text);
+        let (code, out) = check_config(&text);
         assert_eq!(code, 1, "accepted:\n{text}\n{out}");
         assert!(out.contains(key), "{key} missing in: {out}");
         assert!(out.contains(line), "{line} missing in: {out}");
@@ -121,13 +104,13 @@ fn shipped_example_configs_pass_check() {
         "loopback/node3.toml",
     ] {
         let text = std::fs::read_to_string(examples.join(name)).expect("example config");
-        let (code, out) = check(&text);
+        let (code, out) = check_config(&text);
         assert_eq!(code, 0, "{name}: {out}");
     }
     // The HAProxy-story config names certificate files of a real deployment: on this
     // machine only those are missing.
     let text = std::fs::read_to_string(examples.join("haproxy-story.toml")).expect("example");
-    let (code, out) = check(&text);
+    let (code, out) = check_config(&text);
     assert_eq!(code, 1, "{out}");
     for line in out.lines() {
         assert!(line.contains("cannot read"), "unexpected problem: {line}");

@@ -2,11 +2,10 @@
 //! cluster CA) name them form a cluster and replicate bindings; `holdfast check` refuses a
 //! node whose certificate names another node, since every peer would refuse it.
 
-use std::process::Command;
 use std::time::Duration;
 
 use holdfast_tests::tls::write_peer_pki;
-use holdfast_tests::{Cluster, ClusterOptions, holdfast_binary, wait_for};
+use holdfast_tests::{Cluster, ClusterOptions, check_config, wait_for};
 
 fn tls_line(dir: &std::path::Path, cert_of: &str) -> String {
     let d = dir.display();
@@ -21,20 +20,12 @@ fn a_tls_cluster_replicates_and_each_certificate_speaks_for_its_node_only() {
     write_peer_pki(pki.path(), &[1, 2, 3]);
 
     // A node configured with another node's certificate is refused by `check`.
-    let config = pki.path().join("wrong.toml");
     let text = format!(
         "[node]\nid = 1\n\n[cluster]\nmembers = [{{ id = 1, addr = \"127.0.0.1:1\" }}]\n{}",
         tls_line(pki.path(), "2")
     );
-    std::fs::write(&config, text).expect("write config");
-    let out = Command::new(holdfast_binary())
-        .args(["check", "--config"])
-        .arg(&config)
-        .output()
-        .expect("run check");
-    let said =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{said}");
+    let (code, said) = check_config(&text);
+    assert_eq!(code, 1, "{said}");
     assert!(
         said.contains("cluster.tls.cert")
             && said.contains("does not name node 1")
