@@ -119,15 +119,8 @@ start_bg haproxy "$PROXY_CPU" "$OUT/haproxy.log" haproxy -db -f "$OUT/haproxy.cf
 start_bg holdfast "$PROXY_CPU" "$OUT/holdfast.log" env HOLDFAST_WORKER_THREADS=1 \
     "$HOLDFAST" run --config "$OUT/holdfast.toml"
 
-wait_https() { # wait_https URL: until it answers (20 s)
-    for _ in $(seq 200); do
-        curl -fsSk -o /dev/null "$1" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    die "$1 does not answer"
-}
-wait_https https://127.0.0.1:8443/
-wait_https https://127.0.0.1:8444/
+wait_url https://127.0.0.1:8443/
+wait_url https://127.0.0.1:8444/
 HF_COOKIE=$(curl -sk -D - -o /dev/null https://127.0.0.1:8444/ |
     awk 'tolower($1) == "set-cookie:" {sub(/;.*/, "", $2); print $2; exit}')
 [[ $HF_COOKIE == HFSID=* ]] || die "holdfast set no HFSID cookie"

@@ -1,4 +1,4 @@
-# Shared by the benchmark scripts (`proxy.sh`, `scale.sh`): logging, the processes a run
+# Shared by the benchmark scripts (`proxy.sh`, `scale.sh`, `h2.sh`): logging, the processes a run
 # started (and only those are stopped), tools from Debian, waiting for a quiet machine,
 # and reading CPU time, RSS and wrk latencies. Sourced, never run.
 
@@ -78,6 +78,15 @@ wait_quiet() { # waits up to QUIET_WAIT s (polling every QUIET_POLL) for others 
         waited=$((waited + poll))
     done
     ((waited == 0)) || log "machine quiet after ${waited}s"
+}
+
+# ---------------------------------------------------------------- servers
+wait_url() { # wait_url URL: until it answers 2xx (20 s; a TLS certificate is not checked)
+    for _ in $(seq 200); do
+        curl -fsSk -o /dev/null "$1" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    die "$1 does not answer"
 }
 
 # ---------------------------------------------------------------- measurements

@@ -72,13 +72,6 @@ mkdir -p "$OUT/raw" "$OUT/backends" "$OUT/nginx-proxy" "$OUT/holdfast"
 # ---------------------------------------------------------------- quiet machine
 # ---------------------------------------------------------------- measurements
 # ---------------------------------------------------------------- servers
-wait_http() { # wait_http URL: until it answers (10 s)
-    for _ in $(seq 100); do
-        curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    die "$1 does not answer"
-}
 
 log "starting backends, HAProxy, nginx and holdfast (output in $OUT)"
 start_bg backends "$LOAD_CPU" "$OUT/backends.log" \
@@ -120,11 +113,11 @@ rm -rf "$OUT/holdfast/data"
 start_bg holdfast "$PROXY_CPU" "$OUT/holdfast.log" env HOLDFAST_WORKER_THREADS=1 \
     "$HOLDFAST" run --config "$OUT/holdfast.toml"
 
-wait_http http://127.0.0.1:9001/
-wait_http http://127.0.0.1:9002/
-wait_http http://127.0.0.1:8080/
-wait_http http://127.0.0.1:8081/
-wait_http http://127.0.0.1:8082/
+wait_url http://127.0.0.1:9001/
+wait_url http://127.0.0.1:9002/
+wait_url http://127.0.0.1:8080/
+wait_url http://127.0.0.1:8081/
+wait_url http://127.0.0.1:8082/
 PID_nginx_worker=$(pgrep -P "$PID_nginx" | head -1)
 [[ -n $PID_nginx_worker ]] || die "no nginx proxy worker"
 PID_backends_check=$(pgrep -P "$PID_backends" || true)
