@@ -225,8 +225,15 @@ pub fn set_cookie(name: &str, value: &str, secure: bool, same_site: SameSite) ->
     )
 }
 
+/// Lower-case hex of `bytes`, in one allocation (every new session pays for two).
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    out
 }
 
 fn unhex(text: &str) -> Option<Vec<u8>> {
@@ -243,6 +250,12 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
 mod tests {
     use super::*;
     use http::header::SET_COOKIE;
+
+    #[test]
+    fn hex_is_lower_case_two_digits_per_byte_and_unhex_reverses_it() {
+        assert_eq!(hex(&[0x00, 0x09, 0x9f, 0xff]), "00099fff");
+        assert_eq!(unhex("00099fff"), Some(vec![0x00, 0x09, 0x9f, 0xff]));
+    }
 
     #[test]
     fn signed_cookie_round_trip_and_forgery() {
