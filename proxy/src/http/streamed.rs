@@ -23,7 +23,7 @@ use super::headers::{Forwarded, is_upgrade, remove_hop_by_hop, request_host};
 use super::pool::Server;
 use super::refusal::Refusal;
 use super::tunnel;
-use super::{DataPlane, Frontend};
+use super::{DataPlane, Frontend, h1};
 
 /// What the handler knows about the client connection.
 pub struct Client {
@@ -127,7 +127,8 @@ fn rewrite(
     (parts, body)
 }
 
-/// Sends the request (once more to another server after a connect failure, when the
+/// Sends the request (a bodiless one over the fast path's server leg, others over
+/// hyper's client, once more to another server after a connect failure when the
 /// exchange allows) and passes the response back, or splices the upgraded connections.
 async fn forward(
     ex: &mut Exchange<'_>,
@@ -137,6 +138,7 @@ async fn forward(
 ) -> Result<Response<Body>, Refusal> {
     let upgrade = is_upgrade(req.headers()) && req.version() == Version::HTTP_11;
     let chunked = req.headers().contains_key(TRANSFER_ENCODING);
+    let bodiless = req.body().is_end_stream();
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let (parts, body) = rewrite(ex, client, req, upgrade);
     let path = parts
@@ -144,6 +146,10 @@ async fn forward(
         .path_and_query()
         .cloned()
         .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    if bodiless && !upgrade {
+        let (resp, active) = h1::leg::send(ex, &parts, path.as_str()).await?;
+        return Ok(relay(ex, resp, active, busy, Arc::default()));
+    }
     let timeouts = &ex.plane().timeouts;
     let (mut body, fault) = Watched::wrap(incoming(body), timeouts.client);
     if chunked {
@@ -154,10 +160,10 @@ async fn forward(
             .map_err(|()| ex.fail(Refusal::BadRequest("malformed request body")))?;
     }
     let (mut resp, active) = send(ex, parts, body, &path, &fault).await?;
-    let added = ex.answered(resp.headers(), resp.status().as_u16(), &active);
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS
         && let Some(client_upgrade) = client_upgrade
     {
+        let added = ex.answered(resp.headers(), 101, &active);
         let server_upgrade = hyper::upgrade::on(&mut resp);
         let grace = ex.plane().timeouts.client;
         tokio::spawn(async move {
@@ -169,14 +175,28 @@ async fn forward(
         let (parts, _) = resp.into_parts();
         return Ok(with_added(Response::from_parts(parts, empty()), &added));
     }
+    Ok(relay(ex, resp.map(incoming), active, busy, fault))
+}
+
+/// The server's response as the client gets it: what the table learns from it taken,
+/// the hop rule applied, the proxy's fields added, the request's guards held until its
+/// body is sent.
+fn relay(
+    ex: &mut Exchange<'_>,
+    resp: Response<Body>,
+    active: super::persist::Active,
+    busy: Busy,
+    fault: Arc<BodyFault>,
+) -> Response<Body> {
+    let added = ex.answered(resp.headers(), resp.status().as_u16(), &active);
     let (mut parts, body) = resp.into_parts();
     remove_hop_by_hop(&mut parts.headers, false);
     let stall = StallAfterAnswer {
         fault,
         metrics: ex.plane().lasting.metrics.clone(),
     };
-    let body = Guarded::wrap(incoming(body), (active, busy, stall));
-    Ok(with_added(Response::from_parts(parts, body), &added))
+    let body = Guarded::wrap(body, (active, busy, stall));
+    with_added(Response::from_parts(parts, body), &added)
 }
 
 /// One send of the request, and a second on another server after a connect failure of

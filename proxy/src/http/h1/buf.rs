@@ -2,6 +2,8 @@
 //! forwarded, allocated once per connection and reused for every request on it.
 
 use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncReadExt};
 
@@ -56,17 +58,44 @@ impl ReadBuf {
     /// Reads once from `io` after what is buffered; `Ok(0)` at end of stream or when the
     /// buffer is full.
     pub async fn fill<R: AsyncRead + Unpin>(&mut self, io: &mut R) -> io::Result<usize> {
-        if self.end == self.data.len() && self.start > 0 {
-            self.data.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
-        }
-        if self.end == self.data.len() {
+        if !self.make_room() {
             return Ok(0);
         }
         let n = io.read(&mut self.data[self.end..]).await?;
         self.end += n;
         Ok(n)
+    }
+
+    /// [`fill`](Self::fill) for a caller that polls (a body handed to hyper).
+    pub fn poll_fill<R: AsyncRead + Unpin>(
+        &mut self,
+        cx: &mut Context<'_>,
+        io: &mut R,
+    ) -> Poll<io::Result<usize>> {
+        if !self.make_room() {
+            return Poll::Ready(Ok(0));
+        }
+        let mut spare = tokio::io::ReadBuf::new(&mut self.data[self.end..]);
+        match Pin::new(io).poll_read(cx, &mut spare) {
+            Poll::Ready(Ok(())) => {
+                let n = spare.filled().len();
+                self.end += n;
+                Poll::Ready(Ok(n))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// Moves the unconsumed bytes to the front when the end is reached; false when the
+    /// buffer is full.
+    fn make_room(&mut self) -> bool {
+        if self.end == self.data.len() && self.start > 0 {
+            self.data.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        self.end < self.data.len()
     }
 }
 

@@ -1,6 +1,8 @@
 //! The chunked transfer coding (RFC 9112 §7.1), scanned as it passes through: the fast
 //! path forwards a chunked body unchanged and only needs to know where it ends, and to
-//! refuse one it cannot frame.
+//! refuse one it cannot frame; a response relayed into HTTP/2 is decoded into its data.
+
+use std::ops::Range;
 
 /// Where the scanner is in a chunked body.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,22 +65,33 @@ impl Chunked {
     /// Scans `bytes`, the body's next bytes; returns how many of them belong to the body
     /// (all of them, unless it ends inside).
     pub fn feed(&mut self, bytes: &[u8]) -> Result<usize, Malformed> {
+        let mut used = 0;
+        while used < bytes.len() && !self.is_done() {
+            used += self.decode(&bytes[used..])?.0;
+        }
+        Ok(used)
+    }
+
+    /// Decodes the body's next `bytes` up to the end of the first run of chunk data in
+    /// them: returns how many bytes were used and where that data is among them (an
+    /// empty range when they held only the coding's own bytes).
+    pub fn decode(&mut self, bytes: &[u8]) -> Result<(usize, Range<usize>), Malformed> {
         let mut i = 0;
         while i < bytes.len() && self.state != State::Done {
             if let State::Data(left) = self.state {
                 let take = left.min((bytes.len() - i) as u64);
-                i += take as usize;
                 self.state = if take == left {
                     State::DataCr
                 } else {
                     State::Data(left - take)
                 };
-                continue;
+                let end = i + take as usize;
+                return Ok((end, i..end));
             }
             self.state = self.step(bytes[i])?;
             i += 1;
         }
-        Ok(i)
+        Ok((i, i..i))
     }
 
     fn step(&self, b: u8) -> Result<State, Malformed> {
@@ -141,6 +154,25 @@ mod tests {
         assert_eq!(scan(&[&more]).unwrap(), (body.len(), true));
         assert_eq!(scan(&[b"0\r\n\r\n"]).unwrap(), (5, true));
         assert_eq!(scan(&[b"3\r\nab"]).unwrap(), (5, false));
+    }
+
+    #[test]
+    fn decodes_the_data_across_any_split() {
+        let body = b"5;ext=1\r\nhello\r\n1A\r\nabcdefghijklmnopqrstuvwxyz\r\n0\r\nX-T: 1\r\n\r\n";
+        for cut in 0..body.len() {
+            let mut c = Chunked::default();
+            let mut data = Vec::new();
+            for part in [&body[..cut], &body[cut..]] {
+                let mut used = 0;
+                while used < part.len() && !c.is_done() {
+                    let (n, range) = c.decode(&part[used..]).unwrap();
+                    data.extend_from_slice(&part[used..][range]);
+                    used += n;
+                }
+            }
+            assert!(c.is_done(), "cut at {cut}");
+            assert_eq!(data, b"helloabcdefghijklmnopqrstuvwxyz", "cut at {cut}");
+        }
     }
 
     #[test]

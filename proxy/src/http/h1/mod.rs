@@ -11,6 +11,7 @@
 mod buf;
 mod chunked;
 pub(super) mod head;
+pub(super) mod leg;
 mod relay;
 mod rewrite;
 pub mod upstream;
@@ -34,7 +35,7 @@ use chunked::Chunked;
 use head::{Head, HeadError};
 use relay::{Broke, Stalls, pass_body, pass_length, write_within};
 use rewrite::{RequestHop, write_request, write_response};
-use upstream::Upstream;
+use upstream::{NoResponse, Upstream};
 
 pub use head::MAX_FIELDS;
 
@@ -63,13 +64,6 @@ enum Read {
 enum Next {
     KeepAlive,
     Close,
-}
-
-/// Why no response head came from a server.
-enum NoResponse {
-    Closed,
-    Timeout,
-    Malformed,
 }
 
 /// One client connection on the fast path.
@@ -328,21 +322,14 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<'_, I> {
         let mut stale = 0;
         loop {
             let server = ex.server().clone();
-            let pooled = server
-                .idle
-                .take(t.pool_idle)
-                .filter(|u| ex.replayable() || u.looks_alive());
-            let mut up = match pooled {
-                Some(up) => up,
-                None => match upstream::connect(&server.addr, t.connect).await {
-                    Ok(up) => up,
-                    Err(e) => match ex.connect_failed(&e) {
-                        Ok(()) => continue,
-                        Err(refusal) => {
-                            self.refuse(refusal).await;
-                            return None;
-                        }
-                    },
+            let mut up = match upstream::checkout(&server, ex.replayable(), t).await {
+                Ok(up) => up,
+                Err(e) => match ex.connect_failed(&e) {
+                    Ok(()) => continue,
+                    Err(refusal) => {
+                        self.refuse(refusal).await;
+                        return None;
+                    }
                 },
             };
             let active = ex.activate();
@@ -483,30 +470,19 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<'_, I> {
     ) -> Result<(), NoResponse> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
-            if !up.buf.is_empty() {
-                match self.resp.parse_response(up.buf.filled()) {
-                    Ok(true) if self.resp.status == 101 => return Err(NoResponse::Malformed),
-                    Ok(true) if self.resp.status < 200 => {
-                        self.out.clear();
-                        let none = Added::default();
-                        write_response(&mut self.out, &self.resp, up.buf.filled(), &none, false);
-                        up.buf.consume(self.resp.len);
-                        if self.io.write_all(&self.out).await.is_err() {
-                            return Err(NoResponse::Closed);
-                        }
-                        continue;
+            up.read_head(&mut self.resp, deadline).await?;
+            match self.resp.status {
+                101 => return Err(NoResponse::Malformed),
+                100..=199 => {
+                    self.out.clear();
+                    let none = Added::default();
+                    write_response(&mut self.out, &self.resp, up.buf.filled(), &none, false);
+                    up.buf.consume(self.resp.len);
+                    if self.io.write_all(&self.out).await.is_err() {
+                        return Err(NoResponse::Closed);
                     }
-                    Ok(true) => return Ok(()),
-                    Ok(false) if up.buf.is_full() => return Err(NoResponse::Malformed),
-                    Ok(false) => {}
-                    Err(_) => return Err(NoResponse::Malformed),
                 }
-            }
-            match tokio::time::timeout_at(deadline, up.buf.fill(&mut up.stream)).await {
-                Ok(Ok(1..)) => {}
-                Ok(_) if up.buf.is_empty() => return Err(NoResponse::Closed),
-                Ok(_) => return Err(NoResponse::Malformed),
-                Err(_) => return Err(NoResponse::Timeout),
+                _ => return Ok(()),
             }
         }
     }

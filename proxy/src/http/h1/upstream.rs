@@ -1,6 +1,7 @@
 //! Connections to servers for the fast path: opened under the connect timeout, kept
 //! alive between requests in a small idle list per server (its own lock, held for a push
-//! or a pop), dropped when idle longer than `timeouts.pool_idle`.
+//! or a pop), dropped when idle longer than `timeouts.pool_idle`. Both engines send
+//! their requests over them; the response head is read here for both.
 
 use std::io;
 use std::net::SocketAddr;
@@ -10,6 +11,9 @@ use parking_lot::Mutex;
 use tokio::net::TcpStream;
 
 use super::buf::ReadBuf;
+use super::head::Head;
+use crate::config::TimeoutsSection;
+use crate::http::pool::Server;
 
 /// Idle connections kept per server at most.
 const MAX_IDLE: usize = 256;
@@ -34,6 +38,59 @@ impl Upstream {
     pub fn looks_alive(&self) -> bool {
         let mut probe = [0u8; 1];
         matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    }
+
+    /// Reads the server's next response head (an interim 1xx one included) into `head`,
+    /// by `deadline`.
+    pub async fn read_head(
+        &mut self,
+        head: &mut Head,
+        deadline: tokio::time::Instant,
+    ) -> Result<(), NoResponse> {
+        loop {
+            if !self.buf.is_empty() {
+                match head.parse_response(self.buf.filled()) {
+                    Ok(true) => return Ok(()),
+                    Ok(false) if self.buf.is_full() => return Err(NoResponse::Malformed),
+                    Ok(false) => {}
+                    Err(_) => return Err(NoResponse::Malformed),
+                }
+            }
+            match tokio::time::timeout_at(deadline, self.buf.fill(&mut self.stream)).await {
+                Ok(Ok(1..)) => {}
+                Ok(_) if self.buf.is_empty() => return Err(NoResponse::Closed),
+                Ok(_) => return Err(NoResponse::Malformed),
+                Err(_) => return Err(NoResponse::Timeout),
+            }
+        }
+    }
+}
+
+/// Why no response head came from a server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NoResponse {
+    /// It closed the connection before sending anything.
+    Closed,
+    /// Nothing complete came within `timeouts.server`.
+    Timeout,
+    /// What came is not a response head (or one too large).
+    Malformed,
+}
+
+/// A connection to `server` for one request: its most recently used idle one (for a
+/// request that cannot be sent twice, only one that still looks alive), or a new one.
+pub async fn checkout(
+    server: &Server,
+    replayable: bool,
+    timeouts: &TimeoutsSection,
+) -> io::Result<Upstream> {
+    let pooled = server
+        .idle
+        .take(timeouts.pool_idle)
+        .filter(|u| replayable || u.looks_alive());
+    match pooled {
+        Some(up) => Ok(up),
+        None => connect(&server.addr, timeouts.connect).await,
     }
 }
 

@@ -1,0 +1,306 @@
+//! The server leg of a bodiless request that hyper carries from the client (an HTTP/2
+//! stream, HTTP/1.0): sent over the fast path's pooled connections, its head written in
+//! one pass, the response head parsed by httparse and its body relayed as a hyper body
+//! that gives the connection back to the pool at its end. No task, channel or pool of
+//! hyper's client between the stream and the server.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, HOST};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::{Body as HttpBody, Frame, SizeHint};
+use tokio::io::AsyncWriteExt;
+use tokio::time::Sleep;
+
+use super::chunked::Chunked;
+use super::head::Head;
+use super::upstream::{self, NoResponse, Upstream};
+use crate::http::body::{Body, BodyError, empty, full};
+use crate::http::exchange::Exchange;
+use crate::http::fields::{Fields, HeadFields};
+use crate::http::framing::{self, Framing};
+use crate::http::persist::Active;
+use crate::http::pool::Server;
+use crate::http::refusal::Refusal;
+
+/// Sends the bodiless request `parts` (already rewritten for the server) with target
+/// `path`, on a pooled connection or a new one, again on a fresh one when a pooled one
+/// turns out closed, on another server after a connect failure if the exchange allows;
+/// returns the response with its body streaming from the server.
+pub async fn send(
+    ex: &mut Exchange<'_>,
+    parts: &http::request::Parts,
+    path: &str,
+) -> Result<(Response<Body>, Active), Refusal> {
+    let timeouts = &ex.plane().timeouts;
+    let is_head = parts.method == Method::HEAD;
+    let mut out = Vec::with_capacity(512);
+    let mut head = Head::default();
+    let mut stale = 0;
+    loop {
+        let server = ex.server().clone();
+        let mut up = match upstream::checkout(&server, ex.replayable(), timeouts).await {
+            Ok(up) => up,
+            Err(e) => {
+                ex.connect_failed(&e)?;
+                continue;
+            }
+        };
+        out.clear();
+        write_head(&mut out, parts, path, &server);
+        let active = ex.activate();
+        let deadline = tokio::time::Instant::now() + timeouts.server;
+        let answer = match up.stream.write_all(&out).await {
+            Ok(()) => final_head(&mut up, &mut head, deadline).await,
+            Err(_) => Err(NoResponse::Closed),
+        };
+        let refusal = match answer {
+            Ok(()) => match response(up, &head, server, is_head, timeouts.server) {
+                Ok(resp) => return Ok((resp, active)),
+                Err(why) => return Err(ex.server_failed(Refusal::BadGateway, &why)),
+            },
+            Err(NoResponse::Closed) if up.reused && ex.replayable() && stale < 3 => {
+                stale += 1;
+                continue;
+            }
+            Err(NoResponse::Timeout) => Refusal::ServerTimeout,
+            Err(_) => Refusal::BadGateway,
+        };
+        return Err(ex.server_failed(refusal, &"no response"));
+    }
+}
+
+/// Writes the request head: the request line, `Host` (the server's address when the
+/// request named none), the fields as they are, and `Content-Length: 0` where a body is
+/// expected but none came (RFC 9110 §8.6).
+fn write_head(out: &mut Vec<u8>, parts: &http::request::Parts, path: &str, server: &Server) {
+    out.extend_from_slice(parts.method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(path.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    if !parts.headers.contains_key(HOST) {
+        field(out, b"host", server.addr.as_bytes());
+    }
+    for (name, value) in &parts.headers {
+        field(out, name.as_str().as_bytes(), value.as_bytes());
+    }
+    let expects_body = matches!(parts.method, Method::POST | Method::PUT | Method::PATCH);
+    if expects_body && !parts.headers.contains_key(CONTENT_LENGTH) {
+        field(out, b"content-length", b"0");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Reads response heads until the final one: interim (1xx) answers have no place in
+/// the client's stream and are dropped, as hyper's client does; a 101 nobody asked for
+/// is not an answer.
+async fn final_head(
+    up: &mut Upstream,
+    head: &mut Head,
+    deadline: tokio::time::Instant,
+) -> Result<(), NoResponse> {
+    loop {
+        up.read_head(head, deadline).await?;
+        match head.status {
+            101 => return Err(NoResponse::Malformed),
+            100..=199 => up.buf.consume(head.len),
+            _ => return Ok(()),
+        }
+    }
+}
+
+/// The response whose head is in `head`, its body relayed from `up`.
+fn response(
+    mut up: Upstream,
+    head: &Head,
+    server: Arc<Server>,
+    is_head: bool,
+    stall: Duration,
+) -> Result<Response<Body>, &'static str> {
+    let bytes = up.buf.filled();
+    let fields = HeadFields { head, buf: bytes };
+    let framing = framing::response(&fields, head.status, is_head)?;
+    let reusable = head.minor == 1 && !fields.connection_has("close");
+    let status = StatusCode::from_u16(head.status).map_err(|_| "bad status")?;
+    let mut headers = HeaderMap::with_capacity(head.fields.len());
+    for f in &head.fields {
+        let name = HeaderName::from_bytes(&bytes[f.name.clone()]).map_err(|_| "bad field name")?;
+        let value = HeaderValue::from_bytes(&bytes[f.value.clone()]).map_err(|_| "bad field")?;
+        headers.append(name, value);
+    }
+    if framing == Framing::Chunked {
+        // The decoded data goes on; a length beside the coding is not its length.
+        headers.remove(CONTENT_LENGTH);
+    }
+    up.buf.consume(head.len);
+    let body = ServerBody {
+        up: Some(up),
+        server,
+        framing,
+        left: match framing {
+            Framing::Length(n) => n,
+            _ => 0,
+        },
+        chunks: Chunked::default(),
+        reusable: reusable && framing != Framing::Close,
+        stall,
+        waiting: None,
+    };
+    let mut resp = Response::new(body.into_body());
+    *resp.status_mut() = status;
+    *resp.headers_mut() = headers;
+    Ok(resp)
+}
+
+/// A response body read from the server's connection by its framing.
+struct ServerBody {
+    /// The connection, until the body ends.
+    up: Option<Upstream>,
+    /// Whose idle list the connection goes back to.
+    server: Arc<Server>,
+    framing: Framing,
+    /// By length: the bytes still to come.
+    left: u64,
+    /// Chunked: where the decoding is.
+    chunks: Chunked,
+    /// The connection can serve another request after this body.
+    reusable: bool,
+    /// Longest the server may send nothing (`timeouts.server`).
+    stall: Duration,
+    waiting: Option<Pin<Box<Sleep>>>,
+}
+
+impl ServerBody {
+    /// As a [`Body`]: when all of it is read already (the usual small answer), the
+    /// connection goes back to the pool now and the body is those bytes.
+    fn into_body(mut self) -> Body {
+        let Some(up) = self.up.as_mut() else {
+            return empty();
+        };
+        match self.framing {
+            Framing::Length(0) => {
+                self.finish();
+                empty()
+            }
+            Framing::Length(n) if up.buf.filled().len() as u64 >= n => {
+                let bytes = Bytes::copy_from_slice(&up.buf.filled()[..n as usize]);
+                up.buf.consume(n as usize);
+                self.left = 0;
+                self.finish();
+                full(bytes)
+            }
+            _ => self.boxed(),
+        }
+    }
+
+    /// The body ended: the connection goes back to the pool if it can serve again.
+    fn finish(&mut self) {
+        if let Some(up) = self.up.take()
+            && self.reusable
+            && up.buf.is_empty()
+        {
+            self.server.idle.put(up);
+        }
+    }
+
+    /// The next data already read, if any; `Ok(None)` also when the body just ended.
+    fn buffered(&mut self) -> Result<Option<Bytes>, BodyError> {
+        let Some(up) = self.up.as_mut() else {
+            return Ok(None);
+        };
+        let filled = up.buf.filled();
+        let (used, data) = match self.framing {
+            Framing::Length(_) => {
+                let take = (filled.len() as u64).min(self.left) as usize;
+                self.left -= take as u64;
+                (take, 0..take)
+            }
+            Framing::Chunked => self
+                .chunks
+                .decode(filled)
+                .map_err(|_| BodyError::Server("sent a malformed chunked body"))?,
+            Framing::Close => (filled.len(), 0..filled.len()),
+        };
+        let bytes = Bytes::copy_from_slice(&filled[data]);
+        up.buf.consume(used);
+        let ended = match self.framing {
+            Framing::Length(_) => self.left == 0,
+            Framing::Chunked => self.chunks.is_done(),
+            Framing::Close => false,
+        };
+        if ended {
+            self.finish();
+        }
+        Ok((!bytes.is_empty()).then_some(bytes))
+    }
+}
+
+impl HttpBody for ServerBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let this = self.get_mut();
+        loop {
+            match this.buffered() {
+                Ok(Some(data)) => return Poll::Ready(Some(Ok(Frame::data(data)))),
+                Ok(None) => {}
+                Err(e) => return Poll::Ready(Some(Err(e))),
+            }
+            let Some(up) = this.up.as_mut() else {
+                return Poll::Ready(None);
+            };
+            if !up.buf.is_empty() {
+                continue;
+            }
+            match up.buf.poll_fill(cx, &mut up.stream) {
+                Poll::Ready(Ok(1..)) => this.waiting = None,
+                Poll::Ready(Ok(0)) if this.framing == Framing::Close => {
+                    this.up = None;
+                    return Poll::Ready(None);
+                }
+                Poll::Ready(_) => {
+                    this.up = None;
+                    return Poll::Ready(Some(Err(BodyError::Server("closed inside its body"))));
+                }
+                Poll::Pending => {
+                    let stall = this.stall;
+                    let waiting = this
+                        .waiting
+                        .get_or_insert_with(|| Box::pin(tokio::time::sleep(stall)));
+                    if waiting.as_mut().poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    this.up = None;
+                    return Poll::Ready(Some(Err(BodyError::Server("stalled inside its body"))));
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.up.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.framing {
+            Framing::Length(_) => SizeHint::with_exact(self.left),
+            _ => SizeHint::default(),
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! HTTP/2 streams relayed to HTTP/1.1 servers over the fast path's server leg, through a
+//! real node process: every way a server frames a response body (length, chunked, until
+//! it closes, larger than a buffer), interim answers, and server connections kept for
+//! the next stream (RFC 9113 §8.1, RFC 9112 §6.3, §9.3).
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use holdfast_tests::Lab;
+use http_body_util::BodyExt;
+
+/// Bytes of the large answer: several times the leg's 16 KiB buffer.
+const BIG: usize = 200_000;
+
+/// A raw HTTP/1.1 server answering by path; counts the connections it accepted.
+struct Server {
+    addr: String,
+    accepted: Arc<AtomicUsize>,
+}
+
+impl Server {
+    fn start() -> Server {
+        let listener = TcpListener::bind(("127.0.0.1", holdfast_tests::free_port())).expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                count.fetch_add(1, Ordering::Relaxed);
+                std::thread::spawn(move || serve(stream));
+            }
+        });
+        Server { addr, accepted }
+    }
+}
+
+/// Answers each request on `stream` by its path; a close-delimited answer ends it.
+fn serve(mut stream: TcpStream) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+    let mut buf = Vec::new();
+    loop {
+        let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+            let mut chunk = [0u8; 4096];
+            match stream.read(&mut chunk) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+            continue;
+        };
+        let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+        buf.drain(..end + 4);
+        let path = head.split(' ').nth(1).unwrap_or("/").to_string();
+        let answer: Vec<u8> = match path.as_str() {
+            "/chunked" => b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
+                5;x=1\r\nhello\r\n7\r\n, world\r\n0\r\nX-Trailer: 1\r\n\r\n"
+                .to_vec(),
+            "/close" => b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end".to_vec(),
+            "/early" => b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n\
+                HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nafter"
+                .to_vec(),
+            "/big" => {
+                let mut a =
+                    format!("HTTP/1.1 200 OK\r\nContent-Length: {BIG}\r\n\r\n").into_bytes();
+                a.extend((0..BIG).map(|i| b'a' + (i % 26) as u8));
+                a
+            }
+            _ => b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nlength".to_vec(),
+        };
+        if stream.write_all(&answer).is_err() || path == "/close" {
+            return;
+        }
+    }
+}
+
+/// GETs each of `paths` in turn on one HTTP/2 (prior knowledge) connection to `addr`:
+/// (status, body) per path.
+async fn h2_gets(addr: &str, paths: &[&str]) -> Vec<(u16, Vec<u8>)> {
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let io = hyper_util::rt::TokioIo::new(tcp);
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
+            .await
+            .expect("h2 handshake");
+    tokio::spawn(conn);
+    let mut answers = Vec::new();
+    for path in paths {
+        let req = http::Request::get(format!("http://app.local{path}"))
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .expect("request");
+        let resp = sender.send_request(req).await.expect("h2 response");
+        let status = resp.status().as_u16();
+        let body = resp.into_body().collect().await.expect("body").to_bytes();
+        answers.push((status, body.to_vec()));
+    }
+    answers
+}
+
+#[test]
+fn rfc9113_8_1_every_response_framing_reaches_the_stream() {
+    let server = Server::start();
+    let addr = server.addr.clone();
+    let lab = Lab::start(1, move |_| {
+        format!(
+            r#"
+[[frontend]]
+name = "h2"
+listen = "{{http}}"
+proto = "h2"
+default_backend = "app"
+
+[[backend]]
+name = "app"
+server = [{{ name = "a1", addr = "{addr}" }}]
+"#
+        )
+    });
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let paths = ["/length", "/chunked", "/early", "/big", "/close", "/length"];
+    let answers = rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(30), h2_gets(&lab.http(0), &paths))
+            .await
+            .expect("answers within 30 s")
+    });
+    let big: Vec<u8> = (0..BIG).map(|i| b'a' + (i % 26) as u8).collect();
+    let expected: [&[u8]; 6] = [
+        b"length",
+        b"hello, world",
+        b"after",
+        &big,
+        b"until the end",
+        b"length",
+    ];
+    for ((path, (status, body)), want) in paths.iter().zip(&answers).zip(expected) {
+        assert_eq!(*status, 200, "{path}");
+        assert!(
+            body == want,
+            "{path}: {} bytes, {:?}",
+            body.len(),
+            String::from_utf8_lossy(&body[..body.len().min(64)])
+        );
+    }
+    // One connection serves every stream that leaves it reusable; the close-delimited
+    // answer ends its own, so the last stream needs a second.
+    assert_eq!(server.accepted.load(Ordering::Relaxed), 2);
+}
