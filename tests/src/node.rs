@@ -195,7 +195,11 @@ impl NodeProc {
         fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Starts the process. Every even-numbered node runs on one worker thread (tokio's
+    /// current-thread runtime, as the benchmarks run it), the others on one per CPU: each
+    /// cluster of two or more covers both runtimes.
     fn spawn(&mut self) {
+        let threads = if self.id.is_multiple_of(2) { "1" } else { "0" };
         let log = fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -205,6 +209,7 @@ impl NodeProc {
             .args(["run", "--config"])
             .arg(&self.config)
             .env("HOLDFAST_LOG", "info,openraft=warn")
+            .env("HOLDFAST_WORKER_THREADS", threads)
             .stdout(Stdio::from(log.try_clone().expect("dup log")))
             .stderr(Stdio::from(log))
             .spawn()

@@ -70,10 +70,15 @@ pub fn run(path: &Path, data_dir: Option<PathBuf>) -> anyhow::Result<i32> {
     init_logging();
     let config = load(path, data_dir.as_deref())?;
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = worker_threads()? {
-        builder.worker_threads(n);
-    }
+    let mut builder = match worker_threads()? {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(n) => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(n);
+            b
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
     let runtime = builder
         .enable_all()
         .build()
@@ -82,16 +87,20 @@ pub fn run(path: &Path, data_dir: Option<PathBuf>) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-/// `HOLDFAST_WORKER_THREADS`: the number of async worker threads (default: one per CPU).
-/// `1` runs the whole node on one worker thread, like HAProxy's `nbthread 1` (the proxy
-/// benchmark in `bench/proxy.sh` uses it); the Raft log's fsyncs still run on tokio's
-/// blocking pool.
+/// `HOLDFAST_WORKER_THREADS`: the number of async worker threads (unset or `0`: one per
+/// CPU). `1` runs the whole node on one thread, like HAProxy's `nbthread 1` (the
+/// benchmarks in `bench/` use it), on tokio's current-thread scheduler: its tasks run in
+/// the order they were woken, so an HTTP/2 connection writes the answers of all its
+/// streams that finished in one turn together: about ten answers per write under
+/// `bench/h2.sh`, where the multi-thread scheduler, which runs a task woken by another
+/// next, wrote about three. The Raft log's fsyncs still run on tokio's blocking pool.
 fn worker_threads() -> anyhow::Result<Option<usize>> {
     match std::env::var("HOLDFAST_WORKER_THREADS") {
         Err(_) => Ok(None),
         Ok(v) => match v.trim().parse::<usize>() {
-            Ok(n) if n > 0 => Ok(Some(n)),
-            _ => anyhow::bail!("HOLDFAST_WORKER_THREADS={v:?}: expected a number above 0"),
+            Ok(0) => Ok(None),
+            Ok(n) => Ok(Some(n)),
+            _ => anyhow::bail!("HOLDFAST_WORKER_THREADS={v:?}: expected a number"),
         },
     }
 }
