@@ -230,11 +230,13 @@ async fn serve_hyper<I>(
         let plane = plane.clone();
         service_fn(move |req| {
             let (plane, frontend, client) = (plane.clone(), frontend.clone(), client.clone());
-            async move {
+            // Boxed once where it is made: hyper moves the stream's future into a task
+            // and tokio moves the task's stage again; 2.6 KB each time, a pointer boxed.
+            Box::pin(async move {
                 Ok::<_, std::convert::Infallible>(
                     streamed::handle(plane, frontend, client, req).await,
                 )
-            }
+            })
         })
     };
     let builder = builder(plane, protocols);

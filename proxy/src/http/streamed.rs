@@ -128,8 +128,7 @@ fn rewrite(
 }
 
 /// Sends the request (a bodiless one over the fast path's server leg, others over
-/// hyper's client, once more to another server after a connect failure when the
-/// exchange allows) and passes the response back, or splices the upgraded connections.
+/// hyper's client) and passes the response back, or splices the upgraded connections.
 async fn forward(
     ex: &mut Exchange<'_>,
     client: &Client,
@@ -137,9 +136,9 @@ async fn forward(
     busy: Busy,
 ) -> Result<Response<Body>, Refusal> {
     let upgrade = is_upgrade(req.headers()) && req.version() == Version::HTTP_11;
-    let chunked = req.headers().contains_key(TRANSFER_ENCODING);
     let bodiless = req.body().is_end_stream();
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let chunked = req.headers().contains_key(TRANSFER_ENCODING);
     let (parts, body) = rewrite(ex, client, req, upgrade);
     let path = parts
         .uri
@@ -150,16 +149,9 @@ async fn forward(
         let (resp, active) = h1::leg::send(ex, &parts, path.as_str()).await?;
         return Ok(relay(ex, resp, active, busy, Arc::default()));
     }
-    let timeouts = &ex.plane().timeouts;
-    let (mut body, fault) = Watched::wrap(incoming(body), timeouts.client);
-    if chunked {
-        // A chunked body broken from its first size line is refused before anything
-        // goes out: the server may answer a GET without reading its body at all.
-        body = read_ahead(body, timeouts.client_header)
-            .await
-            .map_err(|()| ex.fail(Refusal::BadRequest("malformed request body")))?;
-    }
-    let (mut resp, active) = send(ex, parts, body, &path, &fault).await?;
+    // Boxed: the rarer path's state stays out of every request's future.
+    let sent = Box::pin(forward_streaming(ex, parts, body, &path, chunked)).await?;
+    let (mut resp, active, fault) = sent;
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS
         && let Some(client_upgrade) = client_upgrade
     {
@@ -176,6 +168,29 @@ async fn forward(
         return Ok(with_added(Response::from_parts(parts, empty()), &added));
     }
     Ok(relay(ex, resp.map(incoming), active, busy, fault))
+}
+
+/// Sends a request with a body, or an upgrade, over hyper's client, the body watched
+/// for a client that breaks or stalls it (once more to another server after a connect
+/// failure when the exchange allows).
+async fn forward_streaming(
+    ex: &mut Exchange<'_>,
+    parts: http::request::Parts,
+    body: Incoming,
+    path: &PathAndQuery,
+    chunked: bool,
+) -> Result<(Response<Incoming>, super::persist::Active, Arc<BodyFault>), Refusal> {
+    let timeouts = &ex.plane().timeouts;
+    let (mut body, fault) = Watched::wrap(incoming(body), timeouts.client);
+    if chunked {
+        // A chunked body broken from its first size line is refused before anything
+        // goes out: the server may answer a GET without reading its body at all.
+        body = read_ahead(body, timeouts.client_header)
+            .await
+            .map_err(|()| ex.fail(Refusal::BadRequest("malformed request body")))?;
+    }
+    let (resp, active) = send(ex, parts, body, path, &fault).await?;
+    Ok((resp, active, fault))
 }
 
 /// The server's response as the client gets it: what the table learns from it taken,
