@@ -121,9 +121,11 @@ async fn final_head(
     }
 }
 
-/// The response whose head is in `head`, its body relayed from `up`.
+/// The response whose head is in `head`, its body relayed from `up`. The head, and the
+/// body when all of it is read already (the usual small answer), are copied once into
+/// one buffer that the fields and the body share.
 fn response(
-    mut up: Upstream,
+    up: Upstream,
     head: &Head,
     server: Arc<Server>,
     is_head: bool,
@@ -134,18 +136,23 @@ fn response(
     let framing = framing::response(&fields, head.status, is_head)?;
     let reusable = head.minor == 1 && !fields.connection_has("close");
     let status = StatusCode::from_u16(head.status).map_err(|_| "bad status")?;
+    let whole = match framing {
+        Framing::Length(n) if (bytes.len() - head.len) as u64 >= n => Some(head.len + n as usize),
+        _ => None,
+    };
+    let shared = Bytes::copy_from_slice(&bytes[..whole.unwrap_or(head.len)]);
     let mut headers = HeaderMap::with_capacity(head.fields.len());
     for f in &head.fields {
         let name = HeaderName::from_bytes(&bytes[f.name.clone()]).map_err(|_| "bad field name")?;
-        let value = HeaderValue::from_bytes(&bytes[f.value.clone()]).map_err(|_| "bad field")?;
+        let value = HeaderValue::from_maybe_shared(shared.slice(f.value.clone()))
+            .map_err(|_| "bad field")?;
         headers.append(name, value);
     }
     if framing == Framing::Chunked {
         // The decoded data goes on; a length beside the coding is not its length.
         headers.remove(CONTENT_LENGTH);
     }
-    up.buf.consume(head.len);
-    let body = ServerBody {
+    let mut body = ServerBody {
         up: Some(up),
         server,
         framing,
@@ -158,7 +165,21 @@ fn response(
         stall,
         waiting: None,
     };
-    let mut resp = Response::new(body.into_body());
+    let body = match whole {
+        Some(end) => {
+            body.left = 0;
+            body.finish_after(end);
+            match end - head.len {
+                0 => empty(),
+                _ => full(shared.slice(head.len..end)),
+            }
+        }
+        None => {
+            body.consume(head.len);
+            body.boxed()
+        }
+    };
+    let mut resp = Response::new(body);
     *resp.status_mut() = status;
     *resp.headers_mut() = headers;
     Ok(resp)
@@ -183,26 +204,17 @@ struct ServerBody {
 }
 
 impl ServerBody {
-    /// As a [`Body`]: when all of it is read already (the usual small answer), the
-    /// connection goes back to the pool now and the body is those bytes.
-    fn into_body(mut self) -> Body {
-        let Some(up) = self.up.as_mut() else {
-            return empty();
-        };
-        match self.framing {
-            Framing::Length(0) => {
-                self.finish();
-                empty()
-            }
-            Framing::Length(n) if up.buf.filled().len() as u64 >= n => {
-                let bytes = Bytes::copy_from_slice(&up.buf.filled()[..n as usize]);
-                up.buf.consume(n as usize);
-                self.left = 0;
-                self.finish();
-                full(bytes)
-            }
-            _ => self.boxed(),
+    /// Consumes `n` bytes read from the connection.
+    fn consume(&mut self, n: usize) {
+        if let Some(up) = self.up.as_mut() {
+            up.buf.consume(n);
         }
+    }
+
+    /// The body ends with the first `n` bytes read, which are taken elsewhere.
+    fn finish_after(&mut self, n: usize) {
+        self.consume(n);
+        self.finish();
     }
 
     /// The body ended: the connection goes back to the pool if it can serve again.
