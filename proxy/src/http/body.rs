@@ -88,14 +88,54 @@ impl Drop for StallAfterAnswer {
     }
 }
 
+/// The clock of a body that may stall: it runs while the body waits for bytes and
+/// starts over when they come.
+pub struct StallClock {
+    limit: Duration,
+    waiting: Option<Pin<Box<Sleep>>>,
+}
+
+impl StallClock {
+    /// A clock that expires after `limit` of waiting in a row.
+    pub fn new(limit: Duration) -> StallClock {
+        StallClock {
+            limit,
+            waiting: None,
+        }
+    }
+
+    /// Bytes came: the wait is over.
+    pub fn moved(&mut self) {
+        self.waiting = None;
+    }
+
+    /// The body waits (its read was pending): true once it waited `limit` in a row;
+    /// otherwise `cx` is woken when it has.
+    pub fn expired(&mut self, cx: &mut Context<'_>) -> bool {
+        let limit = self.limit;
+        let waiting = self
+            .waiting
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        let expired = waiting.as_mut().poll(cx).is_ready();
+        if expired {
+            self.waiting = None;
+        }
+        expired
+    }
+
+    /// How long it waits.
+    pub fn limit(&self) -> Duration {
+        self.limit
+    }
+}
+
 /// A client's request body that remembers whether the client broke it (a malformed
 /// chunk, a reset) or sent nothing of it for `stall` (a slow-body attack on the
 /// connection slots): the body then fails and [`BodyFault`] says why.
 pub struct Watched {
     inner: Body,
     fault: Arc<BodyFault>,
-    stall: Duration,
-    waiting: Option<Pin<Box<Sleep>>>,
+    clock: StallClock,
 }
 
 impl Watched {
@@ -105,8 +145,7 @@ impl Watched {
         let body = Watched {
             inner,
             fault: fault.clone(),
-            stall,
-            waiting: None,
+            clock: StallClock::new(stall),
         };
         (body.boxed(), fault)
     }
@@ -123,7 +162,7 @@ impl HttpBody for Watched {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
         if polled.is_ready() {
-            this.waiting = None;
+            this.clock.moved();
             if let Poll::Ready(Some(Err(_))) = &polled {
                 this.fault.0.store(BodyFault::MALFORMED, Ordering::Relaxed);
             }
@@ -131,14 +170,9 @@ impl HttpBody for Watched {
         }
         // The clock runs only while the body waits on the client, never while the
         // server is slow to take what was sent.
-        let stall = this.stall;
-        let waiting = this
-            .waiting
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep(stall)));
-        if waiting.as_mut().poll(cx).is_ready() {
-            this.waiting = None;
+        if this.clock.expired(cx) {
             this.fault.0.store(BodyFault::STALLED, Ordering::Relaxed);
-            return Poll::Ready(Some(Err(BodyError::Stalled(stall))));
+            return Poll::Ready(Some(Err(BodyError::Stalled(this.clock.limit()))));
         }
         Poll::Pending
     }

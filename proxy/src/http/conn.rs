@@ -14,6 +14,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
+use super::body::StallClock;
 use super::idle::Mark;
 
 /// Why the connection was cut, if it was.
@@ -99,10 +100,8 @@ pub struct TimedIo<T> {
     keep_alive: Duration,
     header: Duration,
     sleep: Pin<Box<Sleep>>,
-    /// Longest a write may wait for the client to read (`timeouts.client`).
-    write_stall: Duration,
-    /// While a write waits: when it gives up.
-    write_wait: Option<Pin<Box<Sleep>>>,
+    /// Runs while a write waits for the client to read, up to `timeouts.client`.
+    write_clock: StallClock,
     /// Idle between requests, the connection may be reclaimed for a newcomer.
     mark: Arc<Mark>,
 }
@@ -126,8 +125,7 @@ impl<T> TimedIo<T> {
             keep_alive: timeouts.keep_alive,
             header: timeouts.client_header,
             sleep: Box::pin(tokio::time::sleep(timeouts.keep_alive)),
-            write_stall: timeouts.client,
-            write_wait: None,
+            write_clock: StallClock::new(timeouts.client),
             mark,
         }
     }
@@ -140,15 +138,10 @@ impl<T> TimedIo<T> {
         polled: Poll<io::Result<R>>,
     ) -> Poll<io::Result<R>> {
         if polled.is_ready() {
-            self.write_wait = None;
+            self.write_clock.moved();
             return polled;
         }
-        let stall = self.write_stall;
-        let wait = self
-            .write_wait
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep(stall)));
-        if wait.as_mut().poll(cx).is_ready() {
-            self.write_wait = None;
+        if self.write_clock.expired(cx) {
             self.state.cut.store(3, Ordering::Relaxed);
             return Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::TimedOut,

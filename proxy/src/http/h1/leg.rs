@@ -15,12 +15,11 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use tokio::io::AsyncWriteExt;
-use tokio::time::Sleep;
 
 use super::chunked::Chunked;
 use super::head::Head;
 use super::upstream::{self, NoResponse, Upstream};
-use crate::http::body::{Body, BodyError, empty, full};
+use crate::http::body::{Body, BodyError, StallClock, empty, full};
 use crate::http::exchange::Exchange;
 use crate::http::fields::{Fields, HeadFields};
 use crate::http::framing::{self, Framing};
@@ -162,8 +161,7 @@ fn response(
         },
         chunks: Chunked::default(),
         reusable: reusable && framing != Framing::Close,
-        stall,
-        waiting: None,
+        clock: StallClock::new(stall),
     };
     let body = match whole {
         Some(end) => {
@@ -198,9 +196,8 @@ struct ServerBody {
     chunks: Chunked,
     /// The connection can serve another request after this body.
     reusable: bool,
-    /// Longest the server may send nothing (`timeouts.server`).
-    stall: Duration,
-    waiting: Option<Pin<Box<Sleep>>>,
+    /// Runs while the server sends nothing, up to `timeouts.server`.
+    clock: StallClock,
 }
 
 impl ServerBody {
@@ -281,7 +278,7 @@ impl HttpBody for ServerBody {
                 continue;
             }
             match up.buf.poll_fill(cx, &mut up.stream) {
-                Poll::Ready(Ok(1..)) => this.waiting = None,
+                Poll::Ready(Ok(1..)) => this.clock.moved(),
                 Poll::Ready(Ok(0)) if this.framing == Framing::Close => {
                     this.up = None;
                     return Poll::Ready(None);
@@ -291,11 +288,7 @@ impl HttpBody for ServerBody {
                     return Poll::Ready(Some(Err(BodyError::Server("closed inside its body"))));
                 }
                 Poll::Pending => {
-                    let stall = this.stall;
-                    let waiting = this
-                        .waiting
-                        .get_or_insert_with(|| Box::pin(tokio::time::sleep(stall)));
-                    if waiting.as_mut().poll(cx).is_pending() {
+                    if !this.clock.expired(cx) {
                         return Poll::Pending;
                     }
                     this.up = None;
