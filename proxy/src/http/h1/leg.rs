@@ -18,6 +18,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::chunked::Chunked;
 use super::head::Head;
+use super::rewrite::field;
 use super::upstream::{self, NoResponse, Upstream};
 use crate::http::body::{Body, BodyError, StallClock, empty, full};
 use crate::http::exchange::Exchange;
@@ -92,13 +93,6 @@ fn write_head(out: &mut Vec<u8>, parts: &http::request::Parts, path: &str, serve
     if expects_body && !parts.headers.contains_key(CONTENT_LENGTH) {
         field(out, b"content-length", b"0");
     }
-    out.extend_from_slice(b"\r\n");
-}
-
-fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
-    out.extend_from_slice(name);
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
 }
 
