@@ -1,7 +1,8 @@
 //! HTTP/2 streams relayed to HTTP/1.1 servers over the fast path's server leg, through a
 //! real node process: every way a server frames a response body (length, chunked, until
 //! it closes, larger than a buffer, stalled), interim answers, and server connections
-//! kept for the next stream (RFC 9113 §8.1, RFC 9112 §6.3, §9.3).
+//! kept for the next stream (RFC 9113 §8.1, RFC 9112 §6.3, §9.3); the request head the
+//! server gets (RFC 9113 §8.2.3, §8.3.1).
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -73,12 +74,32 @@ fn serve(mut stream: TcpStream) {
                 a.extend((0..BIG).map(|i| b'a' + (i % 26) as u8));
                 a
             }
+            "/head" => {
+                let mut a = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", head.len())
+                    .into_bytes();
+                a.extend_from_slice(head.as_bytes());
+                a
+            }
             _ => b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nlength".to_vec(),
         };
         if stream.write_all(&answer).is_err() || path == "/close" {
             return;
         }
     }
+}
+
+/// Sends `req` on a new HTTP/2 (prior knowledge) connection to `addr`; the answer's body.
+async fn h2_send(addr: &str, req: http::Request<http_body_util::Empty<bytes::Bytes>>) -> String {
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let io = hyper_util::rt::TokioIo::new(tcp);
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
+            .await
+            .expect("h2 handshake");
+    tokio::spawn(conn);
+    let resp = sender.send_request(req).await.expect("h2 response");
+    let body = resp.into_body().collect().await.expect("body").to_bytes();
+    String::from_utf8_lossy(&body).into_owned()
 }
 
 /// GETs each of `paths` in turn on one HTTP/2 (prior knowledge) connection to `addr`:
@@ -104,11 +125,10 @@ async fn h2_gets(addr: &str, paths: &[&str]) -> Vec<(u16, Option<Vec<u8>>)> {
     answers
 }
 
-#[test]
-fn rfc9113_8_1_every_response_framing_reaches_the_stream() {
-    let server = Server::start();
+/// One node with an h2 (prior knowledge) frontend to `server`, `timeouts.server` 1 s.
+fn h2_node(server: &Server) -> Lab {
     let addr = server.addr.clone();
-    let lab = Lab::start(1, move |_| {
+    Lab::start(1, move |_| {
         format!(
             r#"
 [timeouts]
@@ -125,7 +145,13 @@ name = "app"
 server = [{{ name = "a1", addr = "{addr}" }}]
 "#
         )
-    });
+    })
+}
+
+#[test]
+fn rfc9113_8_1_every_response_framing_reaches_the_stream() {
+    let server = Server::start();
+    let lab = h2_node(&server);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let paths = [
         "/length", "/chunked", "/early", "/big", "/close", "/length", "/stall",
@@ -158,4 +184,40 @@ server = [{{ name = "a1", addr = "{addr}" }}]
     // answer ends its own, so the next stream needs a second (the stalled one is given
     // up, not kept).
     assert_eq!(server.accepted.load(Ordering::Relaxed), 2);
+}
+
+#[test]
+fn rfc9113_8_2_3_cookies_reach_an_http1_server_in_one_field() {
+    let server = Server::start();
+    let lab = h2_node(&server);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let req = http::Request::post("http://app.local/head")
+        .header("cookie", "a=1")
+        .header("cookie", "b=2; c=3")
+        .header("te", "trailers")
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .expect("request");
+    let head = rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(30), h2_send(&lab.http(0), req))
+            .await
+            .expect("answer within 30 s")
+    });
+    let lines: Vec<&str> = head.split("\r\n").collect();
+    assert_eq!(lines[0], "POST /head HTTP/1.1", "{head}");
+    let named = |name: &str| -> Vec<&str> {
+        lines
+            .iter()
+            .filter_map(|l| l.split_once(": "))
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+            .collect()
+    };
+    // The crumbs joined by "; " into one field (RFC 9113 §8.2.3).
+    assert_eq!(named("cookie"), ["a=1; b=2; c=3"], "{head}");
+    // `:authority` as `Host` (RFC 9113 §8.3.1), hop-by-hop `TE` dropped, and a POST
+    // with no body says so (RFC 9110 §8.6).
+    assert_eq!(named("host"), ["app.local"], "{head}");
+    assert_eq!(named("x-forwarded-host"), ["app.local"], "{head}");
+    assert!(named("te").is_empty(), "{head}");
+    assert_eq!(named("content-length"), ["0"], "{head}");
 }

@@ -47,29 +47,52 @@ pub fn other_cookies<'a>(header: &'a str, name: &'a str) -> impl Iterator<Item =
         .filter(move |p| !p.is_empty() && p.split_once('=').is_none_or(|(n, _)| n != name))
 }
 
-/// Removes cookie `name` from the request's `Cookie` headers (the backend never sees
-/// holdfast's own cookie), dropping headers left empty.
-pub fn strip_request_cookie(headers: &mut HeaderMap, name: &str) {
-    if !headers
-        .get_all(COOKIE)
-        .iter()
-        .any(|v| v.to_str().is_ok_and(|s| has_cookie(s, name)))
-    {
+/// Appends to `out` the pairs of every `Cookie` value in `values`, joined by `; `,
+/// without cookie `own` (holdfast's, never shown to the server); false when none
+/// remains. HTTP/2 sends each cookie in a field of its own, and an HTTP/1.1 server
+/// expects one field (RFC 9113 §8.2.3, RFC 6265 §5.4).
+pub fn join_cookies<'f>(
+    out: &mut Vec<u8>,
+    values: impl Iterator<Item = &'f [u8]>,
+    own: Option<&str>,
+) -> bool {
+    let mut first = true;
+    let mut pair = |out: &mut Vec<u8>, bytes: &[u8]| {
+        if !std::mem::take(&mut first) {
+            out.extend_from_slice(b"; ");
+        }
+        out.extend_from_slice(bytes);
+    };
+    for value in values {
+        match (std::str::from_utf8(value), own) {
+            (Ok(text), Some(own)) => other_cookies(text, own).for_each(|p| pair(out, p.as_bytes())),
+            _ if value.trim_ascii().is_empty() => {}
+            _ => pair(out, value),
+        }
+    }
+    !first
+}
+
+/// Leaves the request one `Cookie` field, without holdfast's cookie `own` (none when
+/// nothing remains): [`join_cookies`] over hyper's fields.
+pub fn one_cookie_field(headers: &mut HeaderMap, own: Option<&str>) {
+    let mut all = headers.get_all(COOKIE).iter();
+    let several = all.next().is_some() && all.next().is_some();
+    let own_sent = own.is_some_and(|own| {
+        headers
+            .get_all(COOKIE)
+            .iter()
+            .any(|v| v.to_str().is_ok_and(|s| has_cookie(s, own)))
+    });
+    if !several && !own_sent {
         return;
     }
-    let values: Vec<HeaderValue> = headers.get_all(COOKIE).iter().cloned().collect();
+    let mut joined = Vec::new();
+    let values = headers.get_all(COOKIE).iter().map(HeaderValue::as_bytes);
+    let kept = join_cookies(&mut joined, values, own);
     headers.remove(COOKIE);
-    for v in values {
-        let Ok(text) = v.to_str() else {
-            headers.append(COOKIE, v);
-            continue;
-        };
-        let kept: Vec<&str> = other_cookies(text, name).collect();
-        if !kept.is_empty()
-            && let Ok(v) = HeaderValue::from_str(&kept.join("; "))
-        {
-            headers.append(COOKIE, v);
-        }
+    if kept && let Ok(v) = HeaderValue::from_bytes(&joined) {
+        headers.insert(COOKIE, v);
     }
 }
 
@@ -147,15 +170,60 @@ pub struct CookieSigner {
     key: Hmac<Sha256>,
 }
 
-/// A valid insert cookie's content.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Signed {
+/// A valid insert cookie's content, borrowed from the cookie's value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Signed<'v> {
     /// The server it names.
-    pub server: String,
+    pub server: &'v str,
     /// The session id (the table key).
-    pub id: String,
+    pub id: &'v str,
     /// When it was issued or last refreshed (seconds since the Unix epoch).
     pub at: u64,
+}
+
+impl<'v> Signed<'v> {
+    /// The fields of a well-formed cookie value, with its time as written and its MAC
+    /// in hex; nothing checked but the form.
+    fn parse(value: &'v str) -> Option<(Signed<'v>, &'v str, &'v str)> {
+        let mut parts = value.rsplitn(4, '.');
+        let (tag, at, id, server) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        if server.is_empty() || id.is_empty() || tag.len() != MAC_LEN * 2 {
+            return None;
+        }
+        if at.is_empty() || at.len() > 12 || !at.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let signed = Signed {
+            server,
+            id,
+            at: at.parse().ok()?,
+        };
+        Some((signed, at, tag))
+    }
+}
+
+/// The last insert cookie a client connection's requests showed valid, with its backend:
+/// a browser sends the same cookie with every request of a connection, and its MAC is
+/// checked once.
+#[derive(Default)]
+pub struct VerifiedCookie(parking_lot::Mutex<Option<(Box<str>, Box<str>)>>);
+
+impl VerifiedCookie {
+    /// [`CookieSigner::verify`], remembering the last valid value.
+    pub fn verify<'v>(
+        &self,
+        signer: &CookieSigner,
+        backend: &str,
+        value: &'v str,
+    ) -> Option<Signed<'v>> {
+        let known = matches!(&*self.0.lock(), Some((b, v)) if **b == *backend && **v == *value);
+        if known {
+            return Signed::parse(value).map(|(signed, ..)| signed);
+        }
+        let signed = signer.verify(backend, value)?;
+        *self.0.lock() = Some((backend.into(), value.into()));
+        Some(signed)
+    }
 }
 
 impl CookieSigner {
@@ -195,24 +263,13 @@ impl CookieSigner {
 
     /// The server, session id and time of a cookie value of `backend`, if its MAC is
     /// right.
-    pub fn verify(&self, backend: &str, value: &str) -> Option<Signed> {
-        let mut parts = value.rsplitn(4, '.');
-        let (tag, at, id, server) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-        if server.is_empty() || id.is_empty() || tag.len() != MAC_LEN * 2 {
-            return None;
-        }
-        if at.is_empty() || at.len() > 12 || !at.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
+    pub fn verify<'v>(&self, backend: &str, value: &'v str) -> Option<Signed<'v>> {
+        let (signed, at, tag) = Signed::parse(value)?;
         let tag = unhex(tag)?;
-        self.mac(backend, server, id, at)
+        self.mac(backend, signed.server, signed.id, at)
             .verify_truncated_left(&tag)
             .ok()?;
-        Some(Signed {
-            server: server.to_string(),
-            id: id.to_string(),
-            at: at.parse().ok()?,
-        })
+        Some(signed)
     }
 }
 
@@ -258,6 +315,30 @@ mod tests {
     }
 
     #[test]
+    fn a_connection_checks_a_cookie_once_and_every_other_value_again() {
+        let s = CookieSigner::new(b"secret-secret-secret");
+        let memo = VerifiedCookie::default();
+        let v = s.sign("web", "s1", "abcd", 1_700_000_000);
+        let signed = Some(Signed {
+            server: "s1",
+            id: "abcd",
+            at: 1_700_000_000,
+        });
+        assert_eq!(memo.verify(&s, "web", &v), signed);
+        assert_eq!(memo.verify(&s, "web", &v), signed);
+        // Remembered for its backend and its exact value only.
+        assert_eq!(memo.verify(&s, "web2", &v), None);
+        assert_eq!(memo.verify(&s, "web", &v.replacen("s1", "s2", 1)), None);
+        assert_eq!(memo.verify(&s, "web", &v), signed);
+        let other = CookieSigner::new(b"another-secret-secret");
+        assert_eq!(
+            memo.verify(&other, "web", &other.sign("web", "s2", "ef", 1))
+                .map(|c| c.server),
+            Some("s2")
+        );
+    }
+
+    #[test]
     fn signed_cookie_round_trip_and_forgery() {
         let s = CookieSigner::new(b"secret-secret-secret");
         let id = CookieSigner::new_id();
@@ -265,8 +346,8 @@ mod tests {
         assert_eq!(
             s.verify("web", &v),
             Some(Signed {
-                server: "s1.example".into(),
-                id: id.clone(),
+                server: "s1.example",
+                id: &id,
                 at: 1_700_000_000,
             })
         );
@@ -317,9 +398,17 @@ mod tests {
         h.append(COOKIE, HeaderValue::from_static("c=3"));
         assert_eq!(request_cookie(&h, "HFSID"), Some("x.y.z"));
         assert_eq!(request_cookie(&h, "c"), Some("3"));
-        strip_request_cookie(&mut h, "HFSID");
+        one_cookie_field(&mut h, Some("HFSID"));
         assert_eq!(request_cookie(&h, "HFSID"), None);
         assert_eq!(request_cookie(&h, "b"), Some("2"));
+        let joined: Vec<_> = h.get_all(COOKIE).iter().collect();
+        assert_eq!(joined, ["a=1; b=2; c=3"]);
+        let mut crumbs = HeaderMap::new();
+        crumbs.append(COOKIE, HeaderValue::from_static("a=1"));
+        crumbs.append(COOKIE, HeaderValue::from_static("b=2"));
+        one_cookie_field(&mut crumbs, None);
+        assert_eq!(crumbs.get_all(COOKIE).iter().count(), 1);
+        assert_eq!(request_cookie(&crumbs, "b"), Some("2"));
 
         let mut r = HeaderMap::new();
         r.append(

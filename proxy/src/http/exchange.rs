@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
-use super::cookie::cache_guard;
+use super::cookie::{VerifiedCookie, cache_guard};
 use super::fields::Fields;
 use super::headers::{client_ip, host_name, request_host, trusted};
 use super::metrics::ErrorKind;
@@ -82,6 +82,7 @@ pub struct Exchange<'p> {
     fe: &'p Frontend,
     peer: SocketAddr,
     tls: bool,
+    cookies: &'p VerifiedCookie,
     start: Instant,
     access: Option<Access>,
     pool: Option<Arc<Pool>>,
@@ -94,12 +95,13 @@ pub struct Exchange<'p> {
 }
 
 impl<'p> Exchange<'p> {
-    /// A request head arrived from `peer` on frontend `fe`.
+    /// A request head arrived from `peer` on frontend `fe`; `cookies` is the client
+    /// connection's memory of the insert cookie it showed valid.
     pub fn new(
         dp: &'p DataPlane,
         fe: &'p Frontend,
-        peer: SocketAddr,
-        tls: bool,
+        (peer, tls): (SocketAddr, bool),
+        cookies: &'p VerifiedCookie,
         line: &RequestLine,
         fields: &impl Fields,
     ) -> Self {
@@ -116,6 +118,7 @@ impl<'p> Exchange<'p> {
             fe,
             peer,
             tls,
+            cookies,
             start: Instant::now(),
             access,
             pool: None,
@@ -155,7 +158,7 @@ impl<'p> Exchange<'p> {
             Persistence::Insert | Persistence::Learn => session::in_request(&pool.config, fields),
             _ => None,
         };
-        let planned = persist::plan(self.dp, &pool, key, client).await;
+        let planned = persist::plan(self.dp, &pool, key, client, self.cookies).await;
         self.pool = Some(pool);
         self.plan = Some(planned.map_err(|r| self.fail(r))?);
         Ok(Route::Server)

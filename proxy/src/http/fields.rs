@@ -94,6 +94,9 @@ pub trait Fields {
     /// The first value of the field named `name` (any case).
     fn named(&self, name: &str) -> Option<&[u8]>;
 
+    /// Every field in order, as (kind, name, value).
+    fn each(&self) -> impl Iterator<Item = (Kind, &[u8], &[u8])>;
+
     /// True when a field of `kind` is present.
     fn has(&self, kind: Kind) -> bool {
         self.values(kind).next().is_some()
@@ -150,6 +153,16 @@ impl Fields for HeadFields<'_> {
     fn has(&self, kind: Kind) -> bool {
         self.head.fields.iter().any(|f| f.kind == kind)
     }
+
+    fn each(&self) -> impl Iterator<Item = (Kind, &[u8], &[u8])> {
+        self.head.fields.iter().map(|f| {
+            (
+                f.kind,
+                &self.buf[f.name.clone()],
+                &self.buf[f.value.clone()],
+            )
+        })
+    }
 }
 
 impl Fields for HeaderMap {
@@ -162,5 +175,12 @@ impl Fields for HeaderMap {
 
     fn named(&self, name: &str) -> Option<&[u8]> {
         self.get(name).map(|v| v.as_bytes())
+    }
+
+    fn each(&self) -> impl Iterator<Item = (Kind, &[u8], &[u8])> {
+        self.iter().map(|(name, value)| {
+            let name = name.as_str().as_bytes();
+            (kind(name), name, value.as_bytes())
+        })
     }
 }

@@ -225,6 +225,7 @@ async fn serve_hyper<I>(
         peer_text: peer.ip().to_string(),
         tls,
         conn: state.clone(),
+        cookies: Default::default(),
     });
     let service = {
         let plane = plane.clone();

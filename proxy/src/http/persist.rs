@@ -9,7 +9,7 @@ use std::time::Duration;
 use holdfast_table::model::{Bind, SessionEnd, Touch};
 
 use super::DataPlane;
-use super::cookie::{CookieSigner, Signed, set_cookie};
+use super::cookie::{CookieSigner, Signed, VerifiedCookie, set_cookie};
 use super::pool::{InFlight, Pool, Server, Usable};
 use super::refusal::Refusal;
 use crate::cluster::{Open, OpenGuard, now_ms};
@@ -121,6 +121,7 @@ pub async fn plan(
     pool: &Pool,
     cookie: Option<&str>,
     client: IpAddr,
+    cookies: &VerifiedCookie,
 ) -> Result<Plan, Refusal> {
     let states = dp.lasting.table.view.states();
     let fresh = || {
@@ -131,7 +132,7 @@ pub async fn plan(
     match (pool.config.persistence, cookie) {
         (Persistence::None, _) | (Persistence::Learn, None) => fresh(),
         (Persistence::Insert, _) => {
-            let signed = cookie.and_then(|v| dp.signer.verify(&pool.name, v));
+            let signed = cookie.and_then(|v| cookies.verify(&dp.signer, &pool.name, v));
             if let Some(s) = &signed
                 && let Some(plan) = honour_cookie(dp, pool, s, &states)?
             {
@@ -248,7 +249,7 @@ fn honour_cookie(
     let ttl = pool.ttl / 1000;
     let age = (now_ms() / 1000).saturating_sub(signed.at);
     let live = bound || age <= cookie_window_ms(pool) / 1000;
-    let server = pool.server(&signed.server);
+    let server = pool.server(signed.server);
     let usable = server.map_or(Usable::No, |s| pool.usable(states, s));
     let Some(server) = server.filter(|_| live && usable != Usable::No) else {
         if live {

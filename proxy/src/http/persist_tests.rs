@@ -174,7 +174,14 @@ impl Lab {
 
     async fn plan(&self, cookie: Option<&str>) -> Result<Plan, Refusal> {
         let client: IpAddr = CLIENT.parse().expect("address");
-        plan(&self.dp, &self.pool(), cookie, client).await
+        plan(
+            &self.dp,
+            &self.pool(),
+            cookie,
+            client,
+            &VerifiedCookie::default(),
+        )
+        .await
     }
 
     fn drain_records(&mut self) -> Vec<Record> {

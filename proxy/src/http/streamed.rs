@@ -16,9 +16,10 @@ use super::body::{
     Body, BodyFault, Guarded, StallAfterAnswer, Watched, empty, incoming, read_ahead,
 };
 use super::conn::{Busy, ConnState};
-use super::cookie::strip_request_cookie;
+use super::cookie::{VerifiedCookie, one_cookie_field};
 use super::exchange::{Added, Exchange, RequestLine, Route};
 use super::framing;
+use super::h1::leg::ClientSide;
 use super::headers::{Forwarded, is_upgrade, remove_hop_by_hop, request_host};
 use super::pool::Server;
 use super::refusal::Refusal;
@@ -35,6 +36,8 @@ pub struct Client {
     pub tls: bool,
     /// Shared with the connection's timeouts.
     pub conn: Arc<ConnState>,
+    /// The insert cookie the connection's requests showed valid.
+    pub cookies: VerifiedCookie,
 }
 
 /// Handles one client request; never fails (refusals become responses).
@@ -58,7 +61,8 @@ pub async fn handle(
         version: req.version(),
         bodiless: req.body().is_end_stream(),
     };
-    let mut ex = Exchange::new(&dp, &fe, client.peer, client.tls, &line, req.headers());
+    let (peer, cookies) = ((client.peer, client.tls), &client.cookies);
+    let mut ex = Exchange::new(&dp, &fe, peer, cookies, &line, req.headers());
     let http10 = req.version() == Version::HTTP_10;
     if let Err(refusal) = framing::request(req.headers(), http10) {
         return ex.fail(refusal).response();
@@ -114,9 +118,7 @@ fn rewrite(
     if let Some(n) = framing::declared_length(&*headers) {
         headers.insert(CONTENT_LENGTH, HeaderValue::from(n));
     }
-    if let Some(own) = ex.own_cookie() {
-        strip_request_cookie(headers, own);
-    }
+    one_cookie_field(headers, ex.own_cookie());
     if let Some(h) = host.as_deref()
         && !single_value_is(headers, HOST, h)
         && let Ok(h) = HeaderValue::from_str(h)
@@ -136,7 +138,18 @@ async fn forward(
     busy: Busy,
 ) -> Result<Response<Body>, Refusal> {
     let upgrade = is_upgrade(req.headers()) && req.version() == Version::HTTP_11;
-    let bodiless = req.body().is_end_stream();
+    if req.body().is_end_stream() && !upgrade {
+        // Written for the server straight from the client's fields.
+        let (parts, _) = req.into_parts();
+        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        let side = ClientSide {
+            peer: &client.peer_text,
+            tls: client.tls,
+            authority: target_authority(&parts.uri, parts.version),
+        };
+        let (resp, active) = h1::leg::send(ex, &parts, path, side).await?;
+        return Ok(relay(ex, resp, active, busy, Arc::default()));
+    }
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let chunked = req.headers().contains_key(TRANSFER_ENCODING);
     let (parts, body) = rewrite(ex, client, req, upgrade);
@@ -145,10 +158,6 @@ async fn forward(
         .path_and_query()
         .cloned()
         .unwrap_or_else(|| PathAndQuery::from_static("/"));
-    if bodiless && !upgrade {
-        let (resp, active) = h1::leg::send(ex, &parts, path.as_str()).await?;
-        return Ok(relay(ex, resp, active, busy, Arc::default()));
-    }
     // Boxed: the rarer path's state stays out of every request's future.
     let sent = Box::pin(forward_streaming(ex, parts, body, &path, chunked)).await?;
     let (mut resp, active, fault) = sent;
@@ -167,6 +176,7 @@ async fn forward(
         let (parts, _) = resp.into_parts();
         return Ok(with_added(Response::from_parts(parts, empty()), &added));
     }
+    remove_hop_by_hop(resp.headers_mut(), false);
     Ok(relay(ex, resp.map(incoming), active, busy, fault))
 }
 
@@ -193,9 +203,9 @@ async fn forward_streaming(
     Ok((resp, active, fault))
 }
 
-/// The server's response as the client gets it: what the table learns from it taken,
-/// the hop rule applied, the proxy's fields added, the request's guards held until its
-/// body is sent.
+/// The server's response (its hop-by-hop fields removed) as the client gets it: what
+/// the table learns from it taken, the proxy's fields added, the request's guards held
+/// until its body is sent.
 fn relay(
     ex: &mut Exchange<'_>,
     resp: Response<Body>,
@@ -204,8 +214,7 @@ fn relay(
     fault: Arc<BodyFault>,
 ) -> Response<Body> {
     let added = ex.answered(resp.headers(), resp.status().as_u16(), &active);
-    let (mut parts, body) = resp.into_parts();
-    remove_hop_by_hop(&mut parts.headers, false);
+    let (parts, body) = resp.into_parts();
     let stall = StallAfterAnswer {
         fault,
         metrics: ex.plane().lasting.metrics.clone(),

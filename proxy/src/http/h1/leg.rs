@@ -10,7 +10,6 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, HOST};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
@@ -18,24 +17,38 @@ use tokio::io::AsyncWriteExt;
 
 use super::chunked::Chunked;
 use super::head::Head;
-use super::rewrite::field;
+use super::rewrite::{RequestHop, write_request};
 use super::upstream::{self, NoResponse, Upstream};
 use crate::http::body::{Body, BodyError, StallClock, empty, full};
 use crate::http::exchange::Exchange;
-use crate::http::fields::{Fields, HeadFields};
+use crate::http::fields::{Fields, HeadFields, Kind};
 use crate::http::framing::{self, Framing};
+use crate::http::headers::Hop;
 use crate::http::persist::Active;
 use crate::http::pool::Server;
 use crate::http::refusal::Refusal;
 
-/// Sends the bodiless request `parts` (already rewritten for the server) with target
-/// `path`, on a pooled connection or a new one, again on a fresh one when a pooled one
-/// turns out closed, on another server after a connect failure if the exchange allows;
-/// returns the response with its body streaming from the server.
+/// The client side of the hop, as the server's request head tells it.
+#[derive(Clone, Copy)]
+pub struct ClientSide<'a> {
+    /// The client peer's address as text.
+    pub peer: &'a str,
+    /// The client connection is TLS.
+    pub tls: bool,
+    /// An absolute-form target's or HTTP/2's authority, which the server gets as `Host`.
+    pub authority: Option<&'a str>,
+}
+
+/// Sends the bodiless request `parts` (as the client sent it; its head is rewritten for
+/// the server as it is written) with target `path`, on a pooled connection or a new
+/// one, again on a fresh one when a pooled one turns out closed, on another server
+/// after a connect failure if the exchange allows; returns the response with its body
+/// streaming from the server.
 pub async fn send(
     ex: &mut Exchange<'_>,
     parts: &http::request::Parts,
     path: &str,
+    client: ClientSide<'_>,
 ) -> Result<(Response<Body>, Active), Refusal> {
     let timeouts = &ex.plane().timeouts;
     let is_head = parts.method == Method::HEAD;
@@ -52,7 +65,16 @@ pub async fn send(
             }
         };
         out.clear();
-        write_head(&mut out, parts, path, &server);
+        let hop = RequestHop {
+            peer: client.peer,
+            trusted: ex.peer_trusted(),
+            tls: client.tls,
+            own_cookie: ex.own_cookie(),
+            host: client.authority.map(str::as_bytes),
+            fallback_host: Some(server.addr.as_bytes()),
+        };
+        let method = parts.method.as_str().as_bytes();
+        write_request(&mut out, method, path.as_bytes(), &parts.headers, &hop);
         let active = ex.activate();
         let deadline = tokio::time::Instant::now() + timeouts.server;
         let answer = match up.stream.write_all(&out).await {
@@ -73,27 +95,6 @@ pub async fn send(
         };
         return Err(ex.server_failed(refusal, &"no response"));
     }
-}
-
-/// Writes the request head: the request line, `Host` (the server's address when the
-/// request named none), the fields as they are, and `Content-Length: 0` where a body is
-/// expected but none came (RFC 9110 §8.6).
-fn write_head(out: &mut Vec<u8>, parts: &http::request::Parts, path: &str, server: &Server) {
-    out.extend_from_slice(parts.method.as_str().as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(path.as_bytes());
-    out.extend_from_slice(b" HTTP/1.1\r\n");
-    if !parts.headers.contains_key(HOST) {
-        field(out, b"host", server.addr.as_bytes());
-    }
-    for (name, value) in &parts.headers {
-        field(out, name.as_str().as_bytes(), value.as_bytes());
-    }
-    let expects_body = matches!(parts.method, Method::POST | Method::PUT | Method::PATCH);
-    if expects_body && !parts.headers.contains_key(CONTENT_LENGTH) {
-        field(out, b"content-length", b"0");
-    }
-    out.extend_from_slice(b"\r\n");
 }
 
 /// Reads response heads until the final one: interim (1xx) answers have no place in
@@ -134,17 +135,7 @@ fn response(
         _ => None,
     };
     let shared = Bytes::copy_from_slice(&bytes[..whole.unwrap_or(head.len)]);
-    let mut headers = HeaderMap::with_capacity(head.fields.len());
-    for f in &head.fields {
-        let name = HeaderName::from_bytes(&bytes[f.name.clone()]).map_err(|_| "bad field name")?;
-        let value = HeaderValue::from_maybe_shared(shared.slice(f.value.clone()))
-            .map_err(|_| "bad field")?;
-        headers.append(name, value);
-    }
-    if framing == Framing::Chunked {
-        // The decoded data goes on; a length beside the coding is not its length.
-        headers.remove(CONTENT_LENGTH);
-    }
+    let headers = client_fields(&fields, &shared, framing == Framing::Chunked)?;
     let mut body = ServerBody {
         up: Some(up),
         server,
@@ -175,6 +166,34 @@ fn response(
     *resp.status_mut() = status;
     *resp.headers_mut() = headers;
     Ok(resp)
+}
+
+/// The response's fields as the client gets them, their values sharing `shared` (the
+/// head's bytes): what the hop rule keeps, without the framing that hyper writes itself
+/// (a length beside `chunked` is not the decoded data's length).
+fn client_fields(
+    fields: &HeadFields<'_>,
+    shared: &Bytes,
+    chunked: bool,
+) -> Result<HeaderMap, &'static str> {
+    let rule = Hop::of(fields, false);
+    let mut headers = HeaderMap::with_capacity(fields.head.fields.len());
+    for f in &fields.head.fields {
+        let name = &fields.buf[f.name.clone()];
+        let dropped = match f.kind {
+            Kind::TransferEncoding => true,
+            Kind::ContentLength => chunked,
+            kind => rule.drops(kind, name),
+        };
+        if dropped {
+            continue;
+        }
+        let name = HeaderName::from_bytes(name).map_err(|_| "bad field name")?;
+        let value = HeaderValue::from_maybe_shared(shared.slice(f.value.clone()))
+            .map_err(|_| "bad field")?;
+        headers.append(name, value);
+    }
+    Ok(headers)
 }
 
 /// A response body read from the server's connection by its framing.

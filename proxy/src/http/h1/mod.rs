@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
+use super::cookie::VerifiedCookie;
 use super::exchange::{Added, Exchange, RequestLine, Route};
 use super::fields::{Fields, Kind};
 use super::framing::{self, Framing};
@@ -76,6 +77,8 @@ struct Conn<'a, I> {
     peer: SocketAddr,
     peer_text: String,
     tls: bool,
+    /// The insert cookie this connection's requests showed valid.
+    cookies: Arc<VerifiedCookie>,
     dp: &'a Arc<DataPlane>,
     fe: &'a Frontend,
     /// Idle between requests, the connection may be reclaimed for a newcomer.
@@ -103,6 +106,7 @@ where
         peer,
         peer_text: peer.ip().to_string(),
         tls,
+        cookies: Arc::default(),
         dp,
         fe,
         mark,
@@ -273,7 +277,8 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<'_, I> {
         };
         let is_head = line.method == b"HEAD";
         let close_client = fields.connection_has("close");
-        let mut ex = Exchange::new(dp, fe, self.peer, self.tls, &line, &fields);
+        let (peer, cookies) = ((self.peer, self.tls), self.cookies.clone());
+        let mut ex = Exchange::new(dp, fe, peer, &cookies, &line, &fields);
         match ex.route(&fields, &line).await {
             Ok(Route::Server) => {}
             Ok(Route::Redirect(location)) => {
@@ -303,8 +308,15 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<'_, I> {
             trusted: ex.peer_trusted(),
             tls: self.tls,
             own_cookie: ex.own_cookie(),
+            host: None,
+            fallback_host: None,
         };
-        write_request(&mut self.out, &self.head, self.buf.filled(), &hop);
+        let buf = self.buf.filled();
+        let (method, target) = (
+            &buf[self.head.method.clone()],
+            &buf[self.head.target.clone()],
+        );
+        write_request(&mut self.out, method, target, &self.head.fields(buf), &hop);
         self.buf.consume(self.head.len);
         let inline = (self.buf.filled().len() as u64).min(length) as usize;
         self.out.extend_from_slice(&self.buf.filled()[..inline]);

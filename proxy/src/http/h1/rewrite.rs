@@ -3,13 +3,14 @@
 //! way out and the insert cookie added on the way back.
 
 use super::head::Head;
-use crate::http::cookie::{has_cookie, other_cookies};
+use crate::http::cookie::join_cookies;
 use crate::http::exchange::Added;
 use crate::http::fields::{Fields, Kind};
 use crate::http::framing::declared_length;
 use crate::http::headers::{Forwarded, Hop};
 
 /// What the request head's rewrite needs to know about the hop.
+#[derive(Clone, Copy)]
 pub struct RequestHop<'a> {
     /// The client peer's address as text (the `X-Forwarded-For` value added).
     pub peer: &'a str,
@@ -19,6 +20,12 @@ pub struct RequestHop<'a> {
     pub tls: bool,
     /// Insert mode: holdfast's cookie, never shown to the server.
     pub own_cookie: Option<&'a str>,
+    /// The `Host` sent in place of the request's own: an absolute-form target's or
+    /// HTTP/2's authority (RFC 9112 §3.2.2). `None` keeps the request's `Host`.
+    pub host: Option<&'a [u8]>,
+    /// The `Host` sent when the request names none (HTTP/1.0): the server's address. It
+    /// is not the client's host, so no `X-Forwarded-Host` says it.
+    pub fallback_host: Option<&'a [u8]>,
 }
 
 /// Writes one header field line.
@@ -29,65 +36,83 @@ pub(super) fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// A `Cookie` field without holdfast's own cookie `own` (left out when nothing remains).
-fn cookie_without(out: &mut Vec<u8>, name: &[u8], value: &[u8], own: &str) {
-    match std::str::from_utf8(value) {
-        Ok(text) if has_cookie(text, own) => {
-            let mut first = true;
-            for pair in other_cookies(text, own) {
-                out.extend_from_slice(if first { b"cookie: " } else { b"; " });
-                out.extend_from_slice(pair.as_bytes());
-                first = false;
-            }
-            if !first {
-                out.extend_from_slice(b"\r\n");
-            }
-        }
-        _ => field(out, name, value),
+/// One `Cookie` line from every `Cookie` field of the request, without holdfast's own
+/// cookie `own`; none when nothing remains.
+fn cookie_line<'f>(out: &mut Vec<u8>, values: impl Iterator<Item = &'f [u8]>, own: Option<&str>) {
+    let start = out.len();
+    out.extend_from_slice(b"cookie: ");
+    match join_cookies(out, values, own) {
+        true => out.extend_from_slice(b"\r\n"),
+        false => out.truncate(start),
     }
 }
 
-/// Writes the request head for the server: HTTP/1.1, the fields the hop rule keeps, and
-/// the `X-Forwarded-*` values last.
-pub fn write_request(out: &mut Vec<u8>, head: &Head, buf: &[u8], hop: &RequestHop) {
-    out.extend_from_slice(&buf[head.method.clone()]);
+/// Writes the request head for the server: HTTP/1.1, `Host`, the fields the hop rule
+/// keeps, one `Cookie` line, the framing fields once, and the `X-Forwarded-*` values
+/// last. Both engines write every request head they send themselves with it.
+pub fn write_request(
+    out: &mut Vec<u8>,
+    method: &[u8],
+    target: &[u8],
+    fields: &impl Fields,
+    hop: &RequestHop,
+) {
+    out.extend_from_slice(method);
     out.push(b' ');
-    out.extend_from_slice(&buf[head.target.clone()]);
+    out.extend_from_slice(target);
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    let fields = head.fields(buf);
-    let rule = Hop::of(&fields, false);
+    match (hop.host, hop.fallback_host) {
+        (Some(host), _) => field(out, b"host", host),
+        (None, Some(host)) if !fields.has(Kind::Host) => field(out, b"host", host),
+        _ => {}
+    }
+    let rule = Hop::of(fields, false);
     // One `Content-Length`, one value, however the client repeated it (RFC 9110 §8.6).
-    let mut length = declared_length(&fields);
+    let mut length = declared_length(fields);
     // The request's framing was checked (`framing::request`): a transfer coding is
     // `chunked`, once, and the body passes as the client chunked it.
     let mut chunked = fields.has(Kind::TransferEncoding);
-    for f in &head.fields {
-        let (name, value) = (&buf[f.name.clone()], &buf[f.value.clone()]);
-        match (f.kind, hop.own_cookie) {
-            (Kind::ContentLength, _) => {
+    if length.is_none() && !chunked && expects_content(method) {
+        // No body: said so, for a method that defines one (RFC 9110 §8.6).
+        field(out, b"content-length", b"0");
+    }
+    let mut cookies = true;
+    for (kind, name, value) in fields.each() {
+        match kind {
+            Kind::ContentLength => {
                 if let Some(n) = length.take() {
                     field(out, b"content-length", n.to_string().as_bytes());
                 }
             }
-            (Kind::TransferEncoding, _) => {
+            Kind::TransferEncoding => {
                 if std::mem::take(&mut chunked) {
                     field(out, b"transfer-encoding", b"chunked");
                 }
             }
-            (Kind::ForwardedFor | Kind::ForwardedProto | Kind::ForwardedHost, _) => {}
-            (Kind::Cookie, Some(own)) => cookie_without(out, name, value, own),
-            (kind, _) if rule.drops(kind, name) => {}
+            Kind::ForwardedFor | Kind::ForwardedProto | Kind::ForwardedHost => {}
+            Kind::Host if hop.host.is_some() => {}
+            Kind::Cookie => {
+                if std::mem::take(&mut cookies) {
+                    cookie_line(out, fields.values(Kind::Cookie), hop.own_cookie);
+                }
+            }
+            kind if rule.drops(kind, name) => {}
             _ => field(out, name, value),
         }
     }
-    let host = fields.values(Kind::Host).next();
-    let forwarded = Forwarded::of(&fields, hop.peer, hop.trusted, hop.tls, host);
+    let host = hop.host.or_else(|| fields.values(Kind::Host).next());
+    let forwarded = Forwarded::of(fields, hop.peer, hop.trusted, hop.tls, host);
     for (kind, value) in forwarded.fields() {
         if let (Some(name), Some(value)) = (kind.name(), value) {
             field(out, name.as_bytes(), value);
         }
     }
     out.extend_from_slice(b"\r\n");
+}
+
+/// True for the methods whose requests define a meaning for content.
+fn expects_content(method: &[u8]) -> bool {
+    matches!(method, b"POST" | b"PUT" | b"PATCH")
 }
 
 /// Writes the response head for the client: HTTP/1.1, the fields the hop rule keeps (the
@@ -132,7 +157,8 @@ mod tests {
         let mut h = Head::default();
         assert!(h.parse_request(text, 100).unwrap());
         let mut out = Vec::new();
-        write_request(&mut out, &h, text, hop);
+        let (method, target) = (&text[h.method.clone()], &text[h.target.clone()]);
+        write_request(&mut out, method, target, &h.fields(text), hop);
         String::from_utf8(out).unwrap()
     }
 
@@ -146,6 +172,8 @@ mod tests {
             trusted: false,
             tls: false,
             own_cookie: Some("HFSID"),
+            host: None,
+            fallback_host: None,
         };
         assert_eq!(
             request(text, &hop),
@@ -164,7 +192,11 @@ mod tests {
         );
         assert!(out.contains("x-forwarded-proto: https\r\n"), "{out}");
         assert!(!out.contains("x-forwarded-proto: http\r\n"), "{out}");
-        assert!(out.contains("Cookie: HFSID=q\r\n"), "{out}");
+        // Every `Cookie` field in one line (RFC 6265 §5.4).
+        assert!(
+            out.contains("cookie: a=1; HFSID=x.y.z; b=2; HFSID=q\r\n"),
+            "{out}"
+        );
     }
 
     #[test]
