@@ -15,8 +15,12 @@ use super::head::Head;
 use crate::config::TimeoutsSection;
 use crate::http::pool::Server;
 
-/// Idle connections kept per server at most.
-const MAX_IDLE: usize = 256;
+/// Idle connections kept per server at most: as many as requests go to one server at
+/// once (HTTP/2 clients bring hundreds), or each burst closes connections that the next
+/// one opens again (HAProxy keeps idle server connections without a count limit). The
+/// most recently used is taken first, so those a burst left over age out after
+/// `timeouts.pool_idle`.
+const MAX_IDLE: usize = 1024;
 
 /// Bytes buffered from a server: a response head must fit.
 pub const BUF_SIZE: usize = 16 * 1024;
