@@ -230,14 +230,18 @@ pub async fn read_ahead(mut body: Body, wait: std::time::Duration) -> Result<Bod
 }
 
 /// A body that holds `guard` until it is finished or dropped (in-flight counts).
-pub struct Guarded<G> {
-    inner: Body,
+pub struct Guarded<B, G> {
+    inner: B,
     guard: Option<G>,
 }
 
-impl<G: Send + Sync + Unpin + 'static> Guarded<G> {
-    /// Wraps `inner`, boxed again as a [`Body`].
-    pub fn wrap(inner: Body, guard: G) -> Body {
+impl<B, G> Guarded<B, G>
+where
+    B: HttpBody<Data = Bytes, Error = BodyError> + Send + Sync + Unpin + 'static,
+    G: Send + Sync + Unpin + 'static,
+{
+    /// Wraps `inner`, boxed as a [`Body`].
+    pub fn wrap(inner: B, guard: G) -> Body {
         Guarded {
             inner,
             guard: Some(guard),
@@ -246,7 +250,11 @@ impl<G: Send + Sync + Unpin + 'static> Guarded<G> {
     }
 }
 
-impl<G: Unpin> HttpBody for Guarded<G> {
+impl<B, G> HttpBody for Guarded<B, G>
+where
+    B: HttpBody<Data = Bytes, Error = BodyError> + Unpin,
+    G: Unpin,
+{
     type Data = Bytes;
     type Error = BodyError;
 

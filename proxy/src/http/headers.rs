@@ -189,14 +189,18 @@ pub fn request_host<'a>(fields: &'a impl Fields, authority: Option<&'a str>) -> 
     authority.or_else(|| fields.texts(Kind::Host).next())
 }
 
-/// A host without its port, lower-cased, for routing.
-pub fn host_name(host: &str) -> String {
+/// A host without its port, lower-cased, for routing (borrowed when it is already).
+pub fn host_name(host: &str) -> Cow<'_, str> {
     let name = if host.starts_with('[') {
         host.find(']').map(|i| &host[..=i]).unwrap_or(host)
     } else {
         host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host)
     };
-    name.trim_end_matches('.').to_ascii_lowercase()
+    let name = name.trim_end_matches('.');
+    match name.bytes().any(|b| b.is_ascii_uppercase()) {
+        true => Cow::Owned(name.to_ascii_lowercase()),
+        false => Cow::Borrowed(name),
+    }
 }
 
 #[cfg(test)]

@@ -41,7 +41,7 @@ impl Router {
                     None => HostMatch::Any,
                     Some(h) => match h.strip_prefix('*') {
                         Some(rest) => HostMatch::Suffix(rest.to_ascii_lowercase()),
-                        None => HostMatch::Exact(host_name(h)),
+                        None => HostMatch::Exact(host_name(h).into_owned()),
                     },
                 };
                 Some(Route {
@@ -65,7 +65,7 @@ impl Router {
             .find(|r| {
                 let host_ok = match &r.host {
                     HostMatch::Any => true,
-                    HostMatch::Exact(h) => *h == name,
+                    HostMatch::Exact(h) => **h == *name,
                     HostMatch::Suffix(s) => name.len() > s.len() && name.ends_with(s.as_str()),
                 };
                 host_ok && r.prefix.as_deref().is_none_or(|p| path.starts_with(p))

@@ -6,14 +6,15 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, HOST, HeaderValue, LOCATION, TRANSFER_ENCODING};
 use http::uri::{PathAndQuery, Scheme};
 use http::{Request, Response, StatusCode, Uri, Version};
-use hyper::body::{Body as _, Incoming};
+use hyper::body::{Body as HttpBody, Incoming};
 use hyper_util::rt::TokioIo;
 
 use super::body::{
-    Body, BodyFault, Guarded, StallAfterAnswer, Watched, empty, incoming, read_ahead,
+    Body, BodyError, BodyFault, Guarded, StallAfterAnswer, Watched, empty, incoming, read_ahead,
 };
 use super::conn::{Busy, ConnState};
 use super::cookie::{VerifiedCookie, one_cookie_field};
@@ -206,13 +207,16 @@ async fn forward_streaming(
 /// The server's response (its hop-by-hop fields removed) as the client gets it: what
 /// the table learns from it taken, the proxy's fields added, the request's guards held
 /// until its body is sent.
-fn relay(
+fn relay<B>(
     ex: &mut Exchange<'_>,
-    resp: Response<Body>,
+    resp: Response<B>,
     active: super::persist::Active,
     busy: Busy,
     fault: Arc<BodyFault>,
-) -> Response<Body> {
+) -> Response<Body>
+where
+    B: HttpBody<Data = Bytes, Error = BodyError> + Send + Sync + Unpin + 'static,
+{
     let added = ex.answered(resp.headers(), resp.status().as_u16(), &active);
     let (parts, body) = resp.into_parts();
     let stall = StallAfterAnswer {

@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode};
-use http_body_util::BodyExt;
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use tokio::io::AsyncWriteExt;
 
@@ -19,7 +18,7 @@ use super::chunked::Chunked;
 use super::head::Head;
 use super::rewrite::{RequestHop, write_request};
 use super::upstream::{self, NoResponse, Upstream};
-use crate::http::body::{Body, BodyError, StallClock, empty, full};
+use crate::http::body::{BodyError, StallClock};
 use crate::http::exchange::Exchange;
 use crate::http::fields::{Fields, HeadFields, Kind};
 use crate::http::framing::{self, Framing};
@@ -49,7 +48,7 @@ pub async fn send(
     parts: &http::request::Parts,
     path: &str,
     client: ClientSide<'_>,
-) -> Result<(Response<Body>, Active), Refusal> {
+) -> Result<(Response<ServerBody>, Active), Refusal> {
     let timeouts = &ex.plane().timeouts;
     let is_head = parts.method == Method::HEAD;
     let mut out = Vec::with_capacity(512);
@@ -124,7 +123,7 @@ fn response(
     server: Arc<Server>,
     is_head: bool,
     stall: Duration,
-) -> Result<Response<Body>, &'static str> {
+) -> Result<Response<ServerBody>, &'static str> {
     let bytes = up.buf.filled();
     let fields = HeadFields { head, buf: bytes };
     let framing = framing::response(&fields, head.status, is_head)?;
@@ -147,21 +146,16 @@ fn response(
         chunks: Chunked::default(),
         reusable: reusable && framing != Framing::Close,
         clock: StallClock::new(stall),
+        ready: None,
     };
-    let body = match whole {
+    match whole {
         Some(end) => {
             body.left = 0;
             body.finish_after(end);
-            match end - head.len {
-                0 => empty(),
-                _ => full(shared.slice(head.len..end)),
-            }
+            body.ready = (end > head.len).then(|| shared.slice(head.len..end));
         }
-        None => {
-            body.consume(head.len);
-            body.boxed()
-        }
-    };
+        None => body.consume(head.len),
+    }
     let mut resp = Response::new(body);
     *resp.status_mut() = status;
     *resp.headers_mut() = headers;
@@ -196,8 +190,9 @@ fn client_fields(
     Ok(headers)
 }
 
-/// A response body read from the server's connection by its framing.
-struct ServerBody {
+/// A response body read from the server's connection by its framing (or read whole with
+/// the head).
+pub struct ServerBody {
     /// The connection, until the body ends.
     up: Option<Upstream>,
     /// Whose idle list the connection goes back to.
@@ -211,6 +206,8 @@ struct ServerBody {
     reusable: bool,
     /// Runs while the server sends nothing, up to `timeouts.server`.
     clock: StallClock,
+    /// Data read already, passed on first: the whole body when it came with the head.
+    ready: Option<Bytes>,
 }
 
 impl ServerBody {
@@ -278,6 +275,9 @@ impl HttpBody for ServerBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = self.get_mut();
+        if let Some(data) = this.ready.take() {
+            return Poll::Ready(Some(Ok(Frame::data(data))));
+        }
         loop {
             match this.buffered() {
                 Ok(Some(data)) => return Poll::Ready(Some(Ok(Frame::data(data)))),
@@ -312,12 +312,13 @@ impl HttpBody for ServerBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.up.is_none()
+        self.up.is_none() && self.ready.is_none()
     }
 
     fn size_hint(&self) -> SizeHint {
+        let ready = self.ready.as_ref().map_or(0, |b| b.len() as u64);
         match self.framing {
-            Framing::Length(_) => SizeHint::with_exact(self.left),
+            Framing::Length(_) => SizeHint::with_exact(self.left + ready),
             _ => SizeHint::default(),
         }
     }
