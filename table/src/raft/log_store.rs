@@ -1,6 +1,7 @@
 //! The durable Raft log, vote and committed index, in one redb file. Each `append` is one
 //! write transaction whose commit fsyncs before openraft is told the entries are durable.
-//! redb calls block, so writes run on tokio's blocking pool.
+//! redb calls block, so writes run on tokio's blocking pool. The newest entries are also
+//! kept in memory ([`LogTail`]), where replication and apply read them.
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
@@ -12,6 +13,7 @@ use openraft::{OptionalSend, StorageIOError, Vote};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::codec;
+use crate::raft::log_tail::LogTail;
 use crate::raft::types::{Entry, LogId, StorageError, TypeConfig};
 
 const LOGS: TableDefinition<u64, &[u8]> = TableDefinition::new("logs");
@@ -19,6 +21,9 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const KEY_VOTE: &str = "vote";
 const KEY_COMMITTED: &str = "committed";
 const KEY_PURGED: &str = "last_purged";
+/// Encoded bytes of the newest entries kept in memory: seconds of a loaded node's binds,
+/// a bounded few MiB however large its batches.
+const TAIL_BUDGET: usize = 8 << 20;
 
 /// Why the log store could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +61,7 @@ pub struct LogIoError {
 pub struct LogStore {
     db: Arc<Database>,
     path: Arc<str>,
+    tail: Arc<parking_lot::Mutex<LogTail>>,
 }
 
 impl LogStore {
@@ -80,6 +86,7 @@ impl LogStore {
         Ok(LogStore {
             db: Arc::new(db),
             path: shown.into(),
+            tail: Arc::new(parking_lot::Mutex::new(LogTail::new(TAIL_BUDGET))),
         })
     }
 
@@ -165,9 +172,12 @@ impl RaftLogReader<TypeConfig> for LogStore {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry>, StorageError> {
+        let (start, end) = bounds_of(&range);
+        if let Some(entries) = self.tail.lock().get(start, end) {
+            return Ok(entries);
+        }
         let read = || -> Result<Vec<Entry>, redb::Error> {
             let tx = self.db.begin_read()?;
-            let (start, end) = bounds_of(&range);
             let table = tx.open_table(LOGS)?;
             let iter = match end {
                 Some(end) if end <= start => return Ok(Vec::new()),
@@ -241,11 +251,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: OptionalSend,
     {
         let mut encoded = Vec::new();
+        let mut kept = Vec::new();
         for entry in entries {
             let bytes = codec::encode(&entry)
                 .map_err(|e| StorageIOError::write_log_entry(entry.log_id, &e))?;
             encoded.push((entry.log_id.index, bytes));
+            kept.push(entry);
         }
+        let sizes: Vec<usize> = encoded.iter().map(|(_, b)| b.len()).collect();
         // Durable before returning: the commit fsyncs, so the callback can say so at once.
         let result = self
             .blocking_write(move |tx| {
@@ -258,6 +271,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .await;
         match result {
             Ok(()) => {
+                self.tail.lock().push(kept.into_iter().zip(sizes));
                 callback.log_io_completed(Ok(()));
                 Ok(())
             }
@@ -271,6 +285,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
         let since = log_id.index;
+        self.tail.lock().truncate(since);
         self.blocking_write(move |tx| {
             tx.open_table(LOGS)?.retain_in(since.., |_, _| false)?;
             Ok(())
@@ -282,6 +297,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
         let bytes = codec::encode(&log_id).map_err(|e| StorageIOError::write_logs(&e))?;
         let upto = log_id.index;
+        self.tail.lock().purge(upto);
         self.blocking_write(move |tx| {
             tx.open_table(META)?.insert(KEY_PURGED, bytes.as_slice())?;
             tx.open_table(LOGS)?.retain_in(..=upto, |_, _| false)?;

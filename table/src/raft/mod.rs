@@ -3,6 +3,7 @@
 //! openraft 0.10 touches this module only.
 
 pub mod log_store;
+mod log_tail;
 pub mod sm_store;
 pub mod snapshot_file;
 pub mod types;
