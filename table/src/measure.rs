@@ -57,7 +57,7 @@ pub fn session_proposals(n: usize) -> impl Iterator<Item = Proposal> {
             .collect();
         Proposal {
             now: 1_000 + (start / 1000) as u64,
-            command: Command::Batch(NodeBatch {
+            command: Command::from(NodeBatch {
                 node: 1,
                 binds,
                 touches: vec![],

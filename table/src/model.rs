@@ -2,6 +2,8 @@
 //! they produce, and the read-only views the rest of holdfast sees. Everything here is plain
 //! data (serde), so it travels in log entries, snapshots and peer messages unchanged.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 /// A cluster member's id (the Raft node id).
@@ -158,8 +160,9 @@ pub struct NodeBatch {
 pub enum Command {
     /// Leader's idle tick: only advances the clock (expiry, deadlines, release).
     Tick,
-    /// One node's binds, touches and watermark.
-    Batch(NodeBatch),
+    /// One node's binds, touches and watermark; shared, so the copies the log hands to
+    /// apply and to each follower cost a reference count (encoded as the batch itself).
+    Batch(Arc<NodeBatch>),
     /// An operator changes a server's admin state.
     SetServerState {
         /// Backend name.
@@ -174,6 +177,12 @@ pub enum Command {
     /// The table's bounds (a variant of its own, added last, so older log entries still
     /// decode).
     SetLimits(TableLimits),
+}
+
+impl From<NodeBatch> for Command {
+    fn from(batch: NodeBatch) -> Command {
+        Command::Batch(Arc::new(batch))
+    }
 }
 
 /// Bounds of the table, replicated like [`TableParams`].

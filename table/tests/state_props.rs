@@ -262,7 +262,7 @@ proptest! {
             for b in binds {
                 t.apply(&Proposal {
                     now: 10,
-                    command: Command::Batch(holdfast_table::model::NodeBatch {
+                    command: Command::from(holdfast_table::model::NodeBatch {
                         node: 1,
                         binds: vec![b],
                         ..Default::default()

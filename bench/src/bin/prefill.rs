@@ -91,7 +91,7 @@ fn batch(a: &Args, node: u64, from: u64, to: u64) -> Command {
             maxlife: None,
         })
         .collect();
-    Command::Batch(NodeBatch {
+    Command::from(NodeBatch {
         node,
         binds,
         ..NodeBatch::default()

@@ -154,7 +154,7 @@ async fn pin(node: &Node, backend: String, body: PinRequest) -> Response<Body> {
         ends: Vec::new(),
         promises: None,
     };
-    match node.writer().write(Command::Batch(batch)).await {
+    match node.writer().write(Command::from(batch)).await {
         Ok(_) => json(StatusCode::OK, &Ack::ok()),
         Err(e) => write_error(e),
     }

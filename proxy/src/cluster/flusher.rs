@@ -196,7 +196,7 @@ impl Flusher {
             // Every batch carries what is open now, what closed since the last one, and
             // all of this node's promises.
             let promises = pending.add_activity(open.activity());
-            let batch = pending.take(node, watermark, applied, promises);
+            let batch = Arc::new(pending.take(node, watermark, applied, promises));
             let (binds, touches) = (batch.binds.len() as u64, batch.touches.len() as u64);
             match writer.write(Command::Batch(batch.clone())).await {
                 Ok(_) => {
@@ -208,6 +208,7 @@ impl Flusher {
                 Err(e) => {
                     stats.failures.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(error = %e, binds, touches, "batch not committed, keeping it");
+                    let batch = Arc::try_unwrap(batch).unwrap_or_else(|shared| (*shared).clone());
                     pending.restore(batch, limit, &stats);
                     // Back off a little so a cluster without quorum is not hammered.
                     tokio::time::sleep(interval).await;

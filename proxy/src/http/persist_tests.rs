@@ -137,7 +137,7 @@ impl Lab {
                 let mut table = self.table.lock();
                 table.apply(&Proposal {
                     now: 1,
-                    command: Command::Batch(NodeBatch {
+                    command: Command::from(NodeBatch {
                         binds: vec![Bind {
                             backend: "b".into(),
                             key: key.to_vec(),

@@ -39,7 +39,7 @@ pub(super) fn batch(
 ) -> Response {
     let r = t.apply(&Proposal {
         now,
-        command: Command::Batch(NodeBatch {
+        command: Command::from(NodeBatch {
             node,
             binds,
             touches,

@@ -340,7 +340,7 @@ fn a_watermark_taken_before_the_node_applied_the_drain_does_not_release_it() {
         t.note_index(t.index + 1);
         t.apply(&Proposal {
             now: 1_000,
-            command: Command::Batch(NodeBatch {
+            command: Command::from(NodeBatch {
                 node,
                 watermark,
                 applied,
@@ -391,7 +391,7 @@ fn promise(t: &mut StickTable, now: u64, node: u64, until: u64) {
     use crate::model::{Command, NodeBatch, Promise, Proposal};
     t.apply(&Proposal {
         now,
-        command: Command::Batch(NodeBatch {
+        command: Command::from(NodeBatch {
             node,
             watermark: now,
             promises: Some(vec![Promise {

@@ -214,7 +214,7 @@ pub fn steps(ops: &[Op]) -> Vec<Step> {
                                 .collect()
                         }),
                     };
-                    (now, Command::Batch(batch))
+                    (now, Command::from(batch))
                 }
                 Op::State {
                     dt,
