@@ -6,8 +6,8 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use holdfast_tests::Lab;
@@ -16,10 +16,12 @@ use http_body_util::BodyExt;
 /// Bytes of the large answer: several times the leg's 16 KiB buffer.
 const BIG: usize = 200_000;
 
-/// A raw HTTP/1.1 server answering by path; counts the connections it accepted.
+/// A raw HTTP/1.1 server answering by path; counts the connections it accepted and can
+/// close them all (as a restarted server would have).
 struct Server {
     addr: String,
     accepted: Arc<AtomicUsize>,
+    open: Arc<Mutex<Vec<TcpStream>>>,
 }
 
 impl Server {
@@ -27,14 +29,46 @@ impl Server {
         let listener = TcpListener::bind(("127.0.0.1", holdfast_tests::free_port())).expect("bind");
         let addr = listener.local_addr().expect("addr").to_string();
         let accepted = Arc::new(AtomicUsize::new(0));
-        let count = accepted.clone();
+        let open = Arc::new(Mutex::new(Vec::new()));
+        let (count, kept) = (accepted.clone(), open.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 count.fetch_add(1, Ordering::Relaxed);
+                if let Ok(copy) = stream.try_clone() {
+                    kept.lock().expect("lock").push(copy);
+                }
                 std::thread::spawn(move || serve(stream));
             }
         });
-        Server { addr, accepted }
+        Server {
+            addr,
+            accepted,
+            open,
+        }
+    }
+
+    /// Closes every connection accepted so far.
+    fn close_all(&self) {
+        for stream in self.open.lock().expect("lock").drain(..) {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+/// Reads from `stream` into `buf` until it holds `end`; the text up to and with it,
+/// taken from `buf`.
+fn read_until(stream: &mut TcpStream, buf: &mut Vec<u8>, end: &[u8]) -> Option<String> {
+    loop {
+        if let Some(at) = buf.windows(end.len()).position(|w| w == end) {
+            let text = String::from_utf8_lossy(&buf[..at + end.len()]).into_owned();
+            buf.drain(..at + end.len());
+            return Some(text);
+        }
+        let mut chunk = [0u8; 4096];
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
     }
 }
 
@@ -51,14 +85,28 @@ fn serve(mut stream: TcpStream) {
             }
             continue;
         };
-        let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+        let mut head = String::from_utf8_lossy(&buf[..end]).into_owned();
         buf.drain(..end + 4);
+        if head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked")
+        {
+            // The chunked body, shown after the head as it came.
+            let Some(body) = read_until(&mut stream, &mut buf, b"0\r\n\r\n") else {
+                return;
+            };
+            head = format!("{head}\r\n\r\n{body}");
+        }
         let path = head.split(' ').nth(1).unwrap_or("/").to_string();
         let answer: Vec<u8> = match path.as_str() {
             "/chunked" => b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
                 5;x=1\r\nhello\r\n7\r\n, world\r\n0\r\nX-Trailer: 1\r\n\r\n"
                 .to_vec(),
             "/close" => b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end".to_vec(),
+            "/slow" => {
+                std::thread::sleep(Duration::from_millis(300));
+                b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nslow".to_vec()
+            }
             "/stall" => {
                 // Part of the body, then nothing for longer than `timeouts.server`.
                 let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npart");
@@ -83,13 +131,34 @@ fn serve(mut stream: TcpStream) {
             _ => b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nlength".to_vec(),
         };
         if stream.write_all(&answer).is_err() || path == "/close" {
+            // Closed here: the server's copy of the stream would keep it open.
+            let _ = stream.shutdown(std::net::Shutdown::Both);
             return;
         }
     }
 }
 
+/// A request body of one chunk whose length is not told (no `content-length`).
+struct Unsized(Option<bytes::Bytes>);
+
+impl hyper::body::Body for Unsized {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, Self::Error>>> {
+        std::task::Poll::Ready(self.0.take().map(|b| Ok(hyper::body::Frame::data(b))))
+    }
+}
+
 /// Sends `req` on a new HTTP/2 (prior knowledge) connection to `addr`; the answer's body.
-async fn h2_send(addr: &str, req: http::Request<http_body_util::Empty<bytes::Bytes>>) -> String {
+async fn h2_send<B>(addr: &str, req: http::Request<B>) -> String
+where
+    B: hyper::body::Body<Data = bytes::Bytes> + Send + Unpin + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let io = hyper_util::rt::TokioIo::new(tcp);
     let (mut sender, conn) =
@@ -220,4 +289,67 @@ fn rfc9113_8_2_3_cookies_reach_an_http1_server_in_one_field() {
     assert_eq!(named("x-forwarded-host"), ["app.local"], "{head}");
     assert!(named("te").is_empty(), "{head}");
     assert_eq!(named("content-length"), ["0"], "{head}");
+}
+
+/// A server that closed every idle connection the proxy keeps (it restarted) costs the
+/// next request nothing: the first dead one found sends it on a new connection, never
+/// through the other dead ones to a 502.
+#[test]
+fn a_server_that_dropped_its_idle_connections_costs_no_502() {
+    let server = Server::start();
+    let lab = h2_node(&server);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let addr = lab.http(0);
+    rt.block_on(async {
+        // Six streams at once: six server connections, pooled when they end.
+        let slow: Vec<_> = (0..6)
+            .map(|_| {
+                let addr = addr.clone();
+                tokio::spawn(async move { h2_gets(&addr, &["/slow"]).await })
+            })
+            .collect();
+        for answer in slow {
+            assert_eq!(answer.await.expect("task")[0].0, 200);
+        }
+    });
+    assert!(server.accepted.load(Ordering::Relaxed) >= 4);
+    server.close_all();
+    std::thread::sleep(Duration::from_millis(200));
+    let answers = rt.block_on(async {
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            h2_gets(&addr, &["/length", "/length"]),
+        )
+        .await
+        .expect("answers within 30 s")
+    });
+    for (status, body) in answers {
+        assert_eq!(status, 200);
+        assert_eq!(body.as_deref(), Some(&b"length"[..]));
+    }
+}
+
+/// A `GET` with a body and no `content-length` (an HTTP/2 stream may send one, as
+/// search APIs do): the server gets the body, chunked (RFC 9112 §6.1), not a bodiless
+/// `GET`.
+#[test]
+fn rfc9113_8_1_a_get_body_of_untold_length_reaches_the_server() {
+    let server = Server::start();
+    let lab = h2_node(&server);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let req = http::Request::get("http://app.local/head")
+        .body(Unsized(Some(bytes::Bytes::from_static(b"hello"))))
+        .expect("request");
+    let echoed = rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(30), h2_send(&lab.http(0), req))
+            .await
+            .expect("answer within 30 s")
+    });
+    assert!(echoed.starts_with("GET /head HTTP/1.1\r\n"), "{echoed}");
+    let lower = echoed.to_ascii_lowercase();
+    assert!(lower.contains("transfer-encoding: chunked\r\n"), "{echoed}");
+    assert!(
+        echoed.ends_with("\r\n\r\n5\r\nhello\r\n0\r\n\r\n"),
+        "{echoed:?}"
+    );
 }

@@ -9,11 +9,12 @@ use crate::cluster::Node;
 use crate::config::{self, ConfigError};
 
 /// Installs the log subscriber: `HOLDFAST_LOG` is the filter (default
-/// `info,openraft=warn`; the access log is target `holdfast::access` at debug),
+/// `info,openraft=warn,h2=error`: the h2 crate warns about what a client sent, which any
+/// client could fill the log with; the access log is target `holdfast::access` at debug),
 /// `HOLDFAST_LOG_FORMAT=json` switches to JSON lines.
 pub(super) fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("HOLDFAST_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn,h2=error"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     // HOLDFAST_LOG_FORMAT=json: one JSON object per line, for log shippers.
     let _ = if std::env::var("HOLDFAST_LOG_FORMAT").is_ok_and(|f| f == "json") {

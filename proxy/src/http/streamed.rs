@@ -120,6 +120,11 @@ fn rewrite(
         headers.insert(CONTENT_LENGTH, HeaderValue::from(n));
     }
     one_cookie_field(headers, ex.own_cookie());
+    // A body of unknown length (HTTP/2 without `content-length`, HTTP/1.1 chunked) goes
+    // chunked whatever the method: hyper's client sends a `GET`'s as no body at all.
+    if !body.is_end_stream() && body.size_hint().exact().is_none() {
+        headers.insert(TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+    }
     if let Some(h) = host.as_deref()
         && !single_value_is(headers, HOST, h)
         && let Ok(h) = HeaderValue::from_str(h)

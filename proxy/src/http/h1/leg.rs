@@ -56,7 +56,8 @@ pub async fn send(
     let mut stale = 0;
     loop {
         let server = ex.server().clone();
-        let mut up = match upstream::checkout(&server, ex.replayable(), timeouts).await {
+        let checkout = upstream::checkout(&server, ex.replayable(), stale > 0, timeouts);
+        let mut up = match checkout.await {
             Ok(up) => up,
             Err(e) => {
                 ex.connect_failed(&e)?;

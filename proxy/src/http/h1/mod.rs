@@ -334,7 +334,8 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<'_, I> {
         let mut stale = 0;
         loop {
             let server = ex.server().clone();
-            let mut up = match upstream::checkout(&server, ex.replayable(), t).await {
+            let checkout = upstream::checkout(&server, ex.replayable(), stale > 0, t);
+            let mut up = match checkout.await {
                 Ok(up) => up,
                 Err(e) => match ex.connect_failed(&e) {
                     Ok(()) => continue,

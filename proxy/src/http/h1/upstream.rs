@@ -83,11 +83,19 @@ pub enum NoResponse {
 
 /// A connection to `server` for one request: its most recently used idle one (for a
 /// request that cannot be sent twice, only one that still looks alive), or a new one.
+/// After a pooled connection turned out `stale` (closed by the server: it restarted, or
+/// dropped its idle connections), the others that died too are closed and the request
+/// goes on a new connection: trying them one by one would end in a 502.
 pub async fn checkout(
     server: &Server,
     replayable: bool,
+    stale: bool,
     timeouts: &TimeoutsSection,
 ) -> io::Result<Upstream> {
+    if stale {
+        server.idle.prune(timeouts.pool_idle);
+        return connect(&server.addr, timeouts.connect).await;
+    }
     let pooled = server
         .idle
         .take(timeouts.pool_idle)
