@@ -157,7 +157,7 @@ measure() { # measure TARGET RUN
     reqs=$(awk '/^requests:/ {print $8}' "$raw")
     failed=$(awk '/^requests:/ {print $10}' "$raw")
     n2=$(awk '/^status codes:/ {print $5 + $7 + $9}' "$raw")
-    mean=$(awk '/^time for request:/ {print $5}' "$raw")
+    mean=$(awk '/^time for request:/ {print $6}' "$raw") # min max mean sd
     [[ -n $reqs && -n $rps ]] || die "cannot read h2load output $raw"
     awk -v t="$target" -v r="$run" -v rps="$rps" -v mean="$(to_ms "$mean")" -v reqs="$reqs" \
         -v f="$failed" -v n2="$n2" -v c=$((c1 - c0)) -v tick="$TICK" -v rss="$rss" 'BEGIN {
