@@ -153,19 +153,29 @@ impl hyper::body::Body for Unsized {
     }
 }
 
-/// Sends `req` on a new HTTP/2 (prior knowledge) connection to `addr`; the answer's body.
-async fn h2_send<B>(addr: &str, req: http::Request<B>) -> String
+/// A new HTTP/2 (prior knowledge) connection to `addr`, driven by its own task.
+async fn h2_connect<B>(addr: &str) -> hyper::client::conn::http2::SendRequest<B>
 where
     B: hyper::body::Body<Data = bytes::Bytes> + Send + Unpin + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let io = hyper_util::rt::TokioIo::new(tcp);
-    let (mut sender, conn) =
+    let (sender, conn) =
         hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
             .await
             .expect("h2 handshake");
     tokio::spawn(conn);
+    sender
+}
+
+/// Sends `req` on a new HTTP/2 (prior knowledge) connection to `addr`; the answer's body.
+async fn h2_send<B>(addr: &str, req: http::Request<B>) -> String
+where
+    B: hyper::body::Body<Data = bytes::Bytes> + Send + Unpin + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let mut sender = h2_connect(addr).await;
     let resp = sender.send_request(req).await.expect("h2 response");
     let body = resp.into_body().collect().await.expect("body").to_bytes();
     String::from_utf8_lossy(&body).into_owned()
@@ -174,13 +184,7 @@ where
 /// GETs each of `paths` in turn on one HTTP/2 (prior knowledge) connection to `addr`:
 /// (status, body) per path; a body that fails is `None`.
 async fn h2_gets(addr: &str, paths: &[&str]) -> Vec<(u16, Option<Vec<u8>>)> {
-    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let io = hyper_util::rt::TokioIo::new(tcp);
-    let (mut sender, conn) =
-        hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
-            .await
-            .expect("h2 handshake");
-    tokio::spawn(conn);
+    let mut sender = h2_connect(addr).await;
     let mut answers = Vec::new();
     for path in paths {
         let req = http::Request::get(format!("http://app.local{path}"))
