@@ -56,7 +56,10 @@ impl Recorder {
     /// Starts a server answering every request with `response` (a whole HTTP/1.1
     /// response, head and body).
     pub fn start(response: &[u8]) -> Recorder {
-        let listener = TcpListener::bind(("127.0.0.1", crate::free_port())).expect("bind recorder");
+        // A port found free can be taken before it is bound again: try a few.
+        let listener = (0..8)
+            .find_map(|_| TcpListener::bind(("127.0.0.1", crate::free_port())).ok())
+            .expect("bind recorder");
         let addr = listener.local_addr().expect("recorder address").to_string();
         listener.set_nonblocking(true).expect("nonblocking");
         let received = Arc::new(Mutex::new(Vec::new()));

@@ -26,7 +26,10 @@ struct Server {
 
 impl Server {
     fn start() -> Server {
-        let listener = TcpListener::bind(("127.0.0.1", holdfast_tests::free_port())).expect("bind");
+        // A port found free can be taken before it is bound again: try a few.
+        let listener = (0..8)
+            .find_map(|_| TcpListener::bind(("127.0.0.1", holdfast_tests::free_port())).ok())
+            .expect("bind");
         let addr = listener.local_addr().expect("addr").to_string();
         let accepted = Arc::new(AtomicUsize::new(0));
         let open = Arc::new(Mutex::new(Vec::new()));
