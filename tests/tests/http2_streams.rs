@@ -184,6 +184,23 @@ where
     String::from_utf8_lossy(&body).into_owned()
 }
 
+/// Sends `req` through a new node (an h2 frontend to a new raw server); the answer's
+/// body.
+fn through_new_node<B>(req: http::Request<B>) -> String
+where
+    B: hyper::body::Body<Data = bytes::Bytes> + Send + Unpin + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let server = Server::start();
+    let lab = h2_node(&server);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(30), h2_send(&lab.http(0), req))
+            .await
+            .expect("answer within 30 s")
+    })
+}
+
 /// GETs each of `paths` in turn on one HTTP/2 (prior knowledge) connection to `addr`:
 /// (status, body) per path; a body that fails is `None`.
 async fn h2_gets(addr: &str, paths: &[&str]) -> Vec<(u16, Option<Vec<u8>>)> {
@@ -264,20 +281,13 @@ fn rfc9113_8_1_every_response_framing_reaches_the_stream() {
 
 #[test]
 fn rfc9113_8_2_3_cookies_reach_an_http1_server_in_one_field() {
-    let server = Server::start();
-    let lab = h2_node(&server);
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
     let req = http::Request::post("http://app.local/head")
         .header("cookie", "a=1")
         .header("cookie", "b=2; c=3")
         .header("te", "trailers")
         .body(http_body_util::Empty::<bytes::Bytes>::new())
         .expect("request");
-    let head = rt.block_on(async {
-        tokio::time::timeout(Duration::from_secs(30), h2_send(&lab.http(0), req))
-            .await
-            .expect("answer within 30 s")
-    });
+    let head = through_new_node(req);
     let lines: Vec<&str> = head.split("\r\n").collect();
     assert_eq!(lines[0], "POST /head HTTP/1.1", "{head}");
     let named = |name: &str| -> Vec<&str> {
@@ -341,17 +351,10 @@ fn a_server_that_dropped_its_idle_connections_costs_no_502() {
 /// `GET`.
 #[test]
 fn rfc9113_8_1_a_get_body_of_untold_length_reaches_the_server() {
-    let server = Server::start();
-    let lab = h2_node(&server);
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
     let req = http::Request::get("http://app.local/head")
         .body(Unsized(Some(bytes::Bytes::from_static(b"hello"))))
         .expect("request");
-    let echoed = rt.block_on(async {
-        tokio::time::timeout(Duration::from_secs(30), h2_send(&lab.http(0), req))
-            .await
-            .expect("answer within 30 s")
-    });
+    let echoed = through_new_node(req);
     assert!(echoed.starts_with("GET /head HTTP/1.1\r\n"), "{echoed}");
     let lower = echoed.to_ascii_lowercase();
     assert!(lower.contains("transfer-encoding: chunked\r\n"), "{echoed}");
