@@ -11,6 +11,7 @@
 # holdfast's HFSID from a first response). Proxy on CPU 0; h2load and the backends on
 # CPU 1 (taskset). Per run: req/s, mean request time, the proxy's CPU time per request
 # (utime+stime from /proc/PID/stat over the run / requests done), RSS after the run.
+# The targets take turns, run by run, so host noise falls on both.
 #
 # Usage: bench/h2.sh           (from anywhere; ~3 min on a quiet machine)
 # Knobs (env): RUNS=3 DURATION=15 WARMUP=3 CONNS=50 STREAMS=10 PROXY_CPU=0 LOAD_CPU=1
@@ -140,7 +141,7 @@ h2load_run() { # h2load_run TARGET SECONDS OUTFILE
     echo "holdfast: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
     echo "haproxy: $(haproxy -v 2>&1 | head -1)"
     echo "h2load: $(h2load --version 2>&1 | head -1)"
-    echo "load: h2load -c$CONNS -m$STREAMS -D$DURATION over TLS 1.3 + h2, returning clients; $RUNS runs per target after a ${WARMUP}s warm-up; proxy on CPU $PROXY_CPU, h2load and backends on CPU $LOAD_CPU"
+    echo "load: h2load -c$CONNS -m$STREAMS -D$DURATION over TLS 1.3 + h2, returning clients; $RUNS runs per target, alternating between targets, after a ${WARMUP}s warm-up; proxy on CPU $PROXY_CPU, h2load and backends on CPU $LOAD_CPU"
 } >"$OUT/env.txt"
 echo "target,run,req_s,mean_ms,requests,failed,non2xx,proxy_cpu_s,cpu_us_per_req,rss_kib" >"$OUT/runs.csv"
 
@@ -170,7 +171,11 @@ measure() { # measure TARGET RUN
 for target in $TARGETS; do
     log "$target: warm-up ${WARMUP}s"
     h2load_run "$target" "$WARMUP" "$OUT/raw/$target-warmup.txt"
-    for run in $(seq "$RUNS"); do measure "$target" "$run"; done
+done
+# Runs alternate between the targets, so a minute of host noise (steal) falls on both
+# rather than on every run of one.
+for run in $(seq "$RUNS"); do
+    for target in $TARGETS; do measure "$target" "$run"; done
 done
 
 # Medians per target, with ratios to HAProxy.

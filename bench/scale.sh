@@ -445,18 +445,29 @@ for N in $SIZES; do
 done
 
 # ---------------------------------------------------------------- summary
-# One column per size; ratios to HAProxy in the same run. hf_learn_3n (node + 2 followers)
+# One column per size, each load's figures the medians of its RUNS runs; ratios to
+# HAProxy in the same run. hf_learn_3n (node + 2 followers)
 # is compared with hap_learn (hap1 + 2 peers).
 awk -F, -v sizes="$SIZES" '
     FNR == 1 { f++; next }
-    f == 1 { R[$1, $2] = $4; P50[$1, $2] = $5; P99[$1, $2] = $6; U[$1, $2] = $10; UP[$1, $2] = $11; UT[$1, $2] = $12; E[$1, $2] = $8 + $9 }
+    f == 1 { R[$1, $2] = R[$1, $2] " " $4; P50[$1, $2] = P50[$1, $2] " " $5; P99[$1, $2] = P99[$1, $2] " " $6
+             U[$1, $2] = U[$1, $2] " " $10; UP[$1, $2] = UP[$1, $2] " " $11; UT[$1, $2] = UT[$1, $2] " " $12
+             E[$1, $2] += $8 + $9 }
     f == 2 { for (i = 1; i <= NF; i++) S[$1, i] = $i }
+    function median(s,   a, n, i, j, t) {
+        n = split(s, a, " ")
+        for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
+        return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+    }
     function row(label, fmt, key, idx,   i, line) {
         line = "| " label
         for (i = 1; i <= ns; i++) line = line " | " sprintf(fmt, S[Z[i], idx])
         print line " |"
     }
     END {
+        # Each figure is its own median over the runs of a load.
+        for (k in R) { R[k] = median(R[k]); P50[k] = median(P50[k]); P99[k] = median(P99[k])
+                       U[k] = median(U[k]); UP[k] = median(UP[k]); UT[k] = median(UT[k]) }
         ns = split(sizes, Z, " ")
         hdr = "| figure"; sep = "|---"
         for (i = 1; i <= ns; i++) { hdr = hdr " | N = " Z[i]; sep = sep "|---:" }
