@@ -1,5 +1,6 @@
 //! `holdfast run` and `holdfast check`.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -11,11 +12,16 @@ use crate::config::{self, ConfigError};
 /// Installs the log subscriber: `HOLDFAST_LOG` is the filter (default
 /// `info,openraft=warn,h2=error`: the h2 crate warns about what a client sent, which any
 /// client could fill the log with; the access log is target `holdfast::access` at debug),
-/// `HOLDFAST_LOG_FORMAT=json` switches to JSON lines.
+/// `HOLDFAST_LOG_FORMAT=json` switches to JSON lines; colours only when stdout is a terminal.
 pub(super) fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("HOLDFAST_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn,h2=error"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // Colours only on a terminal: a log file or journald gets plain text (and `NO_COLOR`
+    // turns them off anywhere).
+    let ansi = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi);
     // HOLDFAST_LOG_FORMAT=json: one JSON object per line, for log shippers.
     let _ = if std::env::var("HOLDFAST_LOG_FORMAT").is_ok_and(|f| f == "json") {
         builder.json().try_init()

@@ -80,29 +80,83 @@ impl FormedAnswer {
     }
 }
 
-/// How long a new member may take to catch up before the add is abandoned.
-const CATCH_UP: Duration = Duration::from_secs(15);
+/// How long a new member may go without catching up any further before the add is
+/// abandoned (an unreachable or refusing node never starts).
+const STALL: Duration = Duration::from_secs(15);
 
-/// Waits until the leader has replicated to learner `id` up to `target`.
-async fn wait_caught_up(raft: &Raft, id: u64, target: Option<u64>) -> Result<(), String> {
-    let Some(target) = target else {
-        return Ok(());
-    };
-    raft.wait(Some(CATCH_UP))
-        .metrics(
-            |m| {
-                m.replication
-                    .as_ref()
-                    .and_then(|r| r.get(&id).cloned().flatten())
-                    .is_some_and(|log_id| log_id.index >= target)
-            },
-            "learner caught up",
-        )
-        .await
-        .map(|_| ())
-        .map_err(|e| {
-            format!("node {id} did not catch up within {CATCH_UP:?} (unreachable or refused?): {e}")
-        })
+/// How long a new member that keeps catching up may take in all: a node joining a table
+/// of ten million bindings receives a snapshot of hundreds of megabytes and then the log
+/// written meanwhile. It stays under the 30 s a forwarded `members add` is given.
+const CATCH_UP: Duration = Duration::from_secs(25);
+
+/// Why a new member is not caught up.
+enum Behind {
+    /// Never reached: an unreachable or refusing node. The add is rolled back.
+    Unreached,
+    /// Reached, then no further for [`STALL`]. The add is rolled back.
+    Stalled(u64),
+    /// Still catching up when [`CATCH_UP`] ran out: it stays a learner, and a second
+    /// `members add` promotes it once it has caught up.
+    Slow(u64),
+}
+
+impl Behind {
+    /// What the operator is told.
+    fn explain(&self, id: u64, target: u64) -> String {
+        match self {
+            Behind::Unreached => format!(
+                "node {id} was not reached within {STALL:?} (unreachable or refused?); \
+                 the add is rolled back"
+            ),
+            Behind::Stalled(at) => format!(
+                "node {id} stopped catching up at log index {at} of {target} for {STALL:?}; \
+                 the add is rolled back"
+            ),
+            Behind::Slow(at) => format!(
+                "node {id} is still catching up (log index {at} of {target} after \
+                 {CATCH_UP:?}); it stays a learner: run `members add` again to make it a voter"
+            ),
+        }
+    }
+}
+
+/// Waits until the leader has replicated to learner `id` up to `target`, as long as the
+/// learner's replicated index keeps moving (at least once every [`STALL`]) and at most
+/// [`CATCH_UP`] in all.
+async fn wait_caught_up(raft: &Raft, id: u64, target: u64) -> Result<(), Behind> {
+    let started = tokio::time::Instant::now();
+    let mut seen = None;
+    loop {
+        let left = CATCH_UP.saturating_sub(started.elapsed());
+        let waited = raft
+            .wait(Some(STALL.min(left)))
+            .metrics(
+                |m| {
+                    let matched = learner_matched(m, id);
+                    matched.is_some_and(|i| i >= target) || matched > seen
+                },
+                "learner caught up further",
+            )
+            .await;
+        let matched = match (waited, seen) {
+            (Ok(m), _) => learner_matched(&m, id),
+            (Err(_), None) => return Err(Behind::Unreached),
+            (Err(_), Some(at)) if left > STALL => return Err(Behind::Stalled(at)),
+            (Err(_), Some(at)) => return Err(Behind::Slow(at)),
+        };
+        if matched.is_some_and(|i| i >= target) {
+            return Ok(());
+        }
+        seen = matched;
+    }
+}
+
+/// The last log index the leader has replicated to node `id`, if it reached it yet.
+fn learner_matched(m: &openraft::RaftMetrics<u64, BasicNode>, id: u64) -> Option<u64> {
+    m.replication
+        .as_ref()
+        .and_then(|r| r.get(&id).cloned().flatten())
+        .map(|log_id| log_id.index)
 }
 
 /// Checks a peer address: `host:port`, a port above 0, a host of letters, digits, `.`,
@@ -145,12 +199,15 @@ async fn run(raft: &Raft, op: &ClusterOp) -> Result<(), String> {
             raft.add_learner(*id, node, false)
                 .await
                 .map_err(|e| format!("add learner {id}: {e}"))?;
-            if let Err(e) = wait_caught_up(raft, *id, target).await {
-                // Leave no unreachable learner behind.
-                let _ = raft
-                    .change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([*id])), false)
-                    .await;
-                return Err(e);
+            if let Some(target) = target
+                && let Err(behind) = wait_caught_up(raft, *id, target).await
+            {
+                if !matches!(behind, Behind::Slow(_)) {
+                    // Leave no unreachable learner behind.
+                    let remove = ChangeMembers::RemoveNodes(BTreeSet::from([*id]));
+                    let _ = raft.change_membership(remove, false).await;
+                }
+                return Err(behind.explain(*id, target));
             }
             let voters = ChangeMembers::AddVoterIds(BTreeSet::from([*id]));
             raft.change_membership(voters, false)
