@@ -66,7 +66,7 @@ impl PeerHandler<TypeConfig> for Handler {
             PeerQuery::Cluster(op) => {
                 self.require_leader()?;
                 tracing::info!(from, ?op, "membership change forwarded by a peer");
-                membership::execute(&self.raft, &op)
+                membership::execute(&self.raft, self.writer.peers(), &op)
                     .await
                     .map_err(ForwardError::Rejected)?;
                 Ok(Vec::new())

@@ -4,7 +4,8 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use holdfast_table::raft::Raft;
+use holdfast_peer_proto::PeerClient;
+use holdfast_table::raft::{Raft, TypeConfig};
 use openraft::{BasicNode, ChangeMembers};
 use serde::{Deserialize, Serialize};
 
@@ -80,50 +81,61 @@ impl FormedAnswer {
     }
 }
 
-/// How long a new member may go without catching up any further before the add is
-/// abandoned (an unreachable or refusing node never starts).
+/// How long a new member may go without catching up any further before it is asked
+/// whether it is there at all.
 const STALL: Duration = Duration::from_secs(15);
 
-/// How long a new member that keeps catching up may take in all: a node joining a table
-/// of ten million bindings receives a snapshot of hundreds of megabytes and then the log
-/// written meanwhile. It stays under the 30 s a forwarded `members add` is given.
+/// How long a new member that answers may take to catch up in all: a node joining a
+/// table of ten million bindings receives a snapshot of hundreds of megabytes (no
+/// replicated index moves meanwhile) and then the log written since. It stays under the
+/// 30 s a forwarded `members add` is given.
 const CATCH_UP: Duration = Duration::from_secs(25);
+
+/// How long the new member has to answer when asked whether it is there.
+const PROBE: Duration = Duration::from_secs(3);
 
 /// Why a new member is not caught up.
 enum Behind {
-    /// Never reached: an unreachable or refusing node. The add is rolled back.
-    Unreached,
-    /// Reached, then no further for [`STALL`]. The add is rolled back.
-    Stalled(u64),
-    /// Still catching up when [`CATCH_UP`] ran out: it stays a learner, and a second
-    /// `members add` promotes it once it has caught up.
-    Slow(u64),
+    /// It does not answer (down, unreachable, or refusing this cluster's secret or
+    /// certificate). The add is rolled back.
+    Gone(Option<u64>),
+    /// It answers but was still catching up when [`CATCH_UP`] ran out: it stays a
+    /// learner, and a second `members add` promotes it once it has caught up.
+    Slow(Option<u64>),
 }
 
 impl Behind {
     /// What the operator is told.
     fn explain(&self, id: u64, target: u64) -> String {
+        let at = |i: &Option<u64>| match i {
+            Some(i) => format!("log index {i} of {target}"),
+            None => "receiving its first snapshot or entries".to_string(),
+        };
         match self {
-            Behind::Unreached => format!(
-                "node {id} was not reached within {STALL:?} (unreachable or refused?); \
-                 the add is rolled back"
+            Behind::Gone(i) => format!(
+                "node {id} stopped catching up ({}) and does not answer (down, \
+                 unreachable, or refused: check its cluster.secret or certificate); the add \
+                 is rolled back",
+                at(i)
             ),
-            Behind::Stalled(at) => format!(
-                "node {id} stopped catching up at log index {at} of {target} for {STALL:?}; \
-                 the add is rolled back"
-            ),
-            Behind::Slow(at) => format!(
-                "node {id} is still catching up (log index {at} of {target} after \
-                 {CATCH_UP:?}); it stays a learner: run `members add` again to make it a voter"
+            Behind::Slow(i) => format!(
+                "node {id} is still catching up after {CATCH_UP:?} ({}); it stays a learner: \
+                 run `members add` again to make it a voter, or `members remove {id}`",
+                at(i)
             ),
         }
     }
 }
 
-/// Waits until the leader has replicated to learner `id` up to `target`, as long as the
-/// learner's replicated index keeps moving (at least once every [`STALL`]) and at most
-/// [`CATCH_UP`] in all.
-async fn wait_caught_up(raft: &Raft, id: u64, target: u64) -> Result<(), Behind> {
+/// Waits until the leader has replicated to learner `id` up to `target`. Whenever the
+/// learner's replicated index has not moved for [`STALL`], and when [`CATCH_UP`] runs out,
+/// it asks `answers` whether the learner is there at all.
+async fn wait_caught_up<F: Future<Output = bool>>(
+    raft: &Raft,
+    id: u64,
+    target: u64,
+    answers: impl Fn() -> F,
+) -> Result<(), Behind> {
     let started = tokio::time::Instant::now();
     let mut seen = None;
     loop {
@@ -138,17 +150,27 @@ async fn wait_caught_up(raft: &Raft, id: u64, target: u64) -> Result<(), Behind>
                 "learner caught up further",
             )
             .await;
-        let matched = match (waited, seen) {
-            (Ok(m), _) => learner_matched(&m, id),
-            (Err(_), None) => return Err(Behind::Unreached),
-            (Err(_), Some(at)) if left > STALL => return Err(Behind::Stalled(at)),
-            (Err(_), Some(at)) => return Err(Behind::Slow(at)),
+        let Ok(m) = waited else {
+            match (answers().await, left > STALL) {
+                (false, _) => return Err(Behind::Gone(seen)),
+                (true, false) => return Err(Behind::Slow(seen)),
+                (true, true) => continue,
+            }
         };
+        let matched = learner_matched(&m, id);
         if matched.is_some_and(|i| i >= target) {
             return Ok(());
         }
         seen = matched;
     }
+}
+
+/// Whether the node at `addr` answers a peer query: it is up and accepts this cluster.
+async fn answers(peers: &PeerClient<TypeConfig>, addr: &str) -> bool {
+    let Ok(query) = serde_json::to_vec(&PeerQuery::Formed) else {
+        return false;
+    };
+    peers.query_timeout(addr, query, PROBE).await.is_ok()
 }
 
 /// The last log index the leader has replicated to node `id`, if it reached it yet.
@@ -181,17 +203,22 @@ pub fn validate_addr(addr: &str) -> Result<(), String> {
 /// Carries `op` out on this node, which must be the leader. It runs as its own task:
 /// once started, it finishes (or rolls back) whether or not whoever asked is still
 /// connected, so a cancelled `members add` never leaves a learner behind.
-pub async fn execute(raft: &Raft, op: &ClusterOp) -> Result<(), String> {
+/// `peers` asks a new member that seems stuck whether it is there.
+pub async fn execute(
+    raft: &Raft,
+    peers: &PeerClient<TypeConfig>,
+    op: &ClusterOp,
+) -> Result<(), String> {
     if let ClusterOp::AddMember { addr, .. } = op {
         validate_addr(addr)?;
     }
-    let (raft, op) = (raft.clone(), op.clone());
-    tokio::spawn(async move { run(&raft, &op).await })
+    let (raft, peers, op) = (raft.clone(), peers.clone(), op.clone());
+    tokio::spawn(async move { run(&raft, &peers, &op).await })
         .await
         .map_err(|e| format!("membership change task failed: {e}"))?
 }
 
-async fn run(raft: &Raft, op: &ClusterOp) -> Result<(), String> {
+async fn run(raft: &Raft, peers: &PeerClient<TypeConfig>, op: &ClusterOp) -> Result<(), String> {
     match op {
         ClusterOp::AddMember { id, addr } => {
             let node = BasicNode { addr: addr.clone() };
@@ -200,9 +227,10 @@ async fn run(raft: &Raft, op: &ClusterOp) -> Result<(), String> {
                 .await
                 .map_err(|e| format!("add learner {id}: {e}"))?;
             if let Some(target) = target
-                && let Err(behind) = wait_caught_up(raft, *id, target).await
+                && let Err(behind) =
+                    wait_caught_up(raft, *id, target, || answers(peers, addr)).await
             {
-                if !matches!(behind, Behind::Slow(_)) {
+                if let Behind::Gone(_) = behind {
                     // Leave no unreachable learner behind.
                     let remove = ChangeMembers::RemoveNodes(BTreeSet::from([*id]));
                     let _ = raft.change_membership(remove, false).await;

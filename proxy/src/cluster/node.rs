@@ -422,7 +422,7 @@ impl Node {
             .max(std::time::Duration::from_secs(30));
         let run = async {
             if self.is_leader() {
-                return membership::execute(&self.raft, &op)
+                return membership::execute(&self.raft, &self.peers, &op)
                     .await
                     .map_err(WriteError::Rejected);
             }

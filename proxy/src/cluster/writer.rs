@@ -62,6 +62,11 @@ impl Writer {
         }
     }
 
+    /// The client this node reaches its peers with.
+    pub fn peers(&self) -> &PeerClient<TypeConfig> {
+        &self.peers
+    }
+
     /// Commits `command` through the current leader, waiting at most the write timeout.
     pub async fn write(&self, command: Command) -> Result<Committed, WriteError> {
         let deadline = Instant::now() + self.timeout;
