@@ -271,7 +271,16 @@ impl<'p> Exchange<'p> {
         let server = self.plan.as_ref().map_or(&*NONE, |p| &p.server.name);
         let elapsed = self.start.elapsed();
         let metrics = &self.dp.lasting.metrics;
-        metrics.request(backend, server, status, elapsed.as_secs_f64(), self.bytes);
+        match &self.plan {
+            Some(p) => {
+                let meters = p
+                    .server
+                    .meters
+                    .get_or_init(|| metrics.meters(backend, server));
+                metrics.request_to(meters, status, elapsed.as_secs_f64(), self.bytes);
+            }
+            None => metrics.request(backend, server, status, elapsed.as_secs_f64(), self.bytes),
+        }
         if let Some(a) = &self.access {
             tracing::debug!(
                 target: "holdfast::access",

@@ -11,7 +11,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use super::traffic::Traffic;
+use arc_swap::ArcSwap;
+
+use super::traffic::{Counters, Traffic};
 
 /// Labels of `holdfast_requests_total`. Shared names (`Arc<str>`), so counting a request
 /// allocates nothing.
@@ -23,6 +25,40 @@ pub struct RequestLabels {
     pub server: Arc<str>,
     /// HTTP status sent to the client.
     pub code: u16,
+}
+
+/// One server's meters, found by name once and kept with the server: its stats-page
+/// counters and its `holdfast_requests_total` counter for each status it answered.
+#[derive(Debug)]
+pub struct ServerMeters {
+    backend: Arc<str>,
+    server: Arc<str>,
+    traffic: Arc<Counters>,
+    /// Grown by copy when a new status shows up, which stops happening early.
+    by_code: ArcSwap<Vec<(u16, Counter)>>,
+}
+
+impl ServerMeters {
+    /// The requests counter for `code`, from `family` the first time.
+    fn requests(&self, family: &Family<RequestLabels, Counter>, code: u16) -> Counter {
+        if let Some((_, c)) = self.by_code.load().iter().find(|(k, _)| *k == code) {
+            return c.clone();
+        }
+        let labels = RequestLabels {
+            backend: self.backend.clone(),
+            server: self.server.clone(),
+            code,
+        };
+        let counter = family.get_or_create(&labels).clone();
+        self.by_code.rcu(|known| {
+            let mut known = Vec::clone(known);
+            if !known.iter().any(|(k, _)| *k == code) {
+                known.push((code, counter.clone()));
+            }
+            known
+        });
+        counter
+    }
 }
 
 /// Labels naming one backend.
@@ -135,7 +171,8 @@ impl Default for HttpMetrics {
 }
 
 impl HttpMetrics {
-    /// Counts one answered request, its duration and its bytes (in, out).
+    /// Counts one answered request, its duration and its bytes (in, out), finding the
+    /// server's counters by name (for answers no server gave, and the rare path).
     pub fn request(
         &self,
         backend: &Arc<str>,
@@ -146,7 +183,8 @@ impl HttpMetrics {
     ) {
         if &**server != "-" {
             self.traffic
-                .record(backend, server, code, seconds * 1000.0, bytes);
+                .counters(backend, server)
+                .record(code, seconds * 1000.0, bytes);
         }
         self.requests
             .get_or_create(&RequestLabels {
@@ -155,6 +193,25 @@ impl HttpMetrics {
                 code,
             })
             .inc();
+        self.duration.observe(seconds);
+    }
+
+    /// Server `server` of `backend`'s meters, to keep with the server (see
+    /// [`HttpMetrics::request_to`]).
+    pub fn meters(&self, backend: &Arc<str>, server: &Arc<str>) -> ServerMeters {
+        ServerMeters {
+            backend: backend.clone(),
+            server: server.clone(),
+            traffic: self.traffic.counters(backend, server),
+            by_code: ArcSwap::default(),
+        }
+    }
+
+    /// [`HttpMetrics::request`] for an answer from the server whose `meters` these are:
+    /// no lookup by name once the server has answered with `code` before.
+    pub fn request_to(&self, meters: &ServerMeters, code: u16, seconds: f64, bytes: (u64, u64)) {
+        meters.traffic.record(code, seconds * 1000.0, bytes);
+        meters.requests(&self.requests, code).inc();
         self.duration.observe(seconds);
     }
 
@@ -252,5 +309,41 @@ impl HttpMetrics {
             "Open client connections",
             self.connections.clone(),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The text exposition's lines, sorted (a family's series come in hash order).
+    fn exposition(m: &HttpMetrics) -> Vec<String> {
+        let mut registry = Registry::default();
+        m.register(&mut registry);
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &registry).expect("encodes");
+        let mut lines: Vec<String> = out.lines().map(str::to_string).collect();
+        lines.sort();
+        lines
+    }
+
+    #[test]
+    fn a_servers_kept_meters_count_into_the_same_series_as_a_lookup_by_name() {
+        let (by_name, kept) = (HttpMetrics::default(), HttpMetrics::default());
+        let (be, s1): (Arc<str>, Arc<str>) = (Arc::from("app"), Arc::from("s1"));
+        let meters = kept.meters(&be, &s1);
+        for (code, n) in [(200, 3), (404, 1), (200, 2), (502, 1)] {
+            for _ in 0..n {
+                by_name.request(&be, &s1, code, 0.002, (10, 20));
+                kept.request_to(&meters, code, 0.002, (10, 20));
+            }
+        }
+        assert_eq!(exposition(&by_name), exposition(&kept));
+        let five = r#"holdfast_requests_total{backend="app",server="s1",code="200"} 5"#;
+        assert!(exposition(&kept).iter().any(|l| l == five));
+        let (a, b) = (by_name.traffic(), kept.traffic());
+        assert_eq!(a.len(), 1);
+        assert_eq!((a[0].classes, a[0].bytes_in), (b[0].classes, b[0].bytes_in));
+        assert_eq!(b[0].classes, [0, 5, 0, 1, 1]);
     }
 }

@@ -2,8 +2,8 @@
 //! and the balancer that picks a server for a new client (smooth weighted round-robin or
 //! weighted least-connections) under a lock private to the backend.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use holdfast_table::model::AdminState;
 use holdfast_table::view::ServerStates;
@@ -11,6 +11,7 @@ use http::uri::Authority;
 use parking_lot::Mutex;
 
 use super::h1::upstream::IdleList;
+use super::metrics::ServerMeters;
 use crate::config::{BackendSection, Balance};
 
 /// One server of a backend.
@@ -29,6 +30,9 @@ pub struct Server {
     /// Idle keep-alive connections of the fast path (kept by a reload that keeps the
     /// server).
     pub idle: Arc<IdleList>,
+    /// Its metrics, found by name the first time it answers (a server belongs to one
+    /// backend, whose name is part of them).
+    pub meters: OnceLock<ServerMeters>,
     up: AtomicBool,
     inflight: AtomicUsize,
 }
@@ -130,6 +134,7 @@ impl Pool {
                     weight: s.weight,
                     legacy_cookie: s.cookie.clone(),
                     idle: was.map(|w| w.idle.clone()).unwrap_or_default(),
+                    meters: OnceLock::new(),
                     up: AtomicBool::new(was.is_none_or(|w| w.is_up())),
                     inflight: AtomicUsize::new(0),
                 })

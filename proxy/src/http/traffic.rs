@@ -11,8 +11,8 @@ use parking_lot::RwLock;
 use crate::api::traffic::{LATENCY_BOUNDS_MS, ServerTraffic};
 
 /// One server's counters.
-#[derive(Default)]
-struct Counters {
+#[derive(Debug, Default)]
+pub struct Counters {
     classes: [AtomicU64; 5],
     latency: [AtomicU64; LATENCY_BOUNDS_MS.len() + 1],
     bytes_in: AtomicU64,
@@ -29,30 +29,12 @@ pub struct Traffic {
 }
 
 impl Traffic {
-    /// Counts one answered exchange.
-    pub fn record(
-        &self,
-        backend: &Arc<str>,
-        server: &Arc<str>,
-        code: u16,
-        ms: f64,
-        bytes: (u64, u64),
-    ) {
+    /// Server `server` of `backend`'s counters, made on first use: a caller keeps them
+    /// rather than finding them by name for every request.
+    pub fn counters(&self, backend: &Arc<str>, server: &Arc<str>) -> Arc<Counters> {
         let key = (backend.clone(), server.clone());
         let found = self.servers.read().get(&key).cloned();
-        let c = match found {
-            Some(c) => c,
-            None => self.servers.write().entry(key).or_default().clone(),
-        };
-        let class = usize::from(code / 100).clamp(1, 5) - 1;
-        c.classes[class].fetch_add(1, Ordering::Relaxed);
-        let bucket = LATENCY_BOUNDS_MS
-            .iter()
-            .position(|b| ms <= *b)
-            .unwrap_or(LATENCY_BOUNDS_MS.len());
-        c.latency[bucket].fetch_add(1, Ordering::Relaxed);
-        c.bytes_in.fetch_add(bytes.0, Ordering::Relaxed);
-        c.bytes_out.fetch_add(bytes.1, Ordering::Relaxed);
+        found.unwrap_or_else(|| self.servers.write().entry(key).or_default().clone())
     }
 
     /// Every server's traffic so far.
@@ -73,5 +55,20 @@ impl Traffic {
             .collect();
         out.sort_by(|a, b| (&a.backend, &a.server).cmp(&(&b.backend, &b.server)));
         out
+    }
+}
+
+impl Counters {
+    /// Counts one answered exchange: its status, its time and its bytes (in, out).
+    pub fn record(&self, code: u16, ms: f64, bytes: (u64, u64)) {
+        let class = usize::from(code / 100).clamp(1, 5) - 1;
+        self.classes[class].fetch_add(1, Ordering::Relaxed);
+        let bucket = LATENCY_BOUNDS_MS
+            .iter()
+            .position(|b| ms <= *b)
+            .unwrap_or(LATENCY_BOUNDS_MS.len());
+        self.latency[bucket].fetch_add(1, Ordering::Relaxed);
+        self.bytes_in.fetch_add(bytes.0, Ordering::Relaxed);
+        self.bytes_out.fetch_add(bytes.1, Ordering::Relaxed);
     }
 }
