@@ -12,19 +12,23 @@
 #                dir once serving) / N
 #   5. load      wrk on CPU 1 (with the nginx backends), 50 keep-alive connections,
 #                $DURATION after a $WARMUP warm-up, --latency; no cookie on any request:
-#                  hf_insert    holdfast, insert persistence (first contact stores nothing)
+#                  hf_insert    holdfast, insert persistence (first contact stores nothing),
+#                               its runs taking turns with hap_insert's: HAProxy 2.6,
+#                               nbthread 1, CPU 0, cookie insert (stateless,
+#                               bench/proxy/haproxy.cfg's setup)
 #                  hf_learn     holdfast, learn persistence: every answer carries a new
 #                               PHPSESSID, which the node binds through Raft
-#   6. HAProxy   2.6, nbthread 1, CPU 0:
-#                  hap_insert   cookie insert (stateless, bench/proxy/haproxy.cfg's setup)
-#                  hap_learn    stick table learning PHPSESSID from the answers, on three
-#                               processes that are `peers` of each other (load on one;
-#                               CPU of all three counted); table pre-filled to N with
-#                               `set table` over the stats socket (HAP_PREFILL_MAX)
-#   7. join      two more holdfast nodes (join = true, empty data dirs, CPU 0) added with
+#   6. join      two more holdfast nodes (join = true, empty data dirs, CPU 0) added with
 #                `holdfast ctl members add`: seconds from the add until the new node's
-#                /readyz is 200 (it catches up by snapshot); then
+#                /readyz is 200 (it catches up by snapshot)
+#   7. learn     three HAProxy processes that are `peers` of each other, stick table
+#                learning PHPSESSID from the answers, pre-filled to N with `set table` over
+#                the stats socket (HAP_PREFILL_MAX), started beside the three holdfast
+#                nodes; then runs taking turns:
 #                  hf_learn_3n  hf_learn against node 1 with two followers; CPU of all three
+#                  hap_learn    the same load on one HAProxy peer; CPU of all three
+#                Loads that are compared take turns run by run, so a minute of host noise
+#                falls on both sides rather than on every run of one.
 # Figures per load: req/s, p50, p99 (wrk), CPU per request (utime+stime from
 # /proc/PID/stat over the run / requests wrk counted) of the node loaded and of its peers.
 #
@@ -207,13 +211,39 @@ wrk_run() { # wrk_run URL DURATION OUTFILE: wrk on LOAD_CPU, bounded
         wrk -t1 "-c$CONNS" "-d$2" --latency "$1" >"$3" 2>&1 || die "wrk failed: $(cat "$3")"
 }
 
+# warm SIZE TARGET URL: a warm-up load, not measured.
+warm() { wrk_run "$3" "$WARMUP" "$OUT/raw/$1-$2-warmup.txt"; }
+
 # measure SIZE TARGET URL MAIN_PID [PEER_PIDS...]: warm-up, then RUNS measured runs.
 measure() {
-    local size=$1 target=$2 url=$3 main=$4
-    shift 4
-    local peers=("$@") run raw
-    wrk_run "$url" "$WARMUP" "$OUT/raw/$size-$target-warmup.txt"
+    local size=$1 target=$2 url=$3 run
+    shift 3
+    warm "$size" "$target" "$url"
+    for run in $(seq "$RUNS"); do measure_run "$size" "$target" "$run" "$url" "$@"; done
+}
+
+# alternate SIZE "TARGET URL MAIN_PID [PEER_PIDS...]" "TARGET URL MAIN_PID [PEER_PIDS...]":
+# both warmed up, then their RUNS runs taking turns, so a minute of host noise falls on
+# both rather than on every run of one.
+alternate() {
+    local size=$1 run
+    local -a a b
+    read -r -a a <<<"$2"
+    read -r -a b <<<"$3"
+    warm "$size" "${a[0]}" "${a[1]}"
+    warm "$size" "${b[0]}" "${b[1]}"
     for run in $(seq "$RUNS"); do
+        measure_run "$size" "${a[0]}" "$run" "${a[@]:1}"
+        measure_run "$size" "${b[0]}" "$run" "${b[@]:1}"
+    done
+}
+
+# measure_run SIZE TARGET RUN URL MAIN_PID [PEER_PIDS...]: one measured run.
+measure_run() {
+    local size=$1 target=$2 run=$3 url=$4 main=$5
+    shift 5
+    local peers=("$@") raw
+    {
         [[ -z $(others) ]] || wait_quiet
         raw="$OUT/raw/$size-$target-$run.txt"
         local m0 p0 b0 c0 c0t l0 l0t m1 p1 b1 c1 c1t l1 l1t
@@ -256,7 +286,7 @@ measure() {
         log "N=$size $target: $(cut -d, -f4 <<<"$line") req/s, p50 $p50 ms, p99 $p99 ms," \
             "CPU µs/req $(cut -d, -f10 <<<"$line") + peers $(cut -d, -f11 <<<"$line")," \
             "non-2xx ${non2xx:-0}, socket errors ${sockerr:-0}, other load $(cut -d, -f14 <<<"$line") %"
-    done
+    }
 }
 
 # ---------------------------------------------------------------- environment
@@ -339,18 +369,18 @@ for N in $SIZES; do
     } >>"$OUT/sanity.txt"
 
     # 5. load on one node
-    measure "$N" hf_insert http://127.0.0.1:14101/ "$PID_node1"
-    measure "$N" hap_insert http://127.0.0.1:14500/ "$PID_hapins"
+    alternate "$N" "hf_insert http://127.0.0.1:14101/ $PID_node1" \
+        "hap_insert http://127.0.0.1:14500/ $PID_hapins"
     measure "$N" hf_learn http://127.0.0.1:14100/ "$PID_node1"
 
-    # 7. two nodes join by snapshot, then the learn load with two followers
+    # 6. two nodes join by snapshot
     JOIN=()
     for id in 2 3; do
         node_conf "$id" "$D/node$id" true
         start_node "$id"
         wait_code "http://127.0.0.1:14${id}10/healthz" 200 30 || die "node $id does not start"
-        # `ctl members add` adds a learner, waits (15 s) for it to catch up, then makes it a
-        # voter; if it answers an error while the node is not ready, it is run again (an
+        # `ctl members add` adds a learner, waits (up to 25 s) for it to catch up, then makes
+        # it a voter; if it answers an error while the node is not ready, it is run again (an
         # operator's retry), at most ADD_TRIES times. The figure is from the first add to
         # /readyz 200, retries included; join.txt says how many adds it took.
         t0=$(now)
@@ -378,21 +408,9 @@ for N in $SIZES; do
     done
     sleep 2
     RSS_F=$(rss_kib "$PID_node2")
-    measure "$N" hf_learn_3n http://127.0.0.1:14100/ "$PID_node1" "$PID_node2" "$PID_node3"
-    RSS_AFTER=$(rss_kib "$PID_node1")
-    BIND_AFTER=$(bindings 1)
-    log "node 1 after the loads: $BIND_AFTER bindings, RSS $RSS_AFTER KiB; follower: RSS $RSS_F KiB after joining"
-    WARN=0
-    for id in 1 2 3; do
-        cp "$OUT/node$id.log" "$OUT/node$id-$N.log"
-        WARN=$((WARN + $(log_problems "$OUT/node$id.log")))
-        { echo "== N=$N node $id"; log_kinds "$OUT/node$id.log"; } >>"$OUT/warnings.txt"
-    done
-    for id in 3 2 1; do stop_one "$(pid_of "node$id")"; done
-    rm -f "$OUT"/node[123].log
-    [[ $KEEP_DATA == 1 ]] || rm -rf "$D"
 
-    # 6. HAProxy learn on three peers, pre-filled
+    # 7. HAProxy learn on three peers, pre-filled, beside the three holdfast nodes (idle
+    #    while the other side is loaded), so that the two learn loads can take turns
     for i in 1 2 3; do
         start_bg "hap$i" "$PROXY_CPU" "$OUT/haproxy-learn-$i.log" env HAP_FE=$((14509 + i)) \
             HAP_SOCK="$OUT/hap$i.sock" haproxy -db -L "hap$i" -f "$CONF/haproxy-learn.cfg"
@@ -429,7 +447,21 @@ for N in $SIZES; do
         sleep 0.5
         for p in 14510 14510 14511 14511; do curl -s -H "Cookie: $c" "http://127.0.0.1:$p/"; done | paste -sd' '
     } >>"$OUT/sanity.txt"
-    measure "$N" hap_learn http://127.0.0.1:14510/ "$PID_hap1" "$PID_hap2" "$PID_hap3"
+    alternate "$N" "hf_learn_3n http://127.0.0.1:14100/ $PID_node1 $PID_node2 $PID_node3" \
+        "hap_learn http://127.0.0.1:14510/ $PID_hap1 $PID_hap2 $PID_hap3"
+    RSS_AFTER=$(rss_kib "$PID_node1")
+    BIND_AFTER=$(bindings 1)
+    log "node 1 after the loads: $BIND_AFTER bindings, RSS $RSS_AFTER KiB; follower: RSS $RSS_F KiB after joining"
+    WARN=0
+    for id in 1 2 3; do
+        cp "$OUT/node$id.log" "$OUT/node$id-$N.log"
+        WARN=$((WARN + $(log_problems "$OUT/node$id.log")))
+        { echo "== N=$N node $id"; log_kinds "$OUT/node$id.log"; } >>"$OUT/warnings.txt"
+    done
+    for id in 3 2 1; do stop_one "$(pid_of "node$id")"; done
+    rm -f "$OUT"/node[123].log
+    [[ $KEEP_DATA == 1 ]] || rm -rf "$D"
+
     HAP_RSS=$(for i in 1 2 3; do rss_kib "$(pid_of "hap$i")"; done | paste -sd/)
     # RSS per entry of the loaded HAProxy (after the load: N pre-filled + the load's)
     HAP_ENTRIES=$(echo "show table" | timeout 10 socat - "UNIX-CONNECT:$OUT/hap1.sock" | sed -n 's/^# table: app,.*used:\([0-9]*\).*/\1/p')
