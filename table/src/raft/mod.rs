@@ -2,6 +2,7 @@
 //! the state-machine adapter. Everything openraft-specific lives here, so a later port to
 //! openraft 0.10 touches this module only.
 
+mod background;
 pub mod log_store;
 mod log_tail;
 pub mod sm_store;

@@ -220,9 +220,9 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
         let file = self.file.clone();
         let written = {
             let meta = meta.clone();
-            tokio::task::spawn_blocking(move || file.write(&meta, &frozen))
+            // Off the runtime and below the data plane's priority: nothing waits for it.
+            super::background::run("hf-snapshot", move || file.write(&meta, &frozen))
                 .await
-                .map_err(std::io::Error::other)
                 .and_then(|r| r)
         };
         let bytes = written
