@@ -208,8 +208,7 @@ impl Flusher {
                 Err(e) => {
                     stats.failures.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(error = %e, binds, touches, "batch not committed, keeping it");
-                    let batch = Arc::try_unwrap(batch).unwrap_or_else(|shared| (*shared).clone());
-                    pending.restore(batch, limit, &stats);
+                    pending.restore(Arc::unwrap_or_clone(batch), limit, &stats);
                     // Back off a little so a cluster without quorum is not hammered.
                     tokio::time::sleep(interval).await;
                 }

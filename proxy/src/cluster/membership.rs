@@ -72,11 +72,7 @@ impl FormedAnswer {
             initialized: membership.nodes().next().is_some() || m.last_log_index.is_some(),
             voters,
             leader: m.current_leader,
-            matched: m
-                .replication
-                .as_ref()
-                .and_then(|r| r.get(&asker).cloned().flatten())
-                .map(|l| l.index),
+            matched: learner_matched(&m, asker),
         }
     }
 }

@@ -255,10 +255,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         for entry in entries {
             let bytes = codec::encode(&entry)
                 .map_err(|e| StorageIOError::write_log_entry(entry.log_id, &e))?;
-            encoded.push((entry.log_id.index, bytes));
-            kept.push(entry);
+            let index = entry.log_id.index;
+            kept.push((entry, bytes.len()));
+            encoded.push((index, bytes));
         }
-        let sizes: Vec<usize> = encoded.iter().map(|(_, b)| b.len()).collect();
         // Durable before returning: the commit fsyncs, so the callback can say so at once.
         let result = self
             .blocking_write(move |tx| {
@@ -271,7 +271,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .await;
         match result {
             Ok(()) => {
-                self.tail.lock().push(kept.into_iter().zip(sizes));
+                self.tail.lock().push(kept);
                 callback.log_io_completed(Ok(()));
                 Ok(())
             }

@@ -9,8 +9,8 @@ use crate::raft::types::Entry;
 /// A contiguous run of the newest log entries, their encoded sizes adding up to at most
 /// `budget` bytes. Invariant: when not empty, its last entry is the log's last entry.
 pub struct LogTail {
-    entries: VecDeque<Entry>,
-    sizes: VecDeque<usize>,
+    /// Entries with their encoded sizes, oldest first.
+    entries: VecDeque<(Entry, usize)>,
     held: usize,
     budget: usize,
 }
@@ -20,7 +20,6 @@ impl LogTail {
     pub fn new(budget: usize) -> LogTail {
         LogTail {
             entries: VecDeque::new(),
-            sizes: VecDeque::new(),
             held: 0,
             budget,
         }
@@ -32,14 +31,13 @@ impl LogTail {
     pub fn push(&mut self, entries: impl IntoIterator<Item = (Entry, usize)>) {
         for (entry, size) in entries {
             let follows = self
-                .entries
-                .back()
-                .is_none_or(|last| last.log_id.index + 1 == entry.log_id.index);
+                .last_index()
+                .is_none_or(|last| last + 1 == entry.log_id.index);
             if !follows {
-                self.truncate(0);
+                self.entries.clear();
+                self.held = 0;
             }
-            self.entries.push_back(entry);
-            self.sizes.push_back(size);
+            self.entries.push_back((entry, size));
             self.held += size;
             while self.held > self.budget {
                 self.pop_front();
@@ -47,22 +45,32 @@ impl LogTail {
         }
     }
 
+    fn first_index(&self) -> Option<u64> {
+        self.entries.front().map(|(e, _)| e.log_id.index)
+    }
+
+    fn last_index(&self) -> Option<u64> {
+        self.entries.back().map(|(e, _)| e.log_id.index)
+    }
+
     fn pop_front(&mut self) {
-        self.entries.pop_front();
-        self.held -= self.sizes.pop_front().unwrap_or(0);
+        if let Some((_, size)) = self.entries.pop_front() {
+            self.held -= size;
+        }
     }
 
     /// Forgets the entries from index `since` on (the log was truncated there).
     pub fn truncate(&mut self, since: u64) {
-        while self.entries.back().is_some_and(|e| e.log_id.index >= since) {
-            self.entries.pop_back();
-            self.held -= self.sizes.pop_back().unwrap_or(0);
+        while self.last_index().is_some_and(|i| i >= since) {
+            if let Some((_, size)) = self.entries.pop_back() {
+                self.held -= size;
+            }
         }
     }
 
     /// Forgets the entries up to index `upto` (the log was purged up to there).
     pub fn purge(&mut self, upto: u64) {
-        while self.entries.front().is_some_and(|e| e.log_id.index <= upto) {
+        while self.first_index().is_some_and(|i| i <= upto) {
             self.pop_front();
         }
     }
@@ -70,8 +78,7 @@ impl LogTail {
     /// Copies of the entries from `start` to `end` (exclusive; `None`: to the last), if
     /// this tail holds every one of them.
     pub fn get(&self, start: u64, end: Option<u64>) -> Option<Vec<Entry>> {
-        let first = self.entries.front()?.log_id.index;
-        let last = self.entries.back()?.log_id.index;
+        let (first, last) = (self.first_index()?, self.last_index()?);
         let end = end.unwrap_or(last + 1);
         if end <= start {
             return Some(Vec::new());
@@ -81,7 +88,12 @@ impl LogTail {
         }
         let from = (start - first) as usize;
         let to = (end - first) as usize;
-        Some(self.entries.range(from..to).cloned().collect())
+        Some(
+            self.entries
+                .range(from..to)
+                .map(|(e, _)| e.clone())
+                .collect(),
+        )
     }
 }
 
