@@ -25,6 +25,9 @@ pub enum BodyError {
     /// The client sent nothing of its request body for this long (`timeouts.client`).
     #[error("the client sent nothing of its request body for {0:?}")]
     Stalled(Duration),
+    /// The client reset its HTTP/2 stream before the body's end.
+    #[error("the client reset the stream")]
+    Reset,
     /// The server broke its response body (the fast path's server leg).
     #[error("the server {0}")]
     Server(&'static str),

@@ -1,7 +1,7 @@
 //! A frontend's accept loop and connections: a connection slot per client (max
 //! connections; when all are taken, idle ones are closed first for a newcomer), the TLS
-//! handshake under a timeout, then the HTTP/1.1 fast path, or hyper
-//! for HTTP/2 (by ALPN or preface), redirects and what the fast path hands over, with
+//! handshake under a timeout, then the HTTP/1.1 fast path, holdfast's HTTP/2 engine (by
+//! ALPN or preface), or hyper for redirects and what the fast path hands over, with
 //! header size limits, the idle and header timeouts, and upgrades.
 
 use std::net::SocketAddr;
@@ -17,8 +17,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::idle::{Mark, RECLAIM_BATCH};
 
+use super::body::incoming;
 use super::conn::{ConnState, Cut, TimedIo};
 use super::h1::{self, Served};
+use super::h2;
 use super::metrics::ErrorKind;
 use super::refusal::Refusal;
 use super::streamed::{self, Client};
@@ -122,9 +124,6 @@ async fn serve(
     }
 }
 
-/// The first bytes of every HTTP/2 connection (RFC 9113 §3.4).
-const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-
 /// The protocols a connection may speak: what ALPN chose on TLS (RFC 9113 §3.2; no
 /// ALPN means HTTP/1.1), either on plain HTTP (HTTP/2 by its preface, RFC 9113 §3.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -139,13 +138,39 @@ enum Protocols {
 
 /// Who a client connection is: its address, and its idle mark.
 #[derive(Clone, Copy)]
-struct Conn<'a> {
-    peer: SocketAddr,
-    mark: &'a Arc<Mark>,
+pub(super) struct Conn<'a> {
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// The connection's idle mark.
+    pub mark: &'a Arc<Mark>,
 }
 
-/// Serves a client connection: on the fast path unless it speaks HTTP/2 (by ALPN) or
-/// is redirected, then on hyper with whatever the fast path handed over.
+/// A client connection accepted (and its TLS handshake done), about to be served.
+pub(super) struct Opened<'a> {
+    /// Who it is.
+    pub conn: Conn<'a>,
+    /// True on a TLS listener.
+    pub tls: bool,
+    /// The data plane serving it.
+    pub plane: &'a Arc<DataPlane>,
+    /// Its frontend.
+    pub frontend: Arc<Frontend>,
+}
+
+/// Counts why a connection was cut, if it was.
+pub(super) fn count_cut(plane: &DataPlane, state: &ConnState) {
+    match state.cut() {
+        Cut::Header => plane.lasting.metrics.error(ErrorKind::HeaderTimeout),
+        Cut::Idle => plane.lasting.metrics.error(ErrorKind::IdleTimeout),
+        Cut::SlowRead => plane.lasting.metrics.error(ErrorKind::ClientTimeout),
+        // Counted when it was told to close.
+        Cut::Reclaimed | Cut::No => {}
+    }
+}
+
+/// Serves a client connection: HTTP/2 (by ALPN or preface) on holdfast's engine,
+/// redirects on hyper, everything else on the fast path, and what the fast path hands
+/// over on hyper.
 async fn serve_io<I>(
     io: I,
     conn: Conn<'_>,
@@ -156,27 +181,44 @@ async fn serve_io<I>(
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (io, read) = if protocols == Protocols::Http2 || frontend.redirect_https {
-        (io, Vec::new())
-    } else {
-        match h1::serve(io, conn.peer, conn.mark, tls, plane, &frontend).await {
-            Served::Done => return,
-            Served::Fallback(mut io, read) => {
-                if protocols == Protocols::Http1 && read.starts_with(H2_PREFACE) {
-                    // ALPN chose HTTP/1.1: the preface is a malformed HTTP/1.1 request.
-                    let refusal = Refusal::BadRequest("HTTP/2 preface after ALPN http/1.1");
-                    refusal.count(&plane.lasting.metrics);
-                    let mut out = Vec::new();
-                    refusal.write_h1(&mut out);
-                    let _ = io.write_all(&out).await;
-                    let _ = io.shutdown().await;
-                    return;
-                }
-                (io, read)
-            }
-        }
+    let opened = Opened {
+        conn,
+        tls,
+        plane,
+        frontend,
     };
-    serve_hyper(io, read, conn, (tls, protocols), plane, frontend).await
+    if protocols == Protocols::Http2 {
+        return opened.serve_h2(io, Vec::new()).await;
+    }
+    if opened.frontend.redirect_https {
+        // Every request is answered with a redirect: hyper serves both versions.
+        return serve_hyper(io, Vec::new(), opened, Protocols::Any).await;
+    }
+    let h1 = h1::serve(io, conn.peer, conn.mark, tls, plane, &opened.frontend).await;
+    let Served::Fallback(mut io, read) = h1 else {
+        return;
+    };
+    if !starts_like_h2(&read) {
+        return serve_hyper(io, read, opened, Protocols::Http1).await;
+    }
+    if protocols == Protocols::Http1 {
+        // ALPN chose HTTP/1.1: the preface is a malformed HTTP/1.1 request.
+        let refusal = Refusal::BadRequest("HTTP/2 preface after ALPN http/1.1");
+        refusal.count(&plane.lasting.metrics);
+        let mut out = Vec::new();
+        refusal.write_h1(&mut out);
+        let _ = io.write_all(&out).await;
+        let _ = io.shutdown().await;
+        return;
+    }
+    opened.serve_h2(io, read).await
+}
+
+/// True when `read` begins as the HTTP/2 preface does (RFC 9113 §3.4), as far as its
+/// request line at least.
+fn starts_like_h2(read: &[u8]) -> bool {
+    let n = read.len().min(h2::PREFACE.len());
+    n >= b"PRI * HTTP/2.0".len() && read[..n] == h2::PREFACE[..n]
 }
 
 /// hyper's server for `protocols`, with the limits and timeouts of `plane`.
@@ -184,9 +226,8 @@ fn builder(plane: &DataPlane, protocols: Protocols) -> Builder<TokioExecutor> {
     let (limits, t) = (&plane.limits, &plane.timeouts);
     let mut builder = Builder::new(TokioExecutor::new());
     builder = match protocols {
-        Protocols::Any => builder,
         Protocols::Http1 => builder.http1_only(),
-        Protocols::Http2 => builder.http2_only(),
+        Protocols::Any | Protocols::Http2 => builder,
     };
     builder
         .http1()
@@ -207,33 +248,27 @@ fn builder(plane: &DataPlane, protocols: Protocols) -> Builder<TokioExecutor> {
 }
 
 /// Serves a client connection on hyper, starting with the bytes already `read` from it.
-async fn serve_hyper<I>(
-    io: I,
-    read: Vec<u8>,
-    Conn { peer, mark }: Conn<'_>,
-    (tls, protocols): (bool, Protocols),
-    plane: &Arc<DataPlane>,
-    frontend: Arc<Frontend>,
-) where
+async fn serve_hyper<I>(io: I, read: Vec<u8>, opened: Opened<'_>, protocols: Protocols)
+where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let state = ConnState::new();
-    let t = &plane.timeouts;
-    let io = TimedIo::new(io, read, state.clone(), t, mark.clone());
-    let client = Arc::new(Client {
-        peer,
-        peer_text: peer.ip().to_string(),
+    let Opened {
+        conn,
         tls,
-        conn: state.clone(),
-        cookies: Default::default(),
-    });
+        plane,
+        frontend,
+    } = opened;
+    let state = ConnState::new();
+    let io = TimedIo::new(io, read, state.clone(), &plane.timeouts, conn.mark.clone());
+    let client = Client::new(conn.peer, tls, state.clone());
     let service = {
         let plane = plane.clone();
-        service_fn(move |req| {
+        service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
             let (plane, frontend, client) = (plane.clone(), frontend.clone(), client.clone());
             // Boxed once where it is made: hyper moves the stream's future into a task
             // and tokio moves the task's stage again; 2.6 KB each time, a pointer boxed.
             Box::pin(async move {
+                let req = req.map(incoming);
                 Ok::<_, std::convert::Infallible>(
                     streamed::handle(plane, frontend, client, req).await,
                 )
@@ -241,23 +276,10 @@ async fn serve_hyper<I>(
         })
     };
     let builder = builder(plane, protocols);
-    // The version restriction holds only without upgrades (hyper-util), and HTTP/2 has
-    // none to give.
-    let result = match protocols {
-        Protocols::Http2 => builder.serve_connection(TokioIo::new(io), service).await,
-        _ => {
-            builder
-                .serve_connection_with_upgrades(TokioIo::new(io), service)
-                .await
-        }
-    };
-    match state.cut() {
-        Cut::Header => plane.lasting.metrics.error(ErrorKind::HeaderTimeout),
-        Cut::Idle => plane.lasting.metrics.error(ErrorKind::IdleTimeout),
-        Cut::SlowRead => plane.lasting.metrics.error(ErrorKind::ClientTimeout),
-        // Counted when it was told to close.
-        Cut::Reclaimed | Cut::No => {}
-    }
+    let result = builder
+        .serve_connection_with_upgrades(TokioIo::new(io), service)
+        .await;
+    count_cut(plane, &state);
     if let Err(e) = result {
         let too_large = e
             .downcast_ref::<hyper::Error>()
@@ -270,6 +292,6 @@ async fn serve_hyper<I>(
         } else if parse {
             plane.lasting.metrics.error(ErrorKind::BadRequest);
         }
-        tracing::debug!(%peer, error = %e, "client connection ended with an error");
+        tracing::debug!(peer = %conn.peer, error = %e, "client connection ended with an error");
     }
 }

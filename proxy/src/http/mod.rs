@@ -3,8 +3,9 @@
 //! and the forwarding of requests to servers. [`start`] brings it all up for one node.
 //!
 //! Every decision about a request (`exchange`, `persist`, `headers`, `framing`,
-//! `refusal`) is made once, for both engines that move its bytes: the HTTP/1.1 fast path
-//! (`h1/`) and hyper (`streamed`), for HTTP/2, upgrades and streamed request bodies.
+//! `refusal`) is made once, for every engine that moves its bytes: the HTTP/1.1 fast
+//! path (`h1/`), holdfast's HTTP/2 engine (`h2/`, `multiplexed`), and the streamed
+//! engine (`streamed`, on hyper for upgrades and streamed HTTP/1 request bodies).
 
 pub mod body;
 mod conn;
@@ -13,11 +14,13 @@ mod exchange;
 pub mod fields;
 pub mod framing;
 mod h1;
+mod h2;
 pub mod headers;
 mod health;
 mod idle;
 mod listener;
 pub mod metrics;
+mod multiplexed;
 mod per_client;
 pub mod persist;
 pub mod pool;

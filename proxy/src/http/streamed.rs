@@ -41,12 +41,25 @@ pub struct Client {
     pub cookies: VerifiedCookie,
 }
 
+impl Client {
+    /// The client at `peer`, on a TLS listener or not, its connection's `state`.
+    pub fn new(peer: SocketAddr, tls: bool, state: Arc<ConnState>) -> Arc<Client> {
+        Arc::new(Client {
+            peer,
+            peer_text: peer.ip().to_string(),
+            tls,
+            conn: state,
+            cookies: Default::default(),
+        })
+    }
+}
+
 /// Handles one client request; never fails (refusals become responses).
 pub async fn handle(
     dp: Arc<DataPlane>,
     fe: Arc<Frontend>,
     client: Arc<Client>,
-    req: Request<Incoming>,
+    req: Request<Body>,
 ) -> Response<Body> {
     let busy = client.conn.begin();
     // An authority-form target (`evil.com`) has no path: no valid form but CONNECT's.
@@ -93,9 +106,9 @@ pub async fn handle(
 fn rewrite(
     ex: &Exchange<'_>,
     client: &Client,
-    req: Request<Incoming>,
+    req: Request<Body>,
     upgrade: bool,
-) -> (http::request::Parts, Incoming) {
+) -> (http::request::Parts, Body) {
     let (mut parts, body) = req.into_parts();
     let authority = target_authority(&parts.uri, parts.version);
     let host = request_host(&parts.headers, authority).map(str::to_string);
@@ -140,7 +153,7 @@ fn rewrite(
 async fn forward(
     ex: &mut Exchange<'_>,
     client: &Client,
-    mut req: Request<Incoming>,
+    mut req: Request<Body>,
     busy: Busy,
 ) -> Result<Response<Body>, Refusal> {
     let upgrade = is_upgrade(req.headers()) && req.version() == Version::HTTP_11;
@@ -192,12 +205,12 @@ async fn forward(
 async fn forward_streaming(
     ex: &mut Exchange<'_>,
     parts: http::request::Parts,
-    body: Incoming,
+    body: Body,
     path: &PathAndQuery,
     chunked: bool,
 ) -> Result<(Response<Incoming>, super::persist::Active, Arc<BodyFault>), Refusal> {
     let timeouts = &ex.plane().timeouts;
-    let (mut body, fault) = Watched::wrap(incoming(body), timeouts.client);
+    let (mut body, fault) = Watched::wrap(body, timeouts.client);
     if chunked {
         // A chunked body broken from its first size line is refused before anything
         // goes out: the server may answer a GET without reading its body at all.

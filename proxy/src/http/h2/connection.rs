@@ -1,0 +1,441 @@
+//! One HTTP/2 connection in one task: frames read and written from two buffers, every
+//! stream's exchange polled in place (no task or channel per stream), responses and
+//! their bodies framed under the peer's flow-control windows. What each received frame
+//! does is in `receive.rs`.
+
+use std::collections::VecDeque;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use hashbrown::HashMap;
+use http::Response;
+use hyper::body::Body as HttpBody;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use super::encode;
+use super::frame::{self, DEFAULT_MAX_FRAME, DEFAULT_WINDOW, Reason};
+use super::stream::{Exchange, Shared};
+use super::{Handler, Settings};
+use crate::http::body::Body;
+
+/// Room for one whole frame of the largest size we allow, and its header.
+const READ_BUF: usize = 2 * DEFAULT_MAX_FRAME + frame::HEADER_LEN;
+/// Output queued beyond this stops reading and body polling until it is written.
+pub(super) const HIGH_WATER: usize = 64 * 1024;
+/// Request-body credit is given back in steps of at least this many octets.
+pub(super) const CREDIT_STEP: usize = 16 * 1024;
+/// How many closed streams are remembered, to tell a late frame from a bad one.
+const CLOSED_MEMORY: usize = 128;
+
+/// Where the connection is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Phase {
+    /// Serving; new streams welcome.
+    Open,
+    /// The client sent GOAWAY: the streams open finish, then the connection closes.
+    Draining,
+    /// A connection error: GOAWAY queued, the output is written, then it closes.
+    Failed,
+}
+
+/// How a stream closed, remembered for frames that arrive after.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum ClosedBy {
+    /// Both sides ended, or the client reset it: a frame on it is STREAM_CLOSED.
+    Peer,
+    /// We reset it: frames already in flight are ignored (RFC 9113 §5.1).
+    Us,
+}
+
+/// What the server sends on a stream.
+pub(super) enum Sending {
+    /// The exchange has not answered yet.
+    Waiting,
+    /// The answer's head is sent; its body goes out as the windows allow.
+    Body {
+        /// The body.
+        body: Body,
+        /// Taken from the body, not yet sent.
+        pending: Bytes,
+    },
+    /// All sent; the client is still sending (half-closed local).
+    Done,
+}
+
+/// One stream still open on either side.
+pub(super) struct Stream {
+    /// Shared with its exchange and request body.
+    pub shared: std::sync::Arc<Shared>,
+    /// The client may still send on it (not half-closed remote).
+    pub recv_open: bool,
+    /// It has a request body whose reading gives credit back.
+    pub has_body: bool,
+    /// What the client may still send before it needs more credit.
+    pub recv_window: i64,
+    /// Credit read by the exchange, not yet given back.
+    pub unacked: usize,
+    /// Octets `content-length` still promises, if it was sent.
+    pub remaining: Option<u64>,
+    /// What the server sends.
+    pub sending: Sending,
+    /// What the server may still send on it.
+    pub send_window: i64,
+}
+
+/// A header block whose CONTINUATION frames are still coming.
+pub(super) struct Partial {
+    /// Its stream.
+    pub stream: u32,
+    /// The HEADERS frame ended the stream.
+    pub end_stream: bool,
+    /// Its PRIORITY made the stream depend on itself (a stream error once decoded).
+    pub self_dependent: bool,
+    /// The fragments so far.
+    pub block: Vec<u8>,
+}
+
+/// One HTTP/2 connection's state.
+pub struct Connection<I, H: Handler> {
+    pub(super) io: I,
+    pub(super) handler: H,
+    pub(super) settings: Settings,
+    pub(super) phase: Phase,
+    rbuf: Box<[u8]>,
+    rlen: usize,
+    pub(super) preface_seen: bool,
+    pub(super) settings_seen: bool,
+    pub(super) wbuf: Vec<u8>,
+    wpos: usize,
+    pub(super) scratch: Vec<u8>,
+    pub(super) decoder: loona_hpack::Decoder<'static>,
+    pub(super) streams: HashMap<u32, Stream>,
+    pub(super) exchanges: FuturesUnordered<Exchange<H::Future>>,
+    pub(super) last_id: u32,
+    pub(super) closed: VecDeque<(u32, ClosedBy)>,
+    pub(super) partial: Option<Partial>,
+    pub(super) peer_window: i64,
+    pub(super) peer_max_frame: usize,
+    pub(super) send_window: i64,
+    pub(super) recv_window: i64,
+    pub(super) conn_unacked: usize,
+    pub(super) resets: u32,
+    pub(super) opened: u32,
+}
+
+impl<I, H> Connection<I, H>
+where
+    I: AsyncRead + AsyncWrite + Unpin,
+    H: Handler,
+{
+    /// A connection over `io`.
+    pub fn new(io: I, handler: H, settings: Settings) -> Connection<I, H> {
+        let mut decoder = loona_hpack::Decoder::new();
+        decoder.set_max_allowed_table_size(4096);
+        let mut wbuf = Vec::with_capacity(4096);
+        frame::put_settings(
+            &mut wbuf,
+            &[
+                (frame::setting::MAX_CONCURRENT_STREAMS, settings.max_streams),
+                (
+                    frame::setting::MAX_HEADER_LIST_SIZE,
+                    settings.fields.max_size as u32,
+                ),
+            ],
+        );
+        Connection {
+            io,
+            handler,
+            settings,
+            phase: Phase::Open,
+            rbuf: vec![0; READ_BUF].into_boxed_slice(),
+            rlen: 0,
+            preface_seen: false,
+            settings_seen: false,
+            wbuf,
+            wpos: 0,
+            scratch: Vec::new(),
+            decoder,
+            streams: HashMap::new(),
+            exchanges: FuturesUnordered::new(),
+            last_id: 0,
+            closed: VecDeque::new(),
+            partial: None,
+            peer_window: DEFAULT_WINDOW,
+            peer_max_frame: DEFAULT_MAX_FRAME,
+            send_window: DEFAULT_WINDOW,
+            recv_window: DEFAULT_WINDOW,
+            conn_unacked: 0,
+            resets: 0,
+            opened: 0,
+        }
+    }
+
+    /// Serves the connection until the client leaves or it fails.
+    pub async fn run(mut self) {
+        std::future::poll_fn(|cx| self.poll_run(cx)).await;
+        let _ = tokio::io::AsyncWriteExt::shutdown(&mut self.io).await;
+    }
+
+    fn poll_run(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut busy = false;
+        loop {
+            if self.phase != Phase::Failed && self.queued() < HIGH_WATER {
+                match self.poll_read(cx) {
+                    Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(()),
+                    Poll::Ready(Ok(_)) => busy |= self.take_frames(cx),
+                    Poll::Pending => {}
+                }
+            }
+            while let Poll::Ready(Some((id, answer))) = self.exchanges.poll_next_unpin(cx) {
+                busy = true;
+                if let Some(resp) = answer {
+                    self.answer(id, resp);
+                }
+            }
+            if self.queued() < HIGH_WATER {
+                busy |= self.poll_bodies(cx);
+            }
+            self.give_credit();
+            match self.poll_write(cx) {
+                Poll::Ready(Err(_)) => return Poll::Ready(()),
+                Poll::Ready(Ok(wrote)) => busy |= wrote,
+                Poll::Pending => {}
+            }
+            if self.queued() == 0 && self.finished() {
+                return Poll::Ready(());
+            }
+            if !std::mem::take(&mut busy) {
+                return Poll::Pending;
+            }
+        }
+    }
+
+    /// True when nothing is left to do but close.
+    fn finished(&self) -> bool {
+        match self.phase {
+            Phase::Open => false,
+            Phase::Draining => self.streams.is_empty() && self.exchanges.is_empty(),
+            Phase::Failed => true,
+        }
+    }
+
+    /// Octets queued and not yet written.
+    pub(super) fn queued(&self) -> usize {
+        self.wbuf.len() - self.wpos
+    }
+
+    fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        let mut buf = ReadBuf::new(&mut self.rbuf[self.rlen..]);
+        if buf.remaining() == 0 {
+            return Poll::Ready(Err(io::ErrorKind::InvalidData.into()));
+        }
+        match Pin::new(&mut self.io).poll_read(cx, &mut buf) {
+            Poll::Ready(Ok(())) => {
+                let n = buf.filled().len();
+                self.rlen += n;
+                Poll::Ready(Ok(n))
+            }
+            other => other.map_ok(|()| 0),
+        }
+    }
+
+    /// Handles every whole frame read; true when any was.
+    fn take_frames(&mut self, cx: &mut Context<'_>) -> bool {
+        let rbuf = std::mem::take(&mut self.rbuf);
+        let used = self.frames(&rbuf[..self.rlen], cx);
+        self.rbuf = rbuf;
+        self.rbuf.copy_within(used..self.rlen, 0);
+        self.rlen -= used;
+        used > 0
+    }
+
+    /// Handles the whole frames at the start of `input`; returns the octets used.
+    fn frames(&mut self, input: &[u8], cx: &mut Context<'_>) -> usize {
+        let mut used = 0;
+        if !self.preface_seen {
+            match self.preface(input) {
+                Some(n) => used = n,
+                None => return 0,
+            }
+        }
+        while self.phase != Phase::Failed {
+            let Some(head) = frame::Head::parse(&input[used..]) else {
+                break;
+            };
+            if head.len > DEFAULT_MAX_FRAME {
+                self.fail(Reason::FrameSize);
+                break;
+            }
+            let end = used + frame::HEADER_LEN + head.len;
+            if end > input.len() {
+                break;
+            }
+            let payload = &input[used + frame::HEADER_LEN..end];
+            used = end;
+            if let Err(reason) = self.frame(head, payload, cx) {
+                self.fail(reason);
+            }
+        }
+        used
+    }
+
+    /// Checks the client preface (RFC 9113 §3.4): its length once whole, `None` while
+    /// it is incomplete (or wrong: the connection has then failed).
+    fn preface(&mut self, input: &[u8]) -> Option<usize> {
+        let preface = super::PREFACE;
+        let n = input.len().min(preface.len());
+        if input[..n] != preface[..n] {
+            self.fail(Reason::Protocol);
+            return None;
+        }
+        (n == preface.len()).then(|| {
+            self.preface_seen = true;
+            n
+        })
+    }
+
+    /// A connection error: GOAWAY, every stream dropped (RFC 9113 §5.4.1).
+    pub(super) fn fail(&mut self, reason: Reason) {
+        if self.phase == Phase::Failed {
+            return;
+        }
+        tracing::debug!(?reason, "HTTP/2 connection error");
+        frame::put_goaway(&mut self.wbuf, self.last_id, reason);
+        self.phase = Phase::Failed;
+        for (_, stream) in self.streams.drain() {
+            stream.shared.reset();
+        }
+        self.exchanges.clear();
+    }
+
+    /// A stream error: RST_STREAM, the stream dropped (RFC 9113 §5.4.2).
+    pub(super) fn reset_stream(&mut self, id: u32, reason: Reason) {
+        frame::put_rst(&mut self.wbuf, id, reason);
+        if let Some(stream) = self.streams.remove(&id) {
+            stream.shared.reset();
+            self.remember(id, ClosedBy::Us);
+        }
+    }
+
+    /// Remembers a closed stream, forgetting the oldest.
+    pub(super) fn remember(&mut self, id: u32, by: ClosedBy) {
+        if self.closed.len() == CLOSED_MEMORY {
+            self.closed.pop_front();
+        }
+        self.closed.push_back((id, by));
+    }
+
+    /// The answer of stream `id`: its head sent, its body queued.
+    pub(super) fn answer(&mut self, id: u32, resp: Response<Body>) {
+        if !self.streams.contains_key(&id) {
+            return;
+        }
+        let (parts, body) = resp.into_parts();
+        self.scratch.clear();
+        encode::response_head(&mut self.scratch, parts.status, &parts.headers);
+        let end = body.is_end_stream();
+        frame::put_header_block(&mut self.wbuf, id, &self.scratch, end, self.peer_max_frame);
+        match end {
+            true => self.sent_all(id),
+            false => {
+                if let Some(stream) = self.streams.get_mut(&id) {
+                    stream.sending = Sending::Body {
+                        body,
+                        pending: Bytes::new(),
+                    };
+                }
+            }
+        }
+    }
+
+    /// The server's side of stream `id` ended: the stream closes, or stays half-closed
+    /// until the client ends its side.
+    fn sent_all(&mut self, id: u32) {
+        match self.streams.get_mut(&id) {
+            Some(stream) if stream.recv_open => stream.sending = Sending::Done,
+            Some(_) => {
+                self.streams.remove(&id);
+                self.remember(id, ClosedBy::Peer);
+            }
+            None => {}
+        }
+    }
+
+    /// Sends what the response bodies have, as far as the windows allow; true when any
+    /// frame went out.
+    fn poll_bodies(&mut self, cx: &mut Context<'_>) -> bool {
+        let mut out = super::send::Out {
+            wbuf: &mut self.wbuf,
+            window: &mut self.send_window,
+            max_frame: self.peer_max_frame,
+        };
+        let (mut ended, mut broken) = (Vec::new(), Vec::new());
+        let mut sent = false;
+        for (&id, stream) in self.streams.iter_mut() {
+            let Sending::Body { body, pending } = &mut stream.sending else {
+                continue;
+            };
+            match out.body(id, body, pending, &mut stream.send_window, cx) {
+                super::send::Sent::Ended => ended.push(id),
+                super::send::Sent::Broken => broken.push(id),
+                super::send::Sent::More(any) => sent |= any,
+            }
+        }
+        sent |= !ended.is_empty() || !broken.is_empty();
+        for id in ended {
+            self.sent_all(id);
+        }
+        for id in broken {
+            self.reset_stream(id, Reason::Internal);
+        }
+        sent
+    }
+
+    /// Gives back the credit of request bodies read (stream) and received (connection).
+    fn give_credit(&mut self) {
+        for (&id, stream) in self.streams.iter_mut() {
+            if !stream.has_body {
+                continue;
+            }
+            stream.unacked += stream.shared.take_released();
+            if stream.recv_open && stream.unacked >= CREDIT_STEP {
+                frame::put_window_update(&mut self.wbuf, id, stream.unacked as u32);
+                stream.recv_window += stream.unacked as i64;
+                stream.unacked = 0;
+            }
+        }
+        if self.conn_unacked >= CREDIT_STEP {
+            frame::put_window_update(&mut self.wbuf, 0, self.conn_unacked as u32);
+            self.recv_window += self.conn_unacked as i64;
+            self.conn_unacked = 0;
+        }
+    }
+
+    /// Writes what is queued; `Ok(true)` when anything was written.
+    fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
+        let mut wrote = false;
+        while self.wpos < self.wbuf.len() {
+            match Pin::new(&mut self.io).poll_write(cx, &self.wbuf[self.wpos..]) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => {
+                    self.wpos += n;
+                    wrote = true;
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending if wrote => break,
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        if self.wpos == self.wbuf.len() {
+            self.wbuf.clear();
+            self.wpos = 0;
+        }
+        match Pin::new(&mut self.io).poll_flush(cx) {
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            _ => Poll::Ready(Ok(wrote)),
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! What one stream's parts share: the request body the connection fills and the
+//! exchange reads (with the credit it gives back for flow control), and the client's
+//! reset, which ends the exchange's future at once.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::task::{Context, Poll, Waker};
+
+use bytes::Bytes;
+use futures_util::task::AtomicWaker;
+use http::HeaderMap;
+use hyper::body::{Body as HttpBody, Frame, SizeHint};
+use parking_lot::Mutex;
+
+use crate::http::body::BodyError;
+
+/// What the connection, the request body and the stream's future share.
+#[derive(Default)]
+pub struct Shared {
+    /// The client reset the stream: the future ends without an answer.
+    reset: AtomicBool,
+    /// The stream future's waker, woken on reset.
+    future: AtomicWaker,
+    /// Octets of the request body read by the exchange, not yet given back.
+    released: AtomicUsize,
+    /// The request body received and not yet read.
+    body: Mutex<Received>,
+}
+
+#[derive(Default)]
+struct Received {
+    chunks: VecDeque<Bytes>,
+    trailers: Option<HeaderMap>,
+    ended: bool,
+    broken: bool,
+    reader: Option<Waker>,
+}
+
+impl Shared {
+    /// The client reset the stream: its future and its body's reader learn it.
+    pub fn reset(&self) {
+        self.reset.store(true, Ordering::Release);
+        self.future.wake();
+        self.close(true);
+    }
+
+    /// Body octets arrived.
+    pub fn push(&self, data: Bytes) {
+        let mut body = self.body.lock();
+        body.chunks.push_back(data);
+        if let Some(w) = body.reader.take() {
+            w.wake();
+        }
+    }
+
+    /// The trailer section arrived (the body's end).
+    pub fn trailers(&self, trailers: HeaderMap) {
+        self.body.lock().trailers = Some(trailers);
+        self.close(false);
+    }
+
+    /// The body ended, whole (`broken`: cut short).
+    pub fn close(&self, broken: bool) {
+        let mut body = self.body.lock();
+        body.ended = true;
+        body.broken |= broken;
+        if let Some(w) = body.reader.take() {
+            w.wake();
+        }
+    }
+
+    /// Octets read since the last call (the credit to give back).
+    pub fn take_released(&self) -> usize {
+        self.released.swap(0, Ordering::AcqRel)
+    }
+}
+
+/// A request body as the exchange reads it.
+pub struct RecvBody {
+    shared: Arc<Shared>,
+    /// What `content-length` declared, if anything.
+    length: Option<u64>,
+    /// Wakes the connection when credit is to be given back.
+    conn: Waker,
+}
+
+impl RecvBody {
+    /// The body of a stream with `shared`, `length` octets long if known.
+    pub fn new(shared: Arc<Shared>, length: Option<u64>, conn: Waker) -> RecvBody {
+        RecvBody {
+            shared,
+            length,
+            conn,
+        }
+    }
+}
+
+impl HttpBody for RecvBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let this = self.get_mut();
+        let mut body = this.shared.body.lock();
+        if let Some(data) = body.chunks.pop_front() {
+            drop(body);
+            this.shared.released.fetch_add(data.len(), Ordering::AcqRel);
+            this.conn.wake_by_ref();
+            return Poll::Ready(Some(Ok(Frame::data(data))));
+        }
+        if body.broken {
+            return Poll::Ready(Some(Err(BodyError::Reset)));
+        }
+        if let Some(trailers) = body.trailers.take() {
+            return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
+        }
+        if body.ended {
+            return Poll::Ready(None);
+        }
+        body.reader = Some(cx.waker().clone());
+        Poll::Pending
+    }
+
+    fn is_end_stream(&self) -> bool {
+        let body = self.shared.body.lock();
+        body.ended && body.chunks.is_empty() && body.trailers.is_none() && !body.broken
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.length {
+            Some(n) => SizeHint::with_exact(n),
+            None => SizeHint::default(),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A stream's exchange: its answer, or `None` once the client reset the stream.
+    pub struct Exchange<F> {
+        id: u32,
+        shared: Arc<Shared>,
+        #[pin]
+        future: F,
+    }
+}
+
+impl<F> Exchange<F> {
+    /// The exchange of stream `id`.
+    pub fn new(id: u32, shared: Arc<Shared>, future: F) -> Exchange<F> {
+        Exchange { id, shared, future }
+    }
+}
+
+impl<F: Future> Future for Exchange<F> {
+    type Output = (u32, Option<F::Output>);
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        // Registered first: a reset between the check and the registration still wakes.
+        this.shared.future.register(cx.waker());
+        if this.shared.reset.load(Ordering::Acquire) {
+            return Poll::Ready((*this.id, None));
+        }
+        match this.future.poll(cx) {
+            Poll::Ready(out) => Poll::Ready((*this.id, Some(out))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
