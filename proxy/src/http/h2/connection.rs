@@ -9,16 +9,15 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use futures_util::stream::{FuturesUnordered, StreamExt};
-use hashbrown::HashMap;
 use http::Response;
 use hyper::body::Body as HttpBody;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use super::encode;
+use super::exchanges::Exchanges;
 use super::frame::{self, DEFAULT_MAX_FRAME, DEFAULT_WINDOW, Reason};
-use super::stream::{Exchange, Shared};
+use super::streams::{Sending, Stream, Streams};
 use super::{Handler, Settings};
+use super::{encode, hpack};
 use crate::http::body::Body;
 
 /// Room for one whole frame of the largest size we allow, and its header.
@@ -27,6 +26,8 @@ const READ_BUF: usize = 2 * DEFAULT_MAX_FRAME + frame::HEADER_LEN;
 pub(super) const HIGH_WATER: usize = 64 * 1024;
 /// Request-body credit is given back in steps of at least this many octets.
 pub(super) const CREDIT_STEP: usize = 16 * 1024;
+/// Our SETTINGS_HEADER_TABLE_SIZE: the default, not sent.
+const HEADER_TABLE_SIZE: usize = 4096;
 /// How many closed streams are remembered, to tell a late frame from a bad one.
 const CLOSED_MEMORY: usize = 128;
 
@@ -50,49 +51,21 @@ pub(super) enum ClosedBy {
     Us,
 }
 
-/// What the server sends on a stream.
-pub(super) enum Sending {
-    /// The exchange has not answered yet.
-    Waiting,
-    /// The answer's head is sent; its body goes out as the windows allow.
-    Body {
-        /// The body.
-        body: Body,
-        /// Taken from the body, not yet sent.
-        pending: Bytes,
-    },
-    /// All sent; the client is still sending (half-closed local).
-    Done,
-}
-
-/// One stream still open on either side.
-pub(super) struct Stream {
-    /// Shared with its exchange and request body.
-    pub shared: std::sync::Arc<Shared>,
-    /// The client may still send on it (not half-closed remote).
-    pub recv_open: bool,
-    /// It has a request body whose reading gives credit back.
-    pub has_body: bool,
-    /// What the client may still send before it needs more credit.
-    pub recv_window: i64,
-    /// Credit read by the exchange, not yet given back.
-    pub unacked: usize,
-    /// Octets `content-length` still promises, if it was sent.
-    pub remaining: Option<u64>,
-    /// What the server sends.
-    pub sending: Sending,
-    /// What the server may still send on it.
-    pub send_window: i64,
-}
-
-/// A header block whose CONTINUATION frames are still coming.
-pub(super) struct Partial {
+/// What a HEADERS frame says besides its header block.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Opening {
     /// Its stream.
     pub stream: u32,
     /// The HEADERS frame ended the stream.
     pub end_stream: bool,
     /// Its PRIORITY made the stream depend on itself (a stream error once decoded).
     pub self_dependent: bool,
+}
+
+/// A header block whose CONTINUATION frames are still coming.
+pub(super) struct Partial {
+    /// Its HEADERS frame.
+    pub opening: Opening,
     /// The fragments so far.
     pub block: Vec<u8>,
 }
@@ -110,9 +83,9 @@ pub struct Connection<I, H: Handler> {
     pub(super) wbuf: Vec<u8>,
     wpos: usize,
     pub(super) scratch: Vec<u8>,
-    pub(super) decoder: loona_hpack::Decoder<'static>,
-    pub(super) streams: HashMap<u32, Stream>,
-    pub(super) exchanges: FuturesUnordered<Exchange<H::Future>>,
+    pub(super) decoder: hpack::Decoder,
+    pub(super) streams: Streams,
+    pub(super) exchanges: Exchanges<H::Future>,
     pub(super) last_id: u32,
     pub(super) closed: VecDeque<(u32, ClosedBy)>,
     pub(super) partial: Option<Partial>,
@@ -132,8 +105,6 @@ where
 {
     /// A connection over `io`.
     pub fn new(io: I, handler: H, settings: Settings) -> Connection<I, H> {
-        let mut decoder = loona_hpack::Decoder::new();
-        decoder.set_max_allowed_table_size(4096);
         let mut wbuf = Vec::with_capacity(4096);
         frame::put_settings(
             &mut wbuf,
@@ -157,9 +128,9 @@ where
             wbuf,
             wpos: 0,
             scratch: Vec::new(),
-            decoder,
-            streams: HashMap::new(),
-            exchanges: FuturesUnordered::new(),
+            decoder: hpack::Decoder::new(HEADER_TABLE_SIZE),
+            streams: Streams::default(),
+            exchanges: Exchanges::new(settings.max_streams as usize),
             last_id: 0,
             closed: VecDeque::new(),
             partial: None,
@@ -184,14 +155,22 @@ where
         loop {
             if self.phase != Phase::Failed && self.queued() < HIGH_WATER {
                 match self.poll_read(cx) {
-                    Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(()),
-                    Poll::Ready(Ok(_)) => busy |= self.take_frames(cx),
+                    // The client left, or was cut (idle): GOAWAY, if it still reads.
+                    Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => {
+                        self.fail(Reason::NoError);
+                        busy = true;
+                    }
+                    // Read again until the read is pending: only then will it wake us.
+                    Poll::Ready(Ok(_)) => {
+                        self.take_frames(cx);
+                        busy = true;
+                    }
                     Poll::Pending => {}
                 }
             }
-            while let Poll::Ready(Some((id, answer))) = self.exchanges.poll_next_unpin(cx) {
+            if self.exchanges.poll(cx) {
                 busy = true;
-                if let Some(resp) = answer {
+                while let Some((id, resp)) = self.exchanges.next_done() {
                     self.answer(id, resp);
                 }
             }
@@ -242,14 +221,13 @@ where
         }
     }
 
-    /// Handles every whole frame read; true when any was.
-    fn take_frames(&mut self, cx: &mut Context<'_>) -> bool {
+    /// Handles every whole frame read.
+    fn take_frames(&mut self, cx: &mut Context<'_>) {
         let rbuf = std::mem::take(&mut self.rbuf);
         let used = self.frames(&rbuf[..self.rlen], cx);
         self.rbuf = rbuf;
         self.rbuf.copy_within(used..self.rlen, 0);
         self.rlen -= used;
-        used > 0
     }
 
     /// Handles the whole frames at the start of `input`; returns the octets used.
@@ -297,7 +275,8 @@ where
         })
     }
 
-    /// A connection error: GOAWAY, every stream dropped (RFC 9113 §5.4.1).
+    /// A connection error, or the end (`NoError`): GOAWAY, every stream dropped (RFC 9113
+    /// §5.4.1, §6.8).
     pub(super) fn fail(&mut self, reason: Reason) {
         if self.phase == Phase::Failed {
             return;
@@ -306,7 +285,7 @@ where
         frame::put_goaway(&mut self.wbuf, self.last_id, reason);
         self.phase = Phase::Failed;
         for (_, stream) in self.streams.drain() {
-            stream.shared.reset();
+            stream.break_body();
         }
         self.exchanges.clear();
     }
@@ -315,9 +294,17 @@ where
     pub(super) fn reset_stream(&mut self, id: u32, reason: Reason) {
         frame::put_rst(&mut self.wbuf, id, reason);
         if let Some(stream) = self.streams.remove(&id) {
-            stream.shared.reset();
+            self.drop_stream(&stream);
             self.remember(id, ClosedBy::Us);
         }
+    }
+
+    /// A stream taken out before its end: its exchange dropped, its body broken off.
+    pub(super) fn drop_stream(&mut self, stream: &Stream) {
+        if let Some(slot) = stream.slot {
+            self.exchanges.cancel(slot);
+        }
+        stream.break_body();
     }
 
     /// Remembers a closed stream, forgetting the oldest.
@@ -332,6 +319,9 @@ where
     pub(super) fn answer(&mut self, id: u32, resp: Response<Body>) {
         if !self.streams.contains_key(&id) {
             return;
+        }
+        if let Some(stream) = self.streams.get_mut(&id) {
+            stream.slot = None;
         }
         let (parts, body) = resp.into_parts();
         self.scratch.clear();
@@ -397,10 +387,10 @@ where
     /// Gives back the credit of request bodies read (stream) and received (connection).
     fn give_credit(&mut self) {
         for (&id, stream) in self.streams.iter_mut() {
-            if !stream.has_body {
+            let Some(body) = &stream.body else {
                 continue;
-            }
-            stream.unacked += stream.shared.take_released();
+            };
+            stream.unacked += body.take_released();
             if stream.recv_open && stream.unacked >= CREDIT_STEP {
                 frame::put_window_update(&mut self.wbuf, id, stream.unacked as u32);
                 stream.recv_window += stream.unacked as i64;

@@ -5,11 +5,15 @@
 
 mod connection;
 mod encode;
+mod exchanges;
 mod frame;
+mod hpack;
+mod huffman;
 mod receive;
 mod request;
 mod send;
 mod stream;
+mod streams;
 
 use std::future::Future;
 

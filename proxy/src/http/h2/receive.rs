@@ -10,10 +10,11 @@ use http::header::CONTENT_LENGTH;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::Handler;
-use super::connection::{ClosedBy, Connection, Partial, Phase, Sending, Stream};
+use super::connection::{ClosedBy, Connection, Opening, Partial, Phase};
 use super::frame::{self, Head, MAX_WINDOW, Reason, flag, kind, setting};
 use super::request::{Fault, Fields};
-use super::stream::{Exchange, RecvBody, Shared};
+use super::stream::{RecvBody, Shared};
+use super::streams::{Sending, Stream};
 use crate::http::body::empty;
 
 /// The largest header block taken, CONTINUATIONs included: a flood of them is refused.
@@ -32,7 +33,7 @@ where
     /// Handles one frame.
     pub(super) fn frame(&mut self, head: Head, payload: &[u8], cx: &mut Context<'_>) -> Handled {
         if let Some(partial) = &self.partial
-            && (head.kind != kind::CONTINUATION || head.stream != partial.stream)
+            && (head.kind != kind::CONTINUATION || head.stream != partial.opening.stream)
         {
             return Err(Reason::Protocol);
         }
@@ -59,11 +60,13 @@ where
         }
     }
 
-    /// How a frame for a stream not open is taken: ignored after our reset, a stream
-    /// error for one that closed, a connection error for one never opened.
-    fn not_open(&mut self, id: u32) -> Handled {
+    /// How a frame for a stream not open is taken: ignored after our reset; for one
+    /// that closed, STREAM_CLOSED (a connection error for HEADERS, RFC 9113 §5.1); a
+    /// connection error for one never opened.
+    fn not_open(&mut self, id: u32, frame_kind: u8) -> Handled {
         match self.closed.iter().rev().find(|(c, _)| *c == id) {
             Some((_, ClosedBy::Us)) => Ok(()),
+            Some((_, ClosedBy::Peer)) if frame_kind == kind::HEADERS => Err(Reason::StreamClosed),
             Some((_, ClosedBy::Peer)) => {
                 frame::put_rst(&mut self.wbuf, id, Reason::StreamClosed);
                 Ok(())
@@ -88,7 +91,7 @@ where
         let (start, end) = frame::unpad(&head, payload).ok_or(Reason::Protocol)?;
         let id = head.stream;
         let Some(stream) = self.streams.get_mut(&id) else {
-            return self.not_open(id);
+            return self.not_open(id, kind::DATA);
         };
         if !stream.recv_open {
             self.reset_stream(id, Reason::StreamClosed);
@@ -124,11 +127,15 @@ where
             // Answered already: what the client still sends is read by no one.
             stream.unacked += data.len();
         } else if !data.is_empty() {
-            stream.shared.push(Bytes::copy_from_slice(data));
+            if let Some(body) = &stream.body {
+                body.push(Bytes::copy_from_slice(data));
+            }
         }
         if end_stream {
             stream.recv_open = false;
-            stream.shared.close(false);
+            if let Some(body) = &stream.body {
+                body.close(false);
+            }
             if matches!(stream.sending, Sending::Done) {
                 self.streams.remove(&id);
                 self.remember(id, ClosedBy::Peer);
@@ -154,16 +161,17 @@ where
         if start > end {
             return Err(Reason::Protocol);
         }
-        let partial = Partial {
+        let opening = Opening {
             stream: head.stream,
             end_stream: head.has(flag::END_STREAM),
             self_dependent,
-            block: payload[start..end].to_vec(),
         };
+        let fragment = &payload[start..end];
         match head.has(flag::END_HEADERS) {
-            true => self.header_block(partial, cx),
+            true => self.header_block(opening, fragment, cx),
             false => {
-                self.partial = Some(partial);
+                let block = fragment.to_vec();
+                self.partial = Some(Partial { opening, block });
                 Ok(())
             }
         }
@@ -180,7 +188,7 @@ where
             return Err(Reason::EnhanceYourCalm);
         }
         match head.has(flag::END_HEADERS) {
-            true => self.header_block(partial, cx),
+            true => self.header_block(partial.opening, &partial.block, cx),
             false => {
                 self.partial = Some(partial);
                 Ok(())
@@ -190,12 +198,12 @@ where
 
     /// A whole header block: decoded (always, to keep the HPACK context), then a new
     /// request, a trailer section, or an error.
-    fn header_block(&mut self, partial: Partial, cx: &mut Context<'_>) -> Handled {
+    fn header_block(&mut self, partial: Opening, block: &[u8], cx: &mut Context<'_>) -> Handled {
         let id = partial.stream;
         let trailers = self.streams.contains_key(&id);
         let mut fields = Fields::new(self.settings.fields, trailers);
         self.decoder
-            .decode_with_cb(&partial.block, |name, value| fields.add(name, value))
+            .decode(block, |entry| fields.add(&entry.field, entry.size()))
             .map_err(|_| Reason::Compression)?;
         if trailers {
             return self.trailers(id, partial.end_stream, fields);
@@ -204,7 +212,7 @@ where
             return Err(Reason::Protocol);
         }
         if id <= self.last_id {
-            return self.not_open(id);
+            return self.not_open(id, kind::HEADERS);
         }
         self.last_id = id;
         if partial.self_dependent {
@@ -246,7 +254,9 @@ where
             return Ok(());
         }
         stream.recv_open = false;
-        stream.shared.trailers(trailers);
+        if let Some(body) = &stream.body {
+            body.trailers(trailers);
+        }
         Ok(())
     }
 
@@ -262,7 +272,7 @@ where
             }
             Err(fault) => {
                 let answer = self.handler.rejected(fault);
-                self.insert(id, end_stream, None, Arc::default());
+                self.insert(id, end_stream, None, None);
                 self.answer(id, answer);
                 return;
             }
@@ -281,24 +291,38 @@ where
             self.reset_stream(id, Reason::Protocol);
             return;
         }
-        let shared = Arc::new(Shared::default());
-        let req = match end_stream {
-            true => req.map(|()| empty()),
-            false => {
+        let shared = (!end_stream).then(|| Arc::new(Shared::default()));
+        let req = match &shared {
+            None => req.map(|()| empty()),
+            Some(shared) => {
                 let body = RecvBody::new(shared.clone(), length, cx.waker().clone());
                 req.map(|()| http_body_util::BodyExt::boxed(body))
             }
         };
-        self.insert(id, end_stream, length, shared.clone());
         let future = self.handler.call(req);
-        self.exchanges.push(Exchange::new(id, shared, future));
+        let Some(slot) = self.exchanges.start(id, future) else {
+            // Never with streams under SETTINGS_MAX_CONCURRENT_STREAMS.
+            frame::put_rst(&mut self.wbuf, id, Reason::RefusedStream);
+            self.remember(id, ClosedBy::Us);
+            return;
+        };
+        self.insert(id, end_stream, length, shared);
+        if let Some(stream) = self.streams.get_mut(&id) {
+            stream.slot = Some(slot);
+        }
     }
 
-    fn insert(&mut self, id: u32, end_stream: bool, length: Option<u64>, shared: Arc<Shared>) {
+    fn insert(
+        &mut self,
+        id: u32,
+        end_stream: bool,
+        length: Option<u64>,
+        body: Option<Arc<Shared>>,
+    ) {
         let stream = Stream {
-            shared,
+            body,
+            slot: None,
             recv_open: !end_stream,
-            has_body: !end_stream,
             recv_window: frame::DEFAULT_WINDOW,
             unacked: 0,
             remaining: length,
@@ -335,7 +359,7 @@ where
             return Err(Reason::Protocol);
         }
         if let Some(stream) = self.streams.remove(&head.stream) {
-            stream.shared.reset();
+            self.drop_stream(&stream);
             self.remember(head.stream, ClosedBy::Peer);
             self.resets += 1;
             if self.resets > RESET_ALLOWANCE && self.resets > self.opened / 2 {

@@ -2,9 +2,9 @@
 //! `http::Request`: pseudo-header fields first and once each, names in lower case, no
 //! connection-specific field, values without CR, LF, NUL or edge whitespace.
 
-use std::borrow::Cow;
-
+use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
+use http::uri::{Authority, PathAndQuery};
 use http::{HeaderMap, Method, Request, Uri, Version};
 
 /// Why a header block cannot be a request (a stream error, RFC 9113 §8.1.1), or why it
@@ -28,14 +28,68 @@ pub struct FieldLimits {
     pub max_fields: usize,
 }
 
+/// One decoded field, checked (RFC 9113 §8.2) and made into `http` types once, when
+/// it is decoded or enters the HPACK table.
+#[derive(Clone, Debug)]
+pub enum Field {
+    /// `:method`.
+    Method(Method),
+    /// `:scheme`.
+    Scheme(Bytes),
+    /// `:authority`.
+    Authority(Bytes),
+    /// `:path`.
+    Path(Bytes),
+    /// A regular field.
+    Header(HeaderName, HeaderValue),
+    /// A field no request may carry: why.
+    Bad(&'static str),
+}
+
+impl Field {
+    /// The field `name`: `value`, checked.
+    pub fn of(name: &[u8], value: &Bytes) -> Field {
+        if !valid_value(value) {
+            return Field::Bad("a field value with CR, LF, NUL or edge whitespace");
+        }
+        match name {
+            b":method" => match Method::from_bytes(value) {
+                Ok(method) => Field::Method(method),
+                Err(_) => Field::Bad("an invalid :method"),
+            },
+            b":scheme" => Field::Scheme(value.clone()),
+            b":authority" => Field::Authority(value.clone()),
+            b":path" => Field::Path(value.clone()),
+            [b':', ..] => Field::Bad("an unknown pseudo-header field"),
+            _ => regular(name, value),
+        }
+    }
+}
+
+fn regular(name: &[u8], value: &Bytes) -> Field {
+    if name.iter().any(u8::is_ascii_uppercase) {
+        return Field::Bad("a field name in upper case");
+    }
+    let Ok(name) = HeaderName::from_bytes(name) else {
+        return Field::Bad("an invalid field name");
+    };
+    if connection_specific(&name, value) {
+        return Field::Bad("a connection-specific field");
+    }
+    match HeaderValue::from_maybe_shared(value.clone()) {
+        Ok(value) => Field::Header(name, value),
+        Err(_) => Field::Bad("an invalid field value"),
+    }
+}
+
 /// A header block being decoded: pseudo-header fields and regular fields as they come.
 pub struct Fields {
     limits: FieldLimits,
     trailers: bool,
     method: Option<Method>,
-    scheme: Option<String>,
-    authority: Option<String>,
-    path: Option<String>,
+    scheme: Option<Bytes>,
+    authority: Option<Bytes>,
+    path: Option<Bytes>,
     headers: HeaderMap,
     size: usize,
     count: usize,
@@ -61,14 +115,15 @@ impl Fields {
         }
     }
 
-    /// Takes one decoded field; the first fault is kept and the rest ignored.
-    pub fn add(&mut self, name: Cow<'_, [u8]>, value: Cow<'_, [u8]>) {
+    /// Takes one decoded field of `size` octets; the first fault is kept and the rest
+    /// ignored.
+    pub fn add(&mut self, field: &Field, size: usize) {
         if self.fault.is_some() {
             return;
         }
-        self.size += name.len() + value.len() + 32;
+        self.size += size;
         self.count += 1;
-        if let Err(fault) = self.take(&name, value) {
+        if let Err(fault) = self.take(field) {
             self.fault = Some(fault);
         } else if self.size > self.limits.max_size {
             self.fault = Some(Fault::TooLarge);
@@ -77,59 +132,27 @@ impl Fields {
         }
     }
 
-    fn take(&mut self, name: &[u8], value: Cow<'_, [u8]>) -> Result<(), Fault> {
-        if !valid_value(&value) {
-            return Err(Fault::Malformed(
-                "a field value with CR, LF, NUL or edge whitespace",
-            ));
+    fn take(&mut self, field: &Field) -> Result<(), Fault> {
+        if let Field::Header(name, value) = field {
+            self.regular_seen = true;
+            self.headers.append(name.clone(), value.clone());
+            return Ok(());
         }
-        match name.strip_prefix(b":") {
-            Some(pseudo) => self.pseudo(pseudo, value),
-            None => self.regular(name, value),
+        if let Field::Bad(why) = field {
+            return Err(Fault::Malformed(why));
         }
-    }
-
-    fn pseudo(&mut self, name: &[u8], value: Cow<'_, [u8]>) -> Result<(), Fault> {
         if self.trailers || self.regular_seen {
             return Err(Fault::Malformed(
                 "a pseudo-header field in trailers or after a field",
             ));
         }
-        let text = || {
-            String::from_utf8(value.to_vec())
-                .map_err(|_| Fault::Malformed("a pseudo-header field not in UTF-8"))
-        };
-        let slot = match name {
-            b"method" => {
-                let method = Method::from_bytes(&value)
-                    .map_err(|_| Fault::Malformed("an invalid :method"))?;
-                return once(&mut self.method, method);
-            }
-            b"scheme" => &mut self.scheme,
-            b"authority" => &mut self.authority,
-            b"path" => &mut self.path,
-            _ => return Err(Fault::Malformed("an unknown pseudo-header field")),
-        };
-        once(slot, text()?)
-    }
-
-    fn regular(&mut self, name: &[u8], value: Cow<'_, [u8]>) -> Result<(), Fault> {
-        self.regular_seen = true;
-        if name.iter().any(u8::is_ascii_uppercase) {
-            return Err(Fault::Malformed("a field name in upper case"));
+        match field {
+            Field::Method(m) => once(&mut self.method, m.clone()),
+            Field::Scheme(v) => once(&mut self.scheme, v.clone()),
+            Field::Authority(v) => once(&mut self.authority, v.clone()),
+            Field::Path(v) => once(&mut self.path, v.clone()),
+            Field::Header(..) | Field::Bad(_) => Ok(()),
         }
-        let name =
-            HeaderName::from_bytes(name).map_err(|_| Fault::Malformed("an invalid field name"))?;
-        if connection_specific(&name, &value) {
-            return Err(Fault::Malformed("a connection-specific field"));
-        }
-        let value = match value {
-            Cow::Owned(v) => HeaderValue::from_maybe_shared(bytes::Bytes::from(v)),
-            Cow::Borrowed(v) => HeaderValue::from_bytes(v),
-        };
-        let value = value.map_err(|_| Fault::Malformed("an invalid field value"))?;
-        self.headers.append(name, value);
-        Ok(())
     }
 
     /// The trailer fields, or why they are refused.
@@ -152,7 +175,8 @@ impl Fields {
                 let authority = self
                     .authority
                     .ok_or(Fault::Malformed("a CONNECT without :authority"))?;
-                Uri::try_from(authority).map_err(|_| Fault::Malformed("an invalid :authority"))?
+                Uri::from_maybe_shared(authority)
+                    .map_err(|_| Fault::Malformed("an invalid :authority"))?
             }
             (true, _, _) => return Err(Fault::Malformed("a CONNECT with :scheme or :path")),
             (false, None, _) => return Err(Fault::Malformed("no :scheme")),
@@ -173,20 +197,20 @@ impl Fields {
 
 /// The request's target from its pseudo-fields: absolute with an `:authority`, the
 /// path alone without one (the `Host` field then names the host).
-fn target(scheme: &str, authority: Option<String>, path: String) -> Result<Uri, Fault> {
-    let invalid = |_| Fault::Malformed("an invalid request target");
+fn target(scheme: &[u8], authority: Option<Bytes>, path: Bytes) -> Result<Uri, Fault> {
+    let invalid = Fault::Malformed("an invalid request target");
     let Some(authority) = authority else {
-        return Uri::try_from(path).map_err(invalid);
+        return Uri::from_maybe_shared(path).map_err(|_| invalid);
     };
     let mut parts = http::uri::Parts::default();
     parts.scheme = Some(match scheme {
-        "https" => http::uri::Scheme::HTTPS,
-        "http" => http::uri::Scheme::HTTP,
-        other => other.parse().map_err(invalid)?,
+        b"https" => http::uri::Scheme::HTTPS,
+        b"http" => http::uri::Scheme::HTTP,
+        other => http::uri::Scheme::try_from(other).map_err(|_| invalid)?,
     });
-    parts.authority = Some(authority.parse().map_err(invalid)?);
-    parts.path_and_query = Some(path.parse().map_err(invalid)?);
-    Uri::from_parts(parts).map_err(|_| Fault::Malformed("an invalid request target"))
+    parts.authority = Some(Authority::from_maybe_shared(authority).map_err(|_| invalid)?);
+    parts.path_and_query = Some(PathAndQuery::from_maybe_shared(path).map_err(|_| invalid)?);
+    Uri::from_parts(parts).map_err(|_| invalid)
 }
 
 /// Sets `slot` to `value` unless it is set already (a repeated pseudo-field).

@@ -1,29 +1,22 @@
-//! What one stream's parts share: the request body the connection fills and the
-//! exchange reads (with the credit it gives back for flow control), and the client's
-//! reset, which ends the exchange's future at once.
+//! A stream's request body: filled by the connection, read by the exchange, the octets
+//! read given back to the client as flow-control credit.
 
 use std::collections::VecDeque;
-use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
-use futures_util::task::AtomicWaker;
 use http::HeaderMap;
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use parking_lot::Mutex;
 
 use crate::http::body::BodyError;
 
-/// What the connection, the request body and the stream's future share.
+/// What the connection and a request body's reader share.
 #[derive(Default)]
 pub struct Shared {
-    /// The client reset the stream: the future ends without an answer.
-    reset: AtomicBool,
-    /// The stream future's waker, woken on reset.
-    future: AtomicWaker,
     /// Octets of the request body read by the exchange, not yet given back.
     released: AtomicUsize,
     /// The request body received and not yet read.
@@ -40,13 +33,6 @@ struct Received {
 }
 
 impl Shared {
-    /// The client reset the stream: its future and its body's reader learn it.
-    pub fn reset(&self) {
-        self.reset.store(true, Ordering::Release);
-        self.future.wake();
-        self.close(true);
-    }
-
     /// Body octets arrived.
     pub fn push(&self, data: Bytes) {
         let mut body = self.body.lock();
@@ -136,40 +122,6 @@ impl HttpBody for RecvBody {
         match self.length {
             Some(n) => SizeHint::with_exact(n),
             None => SizeHint::default(),
-        }
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// A stream's exchange: its answer, or `None` once the client reset the stream.
-    pub struct Exchange<F> {
-        id: u32,
-        shared: Arc<Shared>,
-        #[pin]
-        future: F,
-    }
-}
-
-impl<F> Exchange<F> {
-    /// The exchange of stream `id`.
-    pub fn new(id: u32, shared: Arc<Shared>, future: F) -> Exchange<F> {
-        Exchange { id, shared, future }
-    }
-}
-
-impl<F: Future> Future for Exchange<F> {
-    type Output = (u32, Option<F::Output>);
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        // Registered first: a reset between the check and the registration still wakes.
-        this.shared.future.register(cx.waker());
-        if this.shared.reset.load(Ordering::Acquire) {
-            return Poll::Ready((*this.id, None));
-        }
-        match this.future.poll(cx) {
-            Poll::Ready(out) => Poll::Ready((*this.id, Some(out))),
-            Poll::Pending => Poll::Pending,
         }
     }
 }
