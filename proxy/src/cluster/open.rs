@@ -40,7 +40,8 @@ pub struct Open {
 
 #[derive(Default)]
 struct Inner {
-    open: HashMap<u64, (Open, Instant)>,
+    // Keyed by a counter: hashed with foldhash, not SipHash (one insert per request).
+    open: hashbrown::HashMap<u64, (Open, Instant)>,
     /// Long-lived keyed exchanges closed since the last report: touched a last time.
     closed: Vec<Open>,
     /// Closed exchanges without a binding: (backend, server) -> close time + hold.

@@ -17,6 +17,12 @@ struct Ready {
     task: AtomicWaker,
 }
 
+impl Ready {
+    fn mark(&self, index: usize) {
+        self.bits[index / 64].fetch_or(1 << (index % 64), Ordering::AcqRel);
+    }
+}
+
 /// The waker of one slot.
 struct SlotWaker {
     index: usize,
@@ -29,8 +35,7 @@ impl Wake for SlotWaker {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        let (word, bit) = (self.index / 64, self.index % 64);
-        self.ready.bits[word].fetch_or(1 << bit, Ordering::AcqRel);
+        self.ready.mark(self.index);
         self.ready.task.wake();
     }
 }
@@ -65,8 +70,9 @@ impl<F: Future> Exchanges<F> {
         }
     }
 
-    /// Starts `future`, the exchange of `stream`; `None` when every slot is taken.
-    pub fn start(&mut self, stream: u32, future: F) -> Option<usize> {
+    /// Starts the future `make` makes, the exchange of `stream`, in place; `None` when
+    /// every slot is taken. It is first polled by the next [`Exchanges::poll`].
+    pub fn start(&mut self, stream: u32, make: impl FnOnce() -> F) -> Option<usize> {
         let index = match self.free.pop() {
             Some(index) => index,
             None if self.slots.len() < self.ready.bits.len() * 64 => {
@@ -86,9 +92,8 @@ impl<F: Future> Exchanges<F> {
         };
         let slot = &mut self.slots[index];
         slot.stream = stream;
-        slot.future.set(Some(future));
-        // Polled first on the connection's next turn.
-        slot.waker.wake_by_ref();
+        slot.future.set(Some(make()));
+        self.ready.mark(index);
         Some(index)
     }
 

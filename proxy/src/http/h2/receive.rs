@@ -299,8 +299,8 @@ where
                 req.map(|()| http_body_util::BodyExt::boxed(body))
             }
         };
-        let future = self.handler.call(req);
-        let Some(slot) = self.exchanges.start(id, future) else {
+        let handler = &self.handler;
+        let Some(slot) = self.exchanges.start(id, || handler.call(req)) else {
             // Never with streams under SETTINGS_MAX_CONCURRENT_STREAMS.
             frame::put_rst(&mut self.wbuf, id, Reason::RefusedStream);
             self.remember(id, ClosedBy::Us);
