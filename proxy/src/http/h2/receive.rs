@@ -126,10 +126,10 @@ where
         if matches!(stream.sending, Sending::Done) {
             // Answered already: what the client still sends is read by no one.
             stream.unacked += data.len();
-        } else if !data.is_empty() {
-            if let Some(body) = &stream.body {
-                body.push(Bytes::copy_from_slice(data));
-            }
+        } else if !data.is_empty()
+            && let Some(body) = &stream.body
+        {
+            body.push(Bytes::copy_from_slice(data));
         }
         if end_stream {
             stream.recv_open = false;
@@ -208,7 +208,7 @@ where
         if trailers {
             return self.trailers(id, partial.end_stream, fields);
         }
-        if id % 2 == 0 {
+        if id.is_multiple_of(2) {
             return Err(Reason::Protocol);
         }
         if id <= self.last_id {
@@ -380,7 +380,7 @@ where
                 Err(Reason::FrameSize)
             };
         }
-        if payload.len() % 6 != 0 {
+        if !payload.len().is_multiple_of(6) {
             return Err(Reason::FrameSize);
         }
         for pair in payload.chunks_exact(6) {
