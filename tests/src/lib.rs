@@ -6,6 +6,7 @@ mod backend;
 pub mod browser;
 mod configs;
 mod disk;
+pub mod h2raw;
 mod http;
 mod lab;
 pub mod netns;

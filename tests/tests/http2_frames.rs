@@ -1,0 +1,264 @@
+//! holdfast's HTTP/2 engine frame by frame, through a real node process and a raw client
+//! that writes exactly the frames each test names (RFC 9113): frames split across
+//! reads, flow control both ways, stream and connection errors, GOAWAY, and the
+//! "rapid reset" flood (CVE-2023-44487). The server behind is a raw HTTP/1.1 recorder.
+
+use std::time::Duration;
+
+use holdfast_tests::h2raw::{self, ACK, Client, END_HEADERS, END_STREAM, kind};
+use holdfast_tests::{Lab, Recorder};
+
+const WAIT: Duration = Duration::from_secs(5);
+/// RFC 9113 §7 error codes.
+const PROTOCOL_ERROR: u32 = 0x1;
+const COMPRESSION_ERROR: u32 = 0x9;
+const ENHANCE_YOUR_CALM: u32 = 0xb;
+
+/// One node with an h2 (prior knowledge) frontend to `server`.
+fn h2_node(server: &Recorder) -> Lab {
+    let addr = server.addr.clone();
+    Lab::start(1, move |_| {
+        format!(
+            "[[frontend]]\nname = \"h2\"\nlisten = \"{{http}}\"\nproto = \"h2\"\n\
+             default_backend = \"app\"\n\n[[backend]]\nname = \"app\"\n\
+             server = [{{ name = \"a1\", addr = \"{addr}\" }}]\n"
+        )
+    })
+}
+
+fn get(path: &str) -> Vec<(&'static str, String)> {
+    vec![
+        (":method", "GET".into()),
+        (":scheme", "http".into()),
+        (":authority", "a.test".into()),
+        (":path", path.into()),
+    ]
+}
+
+fn fields<'a>(f: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    f.iter().map(|(n, v)| (*n, v.as_str())).collect()
+}
+
+/// The body of the DATA frames on `stream` until END_STREAM.
+fn body(client: &mut Client, stream: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let f = client.until(kind::DATA, Some(stream), WAIT).expect("DATA");
+        out.extend_from_slice(&f.payload);
+        if f.flags & END_STREAM != 0 {
+            return out;
+        }
+    }
+}
+
+#[test]
+fn rfc9113_4_1_a_frame_split_across_reads_is_read_whole() {
+    let server = Recorder::start(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+    let lab = h2_node(&server);
+    let mut client = Client::connect(&lab.http(0), &[]);
+    let ping = h2raw::frame(kind::PING, 0, 0, b"12345678");
+    for cut in [3, 9, 12] {
+        client.send(&ping[..cut]);
+        std::thread::sleep(Duration::from_millis(50));
+        client.send(&ping[cut..]);
+        let ack = client
+            .until(kind::PING, None, WAIT)
+            .expect("PING ACK after a split PING");
+        assert_eq!(
+            (ack.flags, &ack.payload[..]),
+            (ACK, &b"12345678"[..]),
+            "cut at {cut}"
+        );
+    }
+    // A request split inside its header block is answered too.
+    let req = h2raw::frame(
+        kind::HEADERS,
+        END_HEADERS | END_STREAM,
+        1,
+        &h2raw::block(&fields(&get("/split"))),
+    );
+    client.send(&req[..11]);
+    std::thread::sleep(Duration::from_millis(50));
+    client.send(&req[11..]);
+    let head = client.until(kind::HEADERS, Some(1), WAIT).expect("answer");
+    assert_eq!(client.status(&head), Some(200));
+    assert_eq!(body(&mut client, 1), b"ok");
+}
+
+#[test]
+fn rfc9113_6_9_a_response_body_goes_out_as_the_client_gives_credit() {
+    let server = Recorder::start(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n0123456789");
+    let lab = h2_node(&server);
+    // SETTINGS_INITIAL_WINDOW_SIZE = 3.
+    let mut client = Client::connect(&lab.http(0), &[(0x4, 3)]);
+    client.request(1, &fields(&get("/window")), true);
+    let head = client.until(kind::HEADERS, Some(1), WAIT).expect("answer");
+    assert_eq!(client.status(&head), Some(200));
+    let first = client
+        .until(kind::DATA, Some(1), WAIT)
+        .expect("DATA within the window");
+    assert_eq!(first.payload, b"012");
+    assert!(
+        client.read(Duration::from_millis(300)).is_none(),
+        "nothing beyond the window"
+    );
+    client.send(&h2raw::frame(
+        kind::WINDOW_UPDATE,
+        0,
+        1,
+        &7u32.to_be_bytes(),
+    ));
+    assert_eq!(body(&mut client, 1), b"3456789");
+}
+
+#[test]
+fn rfc9113_6_9_a_request_body_larger_than_the_window_reaches_the_server() {
+    let server = Recorder::start(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+    let lab = h2_node(&server);
+    let mut client = Client::connect(&lab.http(0), &[]);
+    let size = 200_000;
+    let mut post = get("/upload");
+    post[0].1 = "POST".into();
+    post.push(("content-length", size.to_string()));
+    client.request(1, &fields(&post), false);
+    // Only as much as the windows allow is sent; the rest when credit comes back.
+    let (mut sent, mut window) = (0usize, 65_535usize);
+    while sent < size {
+        let n = (size - sent).min(window).min(16_384);
+        if n > 0 {
+            let end = if sent + n == size { END_STREAM } else { 0 };
+            client.send(&h2raw::frame(kind::DATA, end, 1, &vec![b'x'; n]));
+            sent += n;
+            window -= n;
+            continue;
+        }
+        let f = client
+            .until(kind::WINDOW_UPDATE, Some(1), WAIT)
+            .expect("credit for the body");
+        window +=
+            u32::from_be_bytes([f.payload[0], f.payload[1], f.payload[2], f.payload[3]]) as usize;
+    }
+    let head = client.until(kind::HEADERS, Some(1), WAIT).expect("answer");
+    assert_eq!(client.status(&head), Some(200));
+    let got = server.take();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].body.len(), size, "the whole body reached the server");
+}
+
+#[test]
+fn rfc9113_8_1_1_data_beyond_content_length_resets_the_stream_only() {
+    let server = Recorder::start(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+    let lab = h2_node(&server);
+    let mut client = Client::connect(&lab.http(0), &[]);
+    let mut post = get("/short");
+    post[0].1 = "POST".into();
+    post.push(("content-length", "3".into()));
+    client.request(1, &fields(&post), false);
+    client.send(&h2raw::frame(kind::DATA, END_STREAM, 1, b"hello"));
+    let rst = client
+        .until(kind::RST_STREAM, Some(1), WAIT)
+        .expect("RST_STREAM");
+    assert_eq!(rst.error_code(), Some(PROTOCOL_ERROR));
+    // A stream error: the connection serves the next stream.
+    client.request(3, &fields(&get("/next")), true);
+    let head = client
+        .until(kind::HEADERS, Some(3), WAIT)
+        .expect("the next stream's answer");
+    assert_eq!(client.status(&head), Some(200));
+}
+
+#[test]
+fn rfc9113_8_2_a_malformed_request_is_reset_and_never_forwarded() {
+    let server = Recorder::start(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+    let lab = h2_node(&server);
+    let mut client = Client::connect(&lab.http(0), &[]);
+    let bad: [Vec<(&'static str, String)>; 4] = [
+        [get("/a"), vec![("X-Upper", "1".into())]].concat(),
+        [get("/b"), vec![("connection", "keep-alive".into())]].concat(),
+        [get("/c"), vec![("te", "gzip".into())]].concat(),
+        get("/d")
+            .into_iter()
+            .filter(|(n, _)| *n != ":scheme")
+            .collect(),
+    ];
+    for (i, request) in bad.iter().enumerate() {
+        let id = 1 + 2 * i as u32;
+        client.request(id, &fields(request), true);
+        let rst = client
+            .until(kind::RST_STREAM, Some(id), WAIT)
+            .expect("RST_STREAM");
+        assert_eq!(rst.error_code(), Some(PROTOCOL_ERROR), "request {i}");
+    }
+    client.request(9, &fields(&get("/fine")), true);
+    let head = client.until(kind::HEADERS, Some(9), WAIT).expect("answer");
+    assert_eq!(client.status(&head), Some(200));
+    let got = server.take();
+    assert_eq!(
+        got.len(),
+        1,
+        "only the well-formed request reached the server"
+    );
+    assert!(got[0].head_text().starts_with("GET /fine HTTP/1.1"));
+}
+
+#[test]
+fn rfc7541_a_header_block_that_cannot_be_decoded_is_a_compression_error() {
+    let server = Recorder::start(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+    let lab = h2_node(&server);
+    let mut client = Client::connect(&lab.http(0), &[]);
+    // Index 0 is no entry (RFC 7541 §6.1).
+    client.send(&h2raw::frame(
+        kind::HEADERS,
+        END_HEADERS | END_STREAM,
+        1,
+        &[0x80],
+    ));
+    let goaway = client.until(kind::GOAWAY, None, WAIT).expect("GOAWAY");
+    assert_eq!(goaway.error_code(), Some(COMPRESSION_ERROR));
+    assert!(
+        client.until(kind::PING, None, WAIT).is_none(),
+        "the connection closes"
+    );
+}
+
+#[test]
+fn rfc9113_6_8_streams_open_at_goaway_are_answered() {
+    let server = Recorder::start(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+    let lab = h2_node(&server);
+    let mut client = Client::connect(&lab.http(0), &[]);
+    client.request(1, &fields(&get("/last")), true);
+    let mut goaway = 1u32.to_be_bytes().to_vec();
+    goaway.extend_from_slice(&0u32.to_be_bytes());
+    client.send(&h2raw::frame(kind::GOAWAY, 0, 0, &goaway));
+    let head = client
+        .until(kind::HEADERS, Some(1), WAIT)
+        .expect("the open stream's answer");
+    assert_eq!(client.status(&head), Some(200));
+    assert_eq!(body(&mut client, 1), b"ok");
+}
+
+#[test]
+fn cve_2023_44487_a_rapid_reset_flood_ends_the_connection() {
+    let server = Recorder::start(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+    let lab = h2_node(&server);
+    let mut client = Client::connect(&lab.http(0), &[]);
+    let request = h2raw::block(&fields(&get("/flood")));
+    let mut burst = Vec::new();
+    for i in 0..1000u32 {
+        let id = 1 + 2 * i;
+        burst.extend(h2raw::frame(
+            kind::HEADERS,
+            END_HEADERS | END_STREAM,
+            id,
+            &request,
+        ));
+        burst.extend(h2raw::frame(kind::RST_STREAM, 0, id, &8u32.to_be_bytes()));
+    }
+    client.send(&burst);
+    let goaway = client.until(kind::GOAWAY, None, WAIT).expect("GOAWAY");
+    assert_eq!(goaway.error_code(), Some(ENHANCE_YOUR_CALM));
+    assert!(
+        server.take().len() < 1000,
+        "the flood did not all reach the server"
+    );
+}
