@@ -262,3 +262,27 @@ fn cve_2023_44487_a_rapid_reset_flood_ends_the_connection() {
         "the flood did not all reach the server"
     );
 }
+
+#[test]
+fn rfc9113_3_3_a_redirecting_frontend_answers_both_versions() {
+    let lab = Lab::start(1, |_| {
+        "[[frontend]]\nname = \"web\"\nlisten = \"{http}\"\nredirect_https = true\n".to_string()
+    });
+    let h1 = holdfast_tests::raw(&lab.http(0), b"GET /x?y HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        .expect("HTTP/1.1");
+    assert_eq!(h1.status, 308);
+    assert_eq!(h1.all("location"), ["https://a.test/x?y"]);
+    // HTTP/2 with prior knowledge (RFC 9113 §3.3) gets the same answer.
+    let mut client = Client::connect(&lab.http(0), &[]);
+    client.request(1, &fields(&get("/x?y")), true);
+    let head = client.until(kind::HEADERS, Some(1), WAIT).expect("answer");
+    let answer = client.fields(&head);
+    assert!(
+        answer.contains(&(":status".into(), "308".into())),
+        "{answer:?}"
+    );
+    assert!(
+        answer.contains(&("location".into(), "https://a.test/x?y".into())),
+        "{answer:?}"
+    );
+}

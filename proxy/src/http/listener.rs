@@ -96,6 +96,12 @@ async fn serve(
     let conn = Conn { peer, mark };
     let plain = match frontend.h2_only {
         true => Protocols::Http2,
+        // A redirecting frontend skips the fast path, so nothing reads a preface for it.
+        false
+            if frontend.redirect_https && opens_h2(&stream, plane.timeouts.client_header).await =>
+        {
+            Protocols::Http2
+        }
         false => Protocols::Any,
     };
     match frontend.tls.clone() {
@@ -191,15 +197,14 @@ async fn serve_io<I>(
         return opened.serve_h2(io, Vec::new()).await;
     }
     if opened.frontend.redirect_https {
-        // Every request is answered with a redirect: hyper serves both versions.
-        return serve_hyper(io, Vec::new(), opened, Protocols::Any).await;
+        return serve_hyper(io, Vec::new(), opened).await;
     }
     let h1 = h1::serve(io, conn.peer, conn.mark, tls, plane, &opened.frontend).await;
     let Served::Fallback(mut io, read) = h1 else {
         return;
     };
     if !starts_like_h2(&read) {
-        return serve_hyper(io, read, opened, Protocols::Http1).await;
+        return serve_hyper(io, read, opened).await;
     }
     if protocols == Protocols::Http1 {
         // ALPN chose HTTP/1.1: the preface is a malformed HTTP/1.1 request.
@@ -214,6 +219,25 @@ async fn serve_io<I>(
     opened.serve_h2(io, read).await
 }
 
+/// True when the client's first octets, peeked at (within `limit`), begin as the
+/// HTTP/2 preface does.
+async fn opens_h2(stream: &TcpStream, limit: Duration) -> bool {
+    let peek = async {
+        let mut first = [0u8; 24];
+        loop {
+            match stream.peek(&mut first).await {
+                Ok(0) | Err(_) => return false,
+                Ok(n) if n >= 14 || first[..n] != h2::PREFACE[..n] => {
+                    return starts_like_h2(&first[..n]);
+                }
+                // Too few octets to tell: wait for more.
+                Ok(_) => tokio::time::sleep(Duration::from_millis(1)).await,
+            }
+        }
+    };
+    tokio::time::timeout(limit, peek).await.unwrap_or(false)
+}
+
 /// True when `read` begins as the HTTP/2 preface does (RFC 9113 §3.4), as far as its
 /// request line at least.
 fn starts_like_h2(read: &[u8]) -> bool {
@@ -221,14 +245,10 @@ fn starts_like_h2(read: &[u8]) -> bool {
     n >= b"PRI * HTTP/2.0".len() && read[..n] == h2::PREFACE[..n]
 }
 
-/// hyper's server for `protocols`, with the limits and timeouts of `plane`.
-fn builder(plane: &DataPlane, protocols: Protocols) -> Builder<TokioExecutor> {
-    let (limits, t) = (&plane.limits, &plane.timeouts);
-    let mut builder = Builder::new(TokioExecutor::new());
-    builder = match protocols {
-        Protocols::Http1 => builder.http1_only(),
-        Protocols::Any | Protocols::Http2 => builder,
-    };
+/// hyper's HTTP/1 server, with the limits and timeouts of `plane`.
+fn builder(plane: &DataPlane) -> Builder<TokioExecutor> {
+    let limits = &plane.limits;
+    let mut builder = Builder::new(TokioExecutor::new()).http1_only();
     builder
         .http1()
         .timer(TokioTimer::new())
@@ -239,16 +259,11 @@ fn builder(plane: &DataPlane, protocols: Protocols) -> Builder<TokioExecutor> {
         .max_buf_size(limits.max_header_size.max(8192))
         .max_headers(limits.max_headers);
     builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(limits.max_header_size).unwrap_or(u32::MAX))
-        .keep_alive_interval(Some(t.keep_alive))
-        .keep_alive_timeout(t.client_header);
-    builder
 }
 
-/// Serves a client connection on hyper, starting with the bytes already `read` from it.
-async fn serve_hyper<I>(io: I, read: Vec<u8>, opened: Opened<'_>, protocols: Protocols)
+/// Serves an HTTP/1 client connection on hyper, starting with the bytes already `read`
+/// from it.
+async fn serve_hyper<I>(io: I, read: Vec<u8>, opened: Opened<'_>)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -275,7 +290,7 @@ where
             })
         })
     };
-    let builder = builder(plane, protocols);
+    let builder = builder(plane);
     let result = builder
         .serve_connection_with_upgrades(TokioIo::new(io), service)
         .await;
