@@ -286,3 +286,28 @@ fn rfc9113_3_3_a_redirecting_frontend_answers_both_versions() {
         "{answer:?}"
     );
 }
+
+#[test]
+fn rfc9113_6_9_a_client_that_gives_no_credit_is_cut_after_the_client_timeout() {
+    let server = Recorder::start(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n0123456789");
+    let addr = server.addr.clone();
+    let lab = Lab::start(1, move |_| {
+        format!(
+            "[timeouts]\nclient = \"1s\"\n\n[[frontend]]\nname = \"h2\"\nlisten = \"{{http}}\"\n\
+             proto = \"h2\"\ndefault_backend = \"app\"\n\n[[backend]]\nname = \"app\"\n\
+             server = [{{ name = \"a1\", addr = \"{addr}\" }}]\n"
+        )
+    });
+    // SETTINGS_INITIAL_WINDOW_SIZE = 0: the answer's body can never go out.
+    let mut client = Client::connect(&lab.http(0), &[(0x4, 0)]);
+    client.request(1, &fields(&get("/starved")), true);
+    let head = client
+        .until(kind::HEADERS, Some(1), WAIT)
+        .expect("the answer's head");
+    assert_eq!(client.status(&head), Some(200));
+    let goaway = client
+        .until(kind::GOAWAY, None, WAIT)
+        .expect("GOAWAY after the client timeout");
+    assert_eq!(goaway.error_code(), Some(0));
+    assert!(client.read(WAIT).is_none(), "the connection closes");
+}

@@ -45,6 +45,11 @@ where
         refusal.response()
     }
 
+    fn starved(&self) {
+        tracing::debug!("HTTP/2 client gave no flow-control credit: connection cut");
+        self.metrics.error(ErrorKind::ClientTimeout);
+    }
+
     fn malformed(&self, why: &'static str) {
         tracing::debug!(why, "malformed HTTP/2 request: stream reset");
         self.metrics.error(ErrorKind::BadRequest);
@@ -79,6 +84,7 @@ impl Opened<'_> {
                 max_size: plane.limits.max_header_size,
                 max_fields: plane.limits.max_headers,
             },
+            send_timeout: plane.timeouts.client,
         };
         h2::serve(io, proxy, settings).await;
         count_cut(plane, &state);

@@ -4,6 +4,7 @@
 //! does is in `receive.rs`.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -95,6 +96,7 @@ pub struct Connection<I, H: Handler> {
     pub(super) recv_window: i64,
     pub(super) conn_unacked: usize,
     pub(super) resets: u32,
+    starving: Option<Pin<Box<tokio::time::Sleep>>>,
     pub(super) opened: u32,
 }
 
@@ -140,6 +142,7 @@ where
             recv_window: DEFAULT_WINDOW,
             conn_unacked: 0,
             resets: 0,
+            starving: None,
             opened: 0,
         }
     }
@@ -176,6 +179,11 @@ where
             }
             if self.queued() < HIGH_WATER {
                 busy |= self.poll_bodies(cx);
+            }
+            if self.phase != Phase::Failed && self.starved(cx) {
+                self.handler.starved();
+                self.fail(Reason::NoError);
+                busy = true;
             }
             self.give_credit();
             match self.poll_write(cx) {
@@ -363,7 +371,7 @@ where
             max_frame: self.peer_max_frame,
         };
         let (mut ended, mut broken) = (Vec::new(), Vec::new());
-        let mut sent = false;
+        let (mut sent, mut blocked) = (false, false);
         for (&id, stream) in self.streams.iter_mut() {
             let Sending::Body { body, pending } = &mut stream.sending else {
                 continue;
@@ -372,9 +380,11 @@ where
                 super::send::Sent::Ended => ended.push(id),
                 super::send::Sent::Broken => broken.push(id),
                 super::send::Sent::More(any) => sent |= any,
+                super::send::Sent::Blocked => blocked = true,
             }
         }
         sent |= !ended.is_empty() || !broken.is_empty();
+        self.watch_starving(sent, blocked);
         for id in ended {
             self.sent_all(id);
         }
@@ -382,6 +392,24 @@ where
             self.reset_stream(id, Reason::Internal);
         }
         sent
+    }
+
+    /// Arms the starvation timer when answers wait for credit and nothing went out,
+    /// disarms it when anything does: a client that opens its windows no more is cut
+    /// after `timeouts.client`, as one that stops reading is.
+    fn watch_starving(&mut self, sent: bool, blocked: bool) {
+        if sent || !blocked {
+            self.starving = None;
+        } else if self.starving.is_none() {
+            self.starving = Some(Box::pin(tokio::time::sleep(self.settings.send_timeout)));
+        }
+    }
+
+    /// True when the client has starved the answers of credit for too long.
+    fn starved(&mut self, cx: &mut Context<'_>) -> bool {
+        self.starving
+            .as_mut()
+            .is_some_and(|timer| timer.as_mut().poll(cx).is_ready())
     }
 
     /// Gives back the credit of request bodies read (stream) and received (connection).

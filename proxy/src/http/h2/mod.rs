@@ -39,6 +39,8 @@ pub trait Handler {
     fn rejected(&self, fault: Fault) -> Response<Body>;
     /// A malformed request was reset (RFC 9113 §8.1.1): `why`.
     fn malformed(&self, why: &'static str);
+    /// The connection was cut: the client gave no credit for answers waiting.
+    fn starved(&self);
 }
 
 /// What a connection advertises and enforces.
@@ -48,6 +50,8 @@ pub struct Settings {
     pub max_streams: u32,
     /// The limits of a request's fields (SETTINGS_MAX_HEADER_LIST_SIZE among them).
     pub fields: FieldLimits,
+    /// How long answers may wait for the client's credit before the connection is cut.
+    pub send_timeout: std::time::Duration,
 }
 
 /// Serves an HTTP/2 connection over `io` until the client leaves or breaks the protocol.

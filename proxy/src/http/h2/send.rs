@@ -29,6 +29,8 @@ pub enum Sent {
     Broken,
     /// More to come (true when a frame went out).
     More(bool),
+    /// Data waits for the client to give credit.
+    Blocked,
 }
 
 impl Out<'_> {
@@ -73,7 +75,11 @@ impl Out<'_> {
             let room = (*window).min(*self.window).max(0) as usize;
             let n = pending.len().min(room).min(self.max_frame);
             if n == 0 {
-                return Sent::More(sent);
+                return if sent {
+                    Sent::More(true)
+                } else {
+                    Sent::Blocked
+                };
             }
             let chunk = pending.split_to(n);
             let end = pending.is_empty() && body.is_end_stream();
