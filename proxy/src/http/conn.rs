@@ -12,9 +12,10 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 
 use super::body::StallClock;
+use super::deadline::Deadline;
 use super::idle::Mark;
 
 /// Why the connection was cut, if it was.
@@ -99,7 +100,7 @@ pub struct TimedIo<T> {
     state: Arc<ConnState>,
     keep_alive: Duration,
     header: Duration,
-    sleep: Pin<Box<Sleep>>,
+    timer: Deadline,
     /// Runs while a write waits for the client to read, up to `timeouts.client`.
     write_clock: StallClock,
     /// Idle between requests, the connection may be reclaimed for a newcomer.
@@ -124,7 +125,7 @@ impl<T> TimedIo<T> {
             state,
             keep_alive: timeouts.keep_alive,
             header: timeouts.client_header,
-            sleep: Box::pin(tokio::time::sleep(timeouts.keep_alive)),
+            timer: Deadline::default(),
             write_clock: StallClock::new(timeouts.client),
             mark,
         }
@@ -215,10 +216,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for TimedIo<T> {
                         )));
                     }
                 }
-                if this.sleep.deadline() != deadline {
-                    this.sleep.as_mut().reset(deadline);
-                }
-                if Instant::now() >= deadline || this.sleep.as_mut().poll(cx).is_ready() {
+                if this.timer.poll_passed(deadline, cx).is_ready() {
                     this.state
                         .cut
                         .store(if cut == Cut::Idle { 1 } else { 2 }, Ordering::Relaxed);

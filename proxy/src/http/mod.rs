@@ -10,6 +10,7 @@
 pub mod body;
 mod conn;
 pub mod cookie;
+mod deadline;
 mod exchange;
 pub mod fields;
 pub mod framing;

@@ -5,6 +5,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -13,6 +14,7 @@ use tokio::net::TcpStream;
 use super::buf::ReadBuf;
 use super::head::Head;
 use crate::config::TimeoutsSection;
+use crate::http::deadline::Deadline;
 use crate::http::pool::Server;
 
 /// Idle connections kept per server at most: as many as requests go to one server at
@@ -34,6 +36,8 @@ pub struct Upstream {
     /// It served a request before (it may have been closed by the server meanwhile).
     pub reused: bool,
     idle_since: Instant,
+    /// The response deadline's timer, kept from request to request.
+    timer: Deadline,
 }
 
 impl Upstream {
@@ -60,11 +64,16 @@ impl Upstream {
                     Err(_) => return Err(NoResponse::Malformed),
                 }
             }
-            match tokio::time::timeout_at(deadline, self.buf.fill(&mut self.stream)).await {
-                Ok(Ok(1..)) => {}
-                Ok(_) if self.buf.is_empty() => return Err(NoResponse::Closed),
-                Ok(_) => return Err(NoResponse::Malformed),
-                Err(_) => return Err(NoResponse::Timeout),
+            let (buf, stream, timer) = (&mut self.buf, &mut self.stream, &mut self.timer);
+            let read = std::future::poll_fn(|cx| match buf.poll_fill(cx, stream) {
+                Poll::Ready(read) => Poll::Ready(Some(read)),
+                Poll::Pending => timer.poll_passed(deadline, cx).map(|()| None),
+            });
+            match read.await {
+                Some(Ok(1..)) => {}
+                Some(_) if self.buf.is_empty() => return Err(NoResponse::Closed),
+                Some(_) => return Err(NoResponse::Malformed),
+                None => return Err(NoResponse::Timeout),
             }
         }
     }
@@ -178,6 +187,7 @@ pub async fn connect(addr: &str, timeout: Duration) -> io::Result<Upstream> {
         buf: ReadBuf::new(BUF_SIZE),
         reused: false,
         idle_since: Instant::now(),
+        timer: Deadline::default(),
     })
 }
 
