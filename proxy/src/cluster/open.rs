@@ -45,7 +45,8 @@ struct Inner {
     /// Long-lived keyed exchanges closed since the last report: touched a last time.
     closed: Vec<Open>,
     /// Closed exchanges without a binding: (backend, server) -> close time + hold.
-    promised: HashMap<(Arc<str>, Arc<str>), u64>,
+    // Hashed with foldhash: a promise is kept per answered request without a binding.
+    promised: hashbrown::HashMap<(Arc<str>, Arc<str>), u64>,
 }
 
 /// The node's open exchanges.
@@ -116,7 +117,11 @@ impl OpenSet {
             .promised
             .retain(|_, until| until.saturating_add(RETAIN) >= now);
         let mut out = Activity {
-            promises: inner.promised.clone(),
+            promises: inner
+                .promised
+                .iter()
+                .map(|(k, v)| (k.clone(), *v))
+                .collect(),
             ..Activity::default()
         };
         let closed = std::mem::take(&mut inner.closed);

@@ -10,7 +10,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::body::Body;
 use super::conn::{ConnState, TimedIo};
-use super::h2::{self, Fault, FieldLimits, Settings};
+use super::h2::{self, FieldLimits, Limit, Settings};
 use super::listener::{Opened, count_cut};
 use super::metrics::{ErrorKind, HttpMetrics};
 use super::refusal::Refusal;
@@ -36,10 +36,10 @@ where
         (self.exchange)(req)
     }
 
-    fn rejected(&self, fault: Fault) -> Response<Body> {
-        let refusal = match fault {
-            Fault::TooMany => Refusal::TooManyFields,
-            Fault::TooLarge | Fault::Malformed(_) => Refusal::HeadTooLarge,
+    fn rejected(&self, limit: Limit) -> Response<Body> {
+        let refusal = match limit {
+            Limit::Count => Refusal::TooManyFields,
+            Limit::Size => Refusal::HeadTooLarge,
         };
         refusal.count(&self.metrics);
         refusal.response()

@@ -20,7 +20,7 @@ use std::future::Future;
 use http::{Request, Response};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-pub use request::{Fault, FieldLimits};
+pub use request::{FieldLimits, Limit};
 
 use crate::http::body::Body;
 use connection::Connection;
@@ -36,7 +36,7 @@ pub trait Handler {
     /// Starts the exchange of `req`.
     fn call(&self, req: Request<Body>) -> Self::Future;
     /// The answer to a request whose fields break a limit (431).
-    fn rejected(&self, fault: Fault) -> Response<Body>;
+    fn rejected(&self, limit: Limit) -> Response<Body>;
     /// A malformed request was reset (RFC 9113 §8.1.1): `why`.
     fn malformed(&self, why: &'static str);
     /// The connection was cut: the client gave no credit for answers waiting.

@@ -270,8 +270,8 @@ where
                 self.reset_stream(id, Reason::Protocol);
                 return;
             }
-            Err(fault) => {
-                let answer = self.handler.rejected(fault);
+            Err(Fault::Over(limit)) => {
+                let answer = self.handler.rejected(limit);
                 self.insert(id, end_stream, None, None);
                 self.answer(id, answer);
                 return;

@@ -13,10 +13,17 @@ use http::{HeaderMap, Method, Request, Uri, Version};
 pub enum Fault {
     /// Malformed: the stream is reset with PROTOCOL_ERROR.
     Malformed(&'static str),
-    /// The fields are larger than `limits.max_header_size` (431).
-    TooLarge,
-    /// More fields than `limits.max_headers` (431).
-    TooMany,
+    /// Over a limit: answered 431.
+    Over(Limit),
+}
+
+/// The limit a request's fields broke.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Limit {
+    /// The fields are larger than `limits.max_header_size`.
+    Size,
+    /// More fields than `limits.max_headers`.
+    Count,
 }
 
 /// The limits a request's fields are held to.
@@ -126,9 +133,9 @@ impl Fields {
         if let Err(fault) = self.take(field) {
             self.fault = Some(fault);
         } else if self.size > self.limits.max_size {
-            self.fault = Some(Fault::TooLarge);
+            self.fault = Some(Fault::Over(Limit::Size));
         } else if self.count > self.limits.max_fields {
-            self.fault = Some(Fault::TooMany);
+            self.fault = Some(Fault::Over(Limit::Count));
         }
     }
 
