@@ -311,3 +311,58 @@ fn rfc9113_6_9_a_client_that_gives_no_credit_is_cut_after_the_client_timeout() {
     assert_eq!(goaway.error_code(), Some(0));
     assert!(client.read(WAIT).is_none(), "the connection closes");
 }
+
+/// Sends `block` for stream `id` as a HEADERS frame and CONTINUATION frames of `size`.
+fn in_continuations(client: &mut Client, id: u32, block: &[u8], size: usize) {
+    let chunks: Vec<&[u8]> = block.chunks(size).collect();
+    for (i, chunk) in chunks.iter().enumerate() {
+        let last = if i + 1 == chunks.len() {
+            END_HEADERS
+        } else {
+            0
+        };
+        let (kind, flags) = match i {
+            0 => (kind::HEADERS, END_STREAM | last),
+            _ => (kind::CONTINUATION, last),
+        };
+        client.send(&h2raw::frame(kind, flags, id, chunk));
+    }
+}
+
+#[test]
+fn rfc9113_6_10_a_block_in_continuations_is_one_request_and_held_to_the_limits() {
+    let server = Recorder::start(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+    let lab = h2_node(&server);
+    let mut client = Client::connect(&lab.http(0), &[]);
+    let mut request = get("/pieces");
+    request.push(("x-note", "n".repeat(300)));
+    in_continuations(&mut client, 1, &h2raw::block(&fields(&request)), 7);
+    let head = client.until(kind::HEADERS, Some(1), WAIT).expect("answer");
+    assert_eq!(client.status(&head), Some(200));
+    let got = server.take();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].all("x-note"), ["n".repeat(300)]);
+    // Fields larger than limits.max_header_size (16 KiB by default): 431, and the
+    // connection goes on.
+    let mut large = get("/large");
+    large.push(("x-large", "l".repeat(20_000)));
+    in_continuations(&mut client, 3, &h2raw::block(&fields(&large)), 16_384);
+    let head = client.until(kind::HEADERS, Some(3), WAIT).expect("answer");
+    assert_eq!(client.status(&head), Some(431));
+    client.request(5, &fields(&get("/after")), true);
+    let head = client
+        .until(kind::HEADERS, Some(5), WAIT)
+        .expect("the next stream's answer");
+    assert_eq!(client.status(&head), Some(200));
+    assert_eq!(
+        server.take().len(),
+        1,
+        "only the request within the limits was forwarded"
+    );
+    // A block past twice the limit is a flood of CONTINUATION frames: GOAWAY.
+    let mut flood = get("/flood");
+    flood.push(("x-flood", "f".repeat(100_000)));
+    in_continuations(&mut client, 7, &h2raw::block(&fields(&flood)), 16_384);
+    let goaway = client.until(kind::GOAWAY, None, WAIT).expect("GOAWAY");
+    assert_eq!(goaway.error_code(), Some(ENHANCE_YOUR_CALM));
+}
