@@ -268,6 +268,21 @@ fn rfc9110_7_8_only_websocket_is_upgraded(s: &Setup) {
     for gone in ["upgrade", "http2-settings", "connection:"] {
         assert!(!head.contains(gone), "{gone} forwarded:\n{head}");
     }
+    // HTTP2-Settings is dropped even when `Connection` does not name it.
+    let (answer, got) = s.exchange(
+        "GET / HTTP/1.1\r\nHost: req.local\r\nConnection: Upgrade\r\n\
+         Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n",
+    );
+    assert_eq!(answer.status, 200, "{answer:?}");
+    let head = got
+        .first()
+        .expect("forwarded")
+        .head_text()
+        .to_ascii_lowercase();
+    assert!(
+        !head.contains("http2-settings"),
+        "HTTP2-Settings forwarded:\n{head}"
+    );
 }
 
 fn rfc9112_3_2_host_and_target_are_checked(s: &Setup) {

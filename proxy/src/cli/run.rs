@@ -10,13 +10,14 @@ use crate::cluster::Node;
 use crate::config::{self, ConfigError};
 
 /// Installs the log subscriber: `HOLDFAST_LOG` is the filter (default
-/// `info,openraft=warn`; what a client sent wrong is logged at debug, never above, since
+/// `info,openraft=warn,rustls=error`; what a client sent wrong is logged at debug, never
+/// above (rustls warns of a client's renegotiation attempt), since
 /// any client could fill the log with it; the access log is target `holdfast::access`
 /// at debug),
 /// `HOLDFAST_LOG_FORMAT=json` switches to JSON lines; colours only when stdout is a terminal.
 pub(super) fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("HOLDFAST_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn,rustls=error"));
     // Colours only on a terminal: a log file or journald gets plain text (and `NO_COLOR`
     // turns them off anywhere).
     let ansi = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();

@@ -20,7 +20,8 @@ pub enum Kind {
     Connection,
     /// `Upgrade`.
     Upgrade,
-    /// `Keep-Alive`, `Proxy-Connection`, `TE`, `Trailer`, `Proxy-Authorization`.
+    /// `Keep-Alive`, `Proxy-Connection`, `TE`, `Trailer`, `Proxy-Authorization`,
+    /// `HTTP2-Settings`.
     HopByHop,
     /// `Host`.
     Host,
@@ -55,6 +56,9 @@ pub fn kind(name: &[u8]) -> Kind {
         10 if is("set-cookie") => Kind::SetCookie,
         13 if is("cache-control") => Kind::CacheControl,
         14 if is("content-length") => Kind::ContentLength,
+        // HTTP/2's upgrade settings (RFC 7540 §3.2.1) mean nothing past this hop, named
+        // in `Connection` or not (h2csmuggler's `--upgrade-only` does not name it).
+        14 if is("http2-settings") => Kind::HopByHop,
         15 if is("x-forwarded-for") => Kind::ForwardedFor,
         16 if is("proxy-connection") => Kind::HopByHop,
         16 if is("x-forwarded-host") => Kind::ForwardedHost,

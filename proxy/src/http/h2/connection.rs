@@ -23,6 +23,10 @@ use crate::http::body::Body;
 
 /// Room for one whole frame of the largest size we allow, and its header.
 const READ_BUF: usize = 2 * DEFAULT_MAX_FRAME + frame::HEADER_LEN;
+/// What an idle connection keeps of its buffers (and exchange slots): the rest is
+/// given back, so ten thousand idle clients hold 4 KiB each, not a frame's worth.
+const IDLE_BUF: usize = 4096;
+const IDLE_SLOTS: usize = 16;
 /// Output queued beyond this stops reading and body polling until it is written.
 pub(super) const HIGH_WATER: usize = 64 * 1024;
 /// Request-body credit is given back in steps of at least this many octets.
@@ -77,7 +81,7 @@ pub struct Connection<I, H: Handler> {
     pub(super) handler: H,
     pub(super) settings: Settings,
     pub(super) phase: Phase,
-    rbuf: Box<[u8]>,
+    rbuf: Vec<u8>,
     rlen: usize,
     pub(super) preface_seen: bool,
     pub(super) settings_seen: bool,
@@ -123,7 +127,7 @@ where
             handler,
             settings,
             phase: Phase::Open,
-            rbuf: vec![0; READ_BUF].into_boxed_slice(),
+            rbuf: vec![0; IDLE_BUF],
             rlen: 0,
             preface_seen: false,
             settings_seen: false,
@@ -195,9 +199,25 @@ where
                 return Poll::Ready(());
             }
             if !std::mem::take(&mut busy) {
+                self.trim_when_idle();
                 return Poll::Pending;
             }
         }
+    }
+
+    /// Gives back what an idle connection does not need: read and write buffers over
+    /// their idle size, exchange slots over a few.
+    fn trim_when_idle(&mut self) {
+        if !self.streams.is_empty() || self.rlen > 0 || self.queued() > 0 {
+            return;
+        }
+        if self.rbuf.len() > IDLE_BUF {
+            self.rbuf = vec![0; IDLE_BUF];
+        }
+        if self.wbuf.capacity() > 4 * IDLE_BUF {
+            self.wbuf = Vec::with_capacity(IDLE_BUF);
+        }
+        self.exchanges.trim(IDLE_SLOTS);
     }
 
     /// True when nothing is left to do but close.
@@ -215,6 +235,10 @@ where
     }
 
     fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        if self.rlen == self.rbuf.len() && self.rbuf.len() < READ_BUF {
+            // A frame larger than what an idle connection keeps: room for the largest.
+            self.rbuf.resize(READ_BUF, 0);
+        }
         let mut buf = ReadBuf::new(&mut self.rbuf[self.rlen..]);
         if buf.remaining() == 0 {
             return Poll::Ready(Err(io::ErrorKind::InvalidData.into()));

@@ -114,6 +114,14 @@ impl<F: Future> Exchanges<F> {
         }
     }
 
+    /// Frees the slots past the first `keep`, when no exchange runs.
+    pub fn trim(&mut self, keep: usize) {
+        if self.is_empty() && self.slots.len() > keep {
+            self.slots.truncate(keep);
+            self.free.retain(|&i| i < keep);
+        }
+    }
+
     /// True when no exchange runs.
     pub fn is_empty(&self) -> bool {
         self.free.len() == self.slots.len()
