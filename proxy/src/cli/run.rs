@@ -9,12 +9,12 @@ use super::process::Process;
 use crate::cluster::Node;
 use crate::config::{self, ConfigError};
 
-/// Installs the log subscriber: `HOLDFAST_LOG` is the filter (default
-/// `info,openraft=warn,rustls=error`; what a client sent wrong is logged at debug, never
-/// above (rustls warns of a client's renegotiation attempt), since
-/// any client could fill the log with it; the access log is target `holdfast::access`
-/// at debug),
-/// `HOLDFAST_LOG_FORMAT=json` switches to JSON lines; colours only when stdout is a terminal.
+/// Installs the log subscriber. `HOLDFAST_LOG` is the filter, by default
+/// `info,openraft=warn,rustls=error`: what a client sent wrong is logged at debug, never
+/// above, since any client could fill the log with it (rustls warns of a client's
+/// renegotiation attempt). The access log is target `holdfast::access` at debug.
+/// `HOLDFAST_LOG_FORMAT=json` switches to JSON lines; colours only when stdout is a
+/// terminal.
 pub(super) fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("HOLDFAST_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn,rustls=error"));
