@@ -254,31 +254,31 @@ fn request_rules_hold_before_anything_is_forwarded() {
     the_insert_cookie_is_kept_out_of_shared_caches(&s);
 }
 
+/// The head the server got for `request`, lower-cased (the request must be answered 200).
+fn forwarded_head(s: &Setup, request: &str) -> String {
+    let (answer, got) = s.exchange(request);
+    assert_eq!(answer.status, 200, "{answer:?}");
+    got.first()
+        .expect("forwarded")
+        .head_text()
+        .to_ascii_lowercase()
+}
+
 fn rfc9110_7_8_only_websocket_is_upgraded(s: &Setup) {
-    let (answer, got) = s.exchange(
+    let head = forwarded_head(
+        s,
         "GET / HTTP/1.1\r\nHost: req.local\r\nConnection: Upgrade, HTTP2-Settings\r\n\
          Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n",
     );
-    assert_eq!(answer.status, 200, "{answer:?}");
-    let head = got
-        .first()
-        .expect("forwarded")
-        .head_text()
-        .to_ascii_lowercase();
     for gone in ["upgrade", "http2-settings", "connection:"] {
         assert!(!head.contains(gone), "{gone} forwarded:\n{head}");
     }
     // HTTP2-Settings is dropped even when `Connection` does not name it.
-    let (answer, got) = s.exchange(
+    let head = forwarded_head(
+        s,
         "GET / HTTP/1.1\r\nHost: req.local\r\nConnection: Upgrade\r\n\
          Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n",
     );
-    assert_eq!(answer.status, 200, "{answer:?}");
-    let head = got
-        .first()
-        .expect("forwarded")
-        .head_text()
-        .to_ascii_lowercase();
     assert!(
         !head.contains("http2-settings"),
         "HTTP2-Settings forwarded:\n{head}"

@@ -163,6 +163,42 @@ pub(super) struct Opened<'a> {
     pub frontend: Arc<Frontend>,
 }
 
+/// A connection under its timeouts, with what its requests know of their client.
+pub(super) struct Timed<'a, I> {
+    /// The connection, its first octets read again first.
+    pub io: TimedIo<I>,
+    /// What its timeouts and its requests share.
+    pub state: Arc<ConnState>,
+    /// The client, as its requests see it.
+    pub client: Arc<Client>,
+    /// The data plane serving it.
+    pub plane: &'a Arc<DataPlane>,
+    /// Its frontend.
+    pub frontend: Arc<Frontend>,
+}
+
+impl<'a> Opened<'a> {
+    /// The connection `io` under its timeouts, its first octets `read` already.
+    pub(super) fn timed<I>(self, io: I, read: Vec<u8>) -> Timed<'a, I> {
+        let Opened {
+            conn,
+            tls,
+            plane,
+            frontend,
+        } = self;
+        let state = ConnState::new();
+        let io = TimedIo::new(io, read, state.clone(), &plane.timeouts, conn.mark.clone());
+        let client = Client::new(conn.peer, tls, state.clone());
+        Timed {
+            io,
+            state,
+            client,
+            plane,
+            frontend,
+        }
+    }
+}
+
 /// Counts why a connection was cut, if it was.
 pub(super) fn count_cut(plane: &DataPlane, state: &ConnState) {
     match state.cut() {
@@ -267,15 +303,14 @@ async fn serve_hyper<I>(io: I, read: Vec<u8>, opened: Opened<'_>)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let Opened {
-        conn,
-        tls,
+    let peer = opened.conn.peer;
+    let Timed {
+        io,
+        state,
+        client,
         plane,
         frontend,
-    } = opened;
-    let state = ConnState::new();
-    let io = TimedIo::new(io, read, state.clone(), &plane.timeouts, conn.mark.clone());
-    let client = Client::new(conn.peer, tls, state.clone());
+    } = opened.timed(io, read);
     let service = {
         let plane = plane.clone();
         service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
@@ -307,6 +342,6 @@ where
         } else if parse {
             plane.lasting.metrics.error(ErrorKind::BadRequest);
         }
-        tracing::debug!(peer = %conn.peer, error = %e, "client connection ended with an error");
+        tracing::debug!(%peer, error = %e, "client connection ended with an error");
     }
 }

@@ -9,12 +9,11 @@ use http::{Request, Response};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::body::Body;
-use super::conn::{ConnState, TimedIo};
 use super::h2::{self, FieldLimits, Limit, Settings};
-use super::listener::{Opened, count_cut};
+use super::listener::{Opened, Timed, count_cut};
 use super::metrics::{ErrorKind, HttpMetrics};
 use super::refusal::Refusal;
-use super::streamed::{self, Client};
+use super::streamed;
 
 /// Streams one client may have open at once (HAProxy's `tune.h2.max-concurrent-streams`).
 const MAX_STREAMS: u32 = 100;
@@ -62,15 +61,13 @@ impl Opened<'_> {
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let Opened {
-            conn,
-            tls,
+        let Timed {
+            io,
+            state,
+            client,
             plane,
             frontend,
-        } = self;
-        let state = ConnState::new();
-        let io = TimedIo::new(io, read, state.clone(), &plane.timeouts, conn.mark.clone());
-        let client = Client::new(conn.peer, tls, state.clone());
+        } = self.timed(io, read);
         let proxy = Proxy {
             exchange: {
                 let plane = plane.clone();
