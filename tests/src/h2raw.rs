@@ -107,6 +107,24 @@ impl Client {
         client
     }
 
+    /// As `connect`, the preface written in two pieces, the first `first` octets long,
+    /// a moment apart.
+    pub fn connect_split(addr: &str, first: usize) -> Client {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream.set_nodelay(true).expect("nodelay");
+        let mut client = Client {
+            stream,
+            buf: Vec::new(),
+            decoder: loona_hpack::Decoder::new(),
+        };
+        client.send(&PREFACE[..first]);
+        std::thread::sleep(Duration::from_millis(100));
+        let mut rest = PREFACE[first..].to_vec();
+        rest.extend(frame(kind::SETTINGS, 0, 0, &[]));
+        client.send(&rest);
+        client
+    }
+
     /// Writes `bytes` as they are.
     pub fn send(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).expect("write");

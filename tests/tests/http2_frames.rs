@@ -3,6 +3,8 @@
 //! reads, flow control both ways, stream and connection errors, GOAWAY, and the
 //! "rapid reset" flood (CVE-2023-44487). The server behind is a raw HTTP/1.1 recorder.
 
+use std::io::{Read, Write};
+use std::net::TcpListener;
 use std::time::Duration;
 
 use holdfast_tests::h2raw::{self, ACK, Client, END_HEADERS, END_STREAM, kind};
@@ -172,7 +174,8 @@ fn rfc9113_8_2_a_malformed_request_is_reset_and_never_forwarded() {
     let server = Recorder::start(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
     let lab = h2_node(&server);
     let mut client = Client::connect(&lab.http(0), &[]);
-    let bad: [Vec<(&'static str, String)>; 4] = [
+    let absolute = [(":path", "http://internal/admin".to_string())];
+    let bad: [Vec<(&'static str, String)>; 6] = [
         [get("/a"), vec![("X-Upper", "1".into())]].concat(),
         [get("/b"), vec![("connection", "keep-alive".into())]].concat(),
         [get("/c"), vec![("te", "gzip".into())]].concat(),
@@ -180,6 +183,10 @@ fn rfc9113_8_2_a_malformed_request_is_reset_and_never_forwarded() {
             .into_iter()
             .filter(|(n, _)| *n != ":scheme")
             .collect(),
+        // RFC 9113 §8.3.1: `:path` in origin form; an absolute URI would name another
+        // host to the server than `:authority` routed by.
+        [&get("/e")[..3], &absolute].concat(),
+        [&get("/f")[..3], &[(":path", "admin".to_string())]].concat(),
     ];
     for (i, request) in bad.iter().enumerate() {
         let id = 1 + 2 * i as u32;
@@ -189,8 +196,8 @@ fn rfc9113_8_2_a_malformed_request_is_reset_and_never_forwarded() {
             .expect("RST_STREAM");
         assert_eq!(rst.error_code(), Some(PROTOCOL_ERROR), "request {i}");
     }
-    client.request(9, &fields(&get("/fine")), true);
-    let head = client.until(kind::HEADERS, Some(9), WAIT).expect("answer");
+    client.request(13, &fields(&get("/fine")), true);
+    let head = client.until(kind::HEADERS, Some(13), WAIT).expect("answer");
     assert_eq!(client.status(&head), Some(200));
     let got = server.take();
     assert_eq!(
@@ -261,6 +268,138 @@ fn cve_2023_44487_a_rapid_reset_flood_ends_the_connection() {
         server.take().len() < 1000,
         "the flood did not all reach the server"
     );
+}
+
+#[test]
+fn cve_2025_8671_resets_the_client_provokes_count_as_its_own() {
+    let server = Recorder::start(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+    let lab = h2_node(&server);
+    let mut client = Client::connect(&lab.http(0), &[]);
+    let request = h2raw::block(&fields(&get("/provoked")));
+    let mut burst = Vec::new();
+    for i in 0..1000u32 {
+        let id = 1 + 2 * i;
+        burst.extend(h2raw::frame(
+            kind::HEADERS,
+            END_HEADERS | END_STREAM,
+            id,
+            &request,
+        ));
+        // A WINDOW_UPDATE of 0 is a stream error (RFC 9113 §6.9): the server resets the
+        // stream itself, cancelling its exchange ("MadeYouReset").
+        burst.extend(h2raw::frame(
+            kind::WINDOW_UPDATE,
+            0,
+            id,
+            &0u32.to_be_bytes(),
+        ));
+    }
+    client.send(&burst);
+    let goaway = client.until(kind::GOAWAY, None, WAIT).expect("GOAWAY");
+    assert_eq!(goaway.error_code(), Some(ENHANCE_YOUR_CALM));
+    assert!(
+        server.take().len() < 1000,
+        "the flood did not all reach the server"
+    );
+}
+
+/// A server that answers each request as soon as its head is in, then closes.
+fn answers_before_the_body() -> String {
+    let listener = (0..8)
+        .find_map(|_| TcpListener::bind(("127.0.0.1", holdfast_tests::free_port())).ok())
+        .expect("bind");
+    let addr = listener.local_addr().expect("address").to_string();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).is_ok_and(|n| n == 1) {
+                    head.push(byte[0]);
+                }
+                let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok";
+                let _ = stream.write_all(answer);
+                std::thread::sleep(Duration::from_millis(200));
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn rfc9113_8_1_trailers_after_a_complete_answer_close_the_stream() {
+    let addr = answers_before_the_body();
+    let lab = Lab::start(1, move |_| {
+        format!(
+            "[[frontend]]\nname = \"h2\"\nlisten = \"{{http}}\"\nproto = \"h2\"\n\
+             default_backend = \"app\"\n\n[[backend]]\nname = \"app\"\n\
+             server = [{{ name = \"a1\", addr = \"{addr}\" }}]\n"
+        )
+    });
+    let mut client = Client::connect(&lab.http(0), &[]);
+    let mut post = get("/upload");
+    post[0].1 = "POST".into();
+    let trailers = h2raw::block(&[("x-checksum", "1")]);
+    // More streams than SETTINGS_MAX_CONCURRENT_STREAMS (100): each must be gone once
+    // both sides ended it.
+    for i in 0..120u32 {
+        let id = 1 + 2 * i;
+        client.request(id, &fields(&post), false);
+        let head = client.until(kind::HEADERS, Some(id), WAIT).expect("answer");
+        assert_eq!(client.status(&head), Some(200), "stream {id}");
+        assert_eq!(body(&mut client, id), b"ok");
+        let flags = END_HEADERS | END_STREAM;
+        client.send(&h2raw::frame(kind::HEADERS, flags, id, &trailers));
+    }
+}
+
+#[test]
+fn rfc9113_5_1_frames_in_flight_on_a_refused_request_are_ignored() {
+    let server = Recorder::start(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+    let lab = h2_node(&server);
+    let mut client = Client::connect(&lab.http(0), &[]);
+    let mut post = get("/refused");
+    post[0].1 = "POST".into();
+    post.push(("connection", "close".into()));
+    // The body follows the request at once, before the client can see the reset.
+    client.request(1, &fields(&post), false);
+    client.send(&h2raw::frame(kind::DATA, END_STREAM, 1, b"x"));
+    let rst = client
+        .until(kind::RST_STREAM, Some(1), WAIT)
+        .expect("RST_STREAM");
+    assert_eq!(rst.error_code(), Some(PROTOCOL_ERROR));
+    client.request(3, &fields(&get("/after")), true);
+    let head = client
+        .until(kind::HEADERS, Some(3), WAIT)
+        .expect("the connection goes on");
+    assert_eq!(client.status(&head), Some(200));
+}
+
+#[test]
+fn rfc9113_3_4_a_preface_in_pieces_reaches_the_same_engine() {
+    let server = Recorder::start(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+    let addr = server.addr.clone();
+    // An auto-detecting listener: the fast path reads the first piece as HTTP/1.
+    let lab = Lab::start(1, move |_| {
+        format!(
+            "[[frontend]]\nname = \"web\"\nlisten = \"{{http}}\"\ndefault_backend = \"app\"\n\n\
+             [[backend]]\nname = \"app\"\nserver = [{{ name = \"a1\", addr = \"{addr}\" }}]\n"
+        )
+    });
+    for first in [1, 5, 12, 13, 16] {
+        let mut client = Client::connect_split(&lab.http(0), first);
+        let settings = client.until(kind::SETTINGS, None, WAIT).expect("SETTINGS");
+        // holdfast's engine allows 100 concurrent streams (SETTINGS_MAX_CONCURRENT_STREAMS).
+        let max_streams = settings
+            .payload
+            .chunks_exact(6)
+            .find(|s| s[..2] == [0, 3])
+            .map(|s| u32::from_be_bytes([s[2], s[3], s[4], s[5]]));
+        assert_eq!(max_streams, Some(100), "first piece of {first} octets");
+        client.request(1, &fields(&get("/pieces")), true);
+        let head = client.until(kind::HEADERS, Some(1), WAIT).expect("answer");
+        assert_eq!(client.status(&head), Some(200));
+    }
 }
 
 #[test]

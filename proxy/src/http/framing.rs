@@ -75,7 +75,7 @@ pub fn response(fields: &impl Fields, status: u16, head: bool) -> Result<Framing
 }
 
 /// The `Content-Length`, if any; every one must be the same number of at most 19 digits.
-fn content_length(fields: &impl Fields) -> Result<Option<u64>, &'static str> {
+pub fn content_length(fields: &impl Fields) -> Result<Option<u64>, &'static str> {
     let mut length = None;
     for v in fields.values(Kind::ContentLength) {
         for part in v.split(|b| *b == b',') {

@@ -8,10 +8,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper::server::conn::http1::Builder;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto::Builder;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -248,8 +248,10 @@ async fn serve_io<I>(
         refusal.count(&plane.lasting.metrics);
         let mut out = Vec::new();
         refusal.write_h1(&mut out);
-        let _ = io.write_all(&out).await;
-        let _ = io.shutdown().await;
+        let limit = plane.timeouts.client;
+        if h1::write_within(&mut io, &out, limit).await.is_ok() {
+            h1::shutdown_within(&mut io, limit).await;
+        }
         return;
     }
     opened.serve_h2(io, read).await
@@ -275,18 +277,20 @@ async fn opens_h2(stream: &TcpStream, limit: Duration) -> bool {
 }
 
 /// True when `read` begins as the HTTP/2 preface does (RFC 9113 §3.4), as far as its
-/// request line at least.
+/// version at least.
 fn starts_like_h2(read: &[u8]) -> bool {
     let n = read.len().min(h2::PREFACE.len());
-    n >= b"PRI * HTTP/2.0".len() && read[..n] == h2::PREFACE[..n]
+    // The fast path hands a connection over as soon as it reads a version other than
+    // HTTP/1.x: a preface in pieces may come with no more than that.
+    n >= b"PRI * HTTP/2".len() && read[..n] == h2::PREFACE[..n]
 }
 
-/// hyper's HTTP/1 server, with the limits and timeouts of `plane`.
-fn builder(plane: &DataPlane) -> Builder<TokioExecutor> {
+/// hyper's HTTP/1 server, with the limits and timeouts of `plane`: HTTP/1 alone, so
+/// that no HTTP/2 reaches a server other than holdfast's own engine.
+fn builder(plane: &DataPlane) -> Builder {
     let limits = &plane.limits;
-    let mut builder = Builder::new(TokioExecutor::new()).http1_only();
+    let mut builder = Builder::new();
     builder
-        .http1()
         .timer(TokioTimer::new())
         .keep_alive(true)
         // A client may shut its sending side after the request and wait for the answer
@@ -327,19 +331,14 @@ where
     };
     let builder = builder(plane);
     let result = builder
-        .serve_connection_with_upgrades(TokioIo::new(io), service)
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades()
         .await;
     count_cut(plane, &state);
     if let Err(e) = result {
-        let too_large = e
-            .downcast_ref::<hyper::Error>()
-            .is_some_and(|h| h.is_parse_too_large());
-        let parse = e
-            .downcast_ref::<hyper::Error>()
-            .is_some_and(|h| h.is_parse());
-        if too_large {
+        if e.is_parse_too_large() {
             plane.lasting.metrics.error(ErrorKind::HeaderTooLarge);
-        } else if parse {
+        } else if e.is_parse() {
             plane.lasting.metrics.error(ErrorKind::BadRequest);
         }
         tracing::debug!(%peer, error = %e, "client connection ended with an error");

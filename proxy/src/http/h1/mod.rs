@@ -34,7 +34,8 @@ use super::{DataPlane, Frontend};
 use buf::ReadBuf;
 use chunked::Chunked;
 use head::{Head, HeadError};
-use relay::{Broke, Stalls, pass_body, pass_length, write_within};
+use relay::{Broke, Stalls, pass_body, pass_length};
+pub(super) use relay::{shutdown_within, write_within};
 use rewrite::{RequestHop, write_request, write_response};
 use upstream::{NoResponse, Upstream};
 
@@ -141,7 +142,7 @@ where
             Ok(_) => return Served::Fallback(c.io, c.buf.take()),
         };
         if c.exchange(length).await == Next::Close {
-            let _ = c.io.shutdown().await;
+            c.close().await;
             return Served::Done;
         }
     }
@@ -239,9 +240,17 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<'_, I> {
     async fn refuse(&mut self, refusal: Refusal) {
         self.out.clear();
         refusal.write_h1(&mut self.out);
-        if self.io.write_all(&self.out).await.is_ok() {
+        if write_within(&mut self.io, &self.out, self.dp.timeouts.client)
+            .await
+            .is_ok()
+        {
             self.linger().await;
         }
+    }
+
+    /// Closes the sending side, within `timeouts.client`.
+    async fn close(&mut self) {
+        shutdown_within(&mut self.io, self.dp.timeouts.client).await;
     }
 
     /// Closes the sending side and reads what the client still sends, for a moment, so
@@ -250,7 +259,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<'_, I> {
     async fn linger(&mut self) {
         const LINGER: Duration = Duration::from_secs(2);
         const MAX_DRAINED: usize = 1 << 20;
-        let _ = self.io.shutdown().await;
+        self.close().await;
         let deadline = tokio::time::Instant::now() + LINGER;
         let mut drained = 0;
         while drained < MAX_DRAINED {
@@ -469,8 +478,11 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<'_, I> {
         self.out.extend_from_slice(location.as_bytes());
         self.out
             .extend_from_slice(b"\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-        if self.io.write_all(&self.out).await.is_ok() {
-            let _ = self.io.shutdown().await;
+        if write_within(&mut self.io, &self.out, self.dp.timeouts.client)
+            .await
+            .is_ok()
+        {
+            self.close().await;
         }
     }
 

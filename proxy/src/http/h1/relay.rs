@@ -33,6 +33,12 @@ pub async fn write_within<W: AsyncWrite + Unpin>(
     }
 }
 
+/// Closes `dst`'s sending side within `limit`: a TLS close flushes what the session still
+/// holds, which a client that stopped reading never takes.
+pub async fn shutdown_within<W: AsyncWrite + Unpin>(dst: &mut W, limit: Duration) {
+    let _ = tokio::time::timeout(limit, dst.shutdown()).await;
+}
+
 /// Which side broke a copy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Broke {

@@ -7,6 +7,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -322,19 +323,24 @@ where
         self.exchanges.clear();
     }
 
-    /// A stream error: RST_STREAM, the stream dropped (RFC 9113 §5.4.2).
+    /// A stream error: RST_STREAM, the stream dropped (RFC 9113 §5.4.2). It is
+    /// remembered as ours even when it never opened (a request refused as it came), so
+    /// the frames the client sent before it saw the reset are ignored (§5.1).
     pub(super) fn reset_stream(&mut self, id: u32, reason: Reason) {
         frame::put_rst(&mut self.wbuf, id, reason);
         if let Some(stream) = self.streams.remove(&id) {
             self.drop_stream(&stream);
-            self.remember(id, ClosedBy::Us);
         }
+        self.remember(id, ClosedBy::Us);
     }
 
     /// A stream taken out before its end: its exchange dropped, its body broken off.
+    /// An exchange cancelled while it ran counts against the client's reset allowance,
+    /// whichever side reset the stream: only a client's frames lead here.
     pub(super) fn drop_stream(&mut self, stream: &Stream) {
         if let Some(slot) = stream.slot {
             self.exchanges.cancel(slot);
+            self.resets += 1;
         }
         stream.break_body();
     }
@@ -443,6 +449,10 @@ where
                 continue;
             };
             stream.unacked += body.take_released();
+            if matches!(stream.sending, Sending::Done) && Arc::strong_count(body) == 1 {
+                // Answered, and its reader is gone: what is left is read by no one.
+                stream.unacked += body.discard();
+            }
             if stream.recv_open && stream.unacked >= CREDIT_STEP {
                 frame::put_window_update(&mut self.wbuf, id, stream.unacked as u32);
                 stream.recv_window += stream.unacked as i64;

@@ -5,8 +5,6 @@
 use std::sync::Arc;
 use std::task::Context;
 
-use bytes::Bytes;
-use http::header::CONTENT_LENGTH;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::Handler;
@@ -16,11 +14,14 @@ use super::request::{Fault, Fields};
 use super::stream::{RecvBody, Shared};
 use super::streams::{Sending, Stream};
 use crate::http::body::empty;
+use crate::http::framing;
 
 /// The largest header block taken, CONTINUATIONs included: a flood of them is refused.
 const MAX_BLOCK_FACTOR: usize = 2;
-/// Streams a client may reset before its resets must stay under half its streams
-/// (the "rapid reset" flood, CVE-2023-44487).
+/// Exchanges a client may cancel before its cancels must stay under half the exchanges
+/// it started: by RST_STREAM (the "rapid reset" flood, CVE-2023-44487), or by a frame
+/// that makes the server reset a stream whose exchange runs ("MadeYouReset",
+/// CVE-2025-8671).
 const RESET_ALLOWANCE: u32 = 200;
 
 type Handled = Result<(), Reason>;
@@ -44,7 +45,7 @@ where
             }
             self.settings_seen = true;
         }
-        match head.kind {
+        let handled = match head.kind {
             kind::DATA => self.data(head, payload),
             kind::HEADERS => self.headers(head, payload, cx),
             kind::PRIORITY => self.priority(head, payload),
@@ -52,11 +53,16 @@ where
             kind::SETTINGS => self.settings_frame(head, payload),
             kind::PUSH_PROMISE => Err(Reason::Protocol),
             kind::PING => self.ping(head, payload),
-            kind::GOAWAY => self.goaway(head),
+            kind::GOAWAY => self.goaway(head, payload),
             kind::WINDOW_UPDATE => self.window_update(head, payload),
             kind::CONTINUATION => self.continuation(head, payload, cx),
             // Unknown frame types are ignored (RFC 9113 §4.1).
             _ => Ok(()),
+        };
+        handled?;
+        match self.resets > RESET_ALLOWANCE && self.resets > self.opened / 2 {
+            true => Err(Reason::EnhanceYourCalm),
+            false => Ok(()),
         }
     }
 
@@ -129,19 +135,27 @@ where
         } else if !data.is_empty()
             && let Some(body) = &stream.body
         {
-            body.push(Bytes::copy_from_slice(data));
+            body.push(data);
         }
         if end_stream {
-            stream.recv_open = false;
             if let Some(body) = &stream.body {
                 body.close(false);
             }
-            if matches!(stream.sending, Sending::Done) {
-                self.streams.remove(&id);
-                self.remember(id, ClosedBy::Peer);
-            }
+            self.recv_ended(id);
         }
         Ok(())
+    }
+
+    /// The client's side of stream `id` ended: the stream closes if its answer is sent.
+    fn recv_ended(&mut self, id: u32) {
+        let Some(stream) = self.streams.get_mut(&id) else {
+            return;
+        };
+        stream.recv_open = false;
+        if matches!(stream.sending, Sending::Done) {
+            self.streams.remove(&id);
+            self.remember(id, ClosedBy::Peer);
+        }
     }
 
     fn headers(&mut self, head: Head, payload: &[u8], cx: &mut Context<'_>) -> Handled {
@@ -220,8 +234,7 @@ where
             return Ok(());
         }
         if self.phase != Phase::Open || self.streams.len() >= self.settings.max_streams as usize {
-            frame::put_rst(&mut self.wbuf, id, Reason::RefusedStream);
-            self.remember(id, ClosedBy::Us);
+            self.reset_stream(id, Reason::RefusedStream);
             return Ok(());
         }
         self.open(id, partial.end_stream, fields, cx);
@@ -253,16 +266,15 @@ where
             self.reset_stream(id, Reason::Protocol);
             return Ok(());
         }
-        stream.recv_open = false;
         if let Some(body) = &stream.body {
             body.trailers(trailers);
         }
+        self.recv_ended(id);
         Ok(())
     }
 
     /// A new stream's request, handed to its exchange (or refused).
     fn open(&mut self, id: u32, end_stream: bool, fields: Fields, cx: &mut Context<'_>) {
-        self.opened += 1;
         let req = match fields.into_request() {
             Ok(req) => req,
             Err(Fault::Malformed(why)) => {
@@ -277,7 +289,7 @@ where
                 return;
             }
         };
-        let length = match content_length(req.headers()) {
+        let length = match framing::content_length(req.headers()) {
             Ok(length) => length,
             Err(why) => {
                 self.handler.malformed(why);
@@ -302,10 +314,10 @@ where
         let handler = &self.handler;
         let Some(slot) = self.exchanges.start(id, || handler.call(req)) else {
             // Never with streams under SETTINGS_MAX_CONCURRENT_STREAMS.
-            frame::put_rst(&mut self.wbuf, id, Reason::RefusedStream);
-            self.remember(id, ClosedBy::Us);
+            self.reset_stream(id, Reason::RefusedStream);
             return;
         };
+        self.opened += 1;
         self.insert(id, end_stream, length, shared);
         if let Some(stream) = self.streams.get_mut(&id) {
             stream.slot = Some(slot);
@@ -361,10 +373,6 @@ where
         if let Some(stream) = self.streams.remove(&head.stream) {
             self.drop_stream(&stream);
             self.remember(head.stream, ClosedBy::Peer);
-            self.resets += 1;
-            if self.resets > RESET_ALLOWANCE && self.resets > self.opened / 2 {
-                return Err(Reason::EnhanceYourCalm);
-            }
         }
         Ok(())
     }
@@ -436,9 +444,13 @@ where
         Ok(())
     }
 
-    fn goaway(&mut self, head: Head) -> Handled {
+    fn goaway(&mut self, head: Head, payload: &[u8]) -> Handled {
         if head.stream != 0 {
             return Err(Reason::Protocol);
+        }
+        // The last stream id and an error code, then debug data (RFC 9113 §6.8).
+        if payload.len() < 8 {
+            return Err(Reason::FrameSize);
         }
         if self.phase == Phase::Open {
             self.phase = Phase::Draining;
@@ -477,22 +489,4 @@ where
         }
         Ok(())
     }
-}
-
-/// The request's `content-length`: one value, however often repeated (RFC 9110 §8.6).
-fn content_length(headers: &http::HeaderMap) -> Result<Option<u64>, &'static str> {
-    let mut length = None;
-    for value in headers.get_all(CONTENT_LENGTH) {
-        for part in value.as_bytes().split(|b| *b == b',') {
-            let part = std::str::from_utf8(part)
-                .map_err(|_| "an invalid content-length")?
-                .trim();
-            let n: u64 = part.parse().map_err(|_| "an invalid content-length")?;
-            if length.is_some_and(|l| l != n) {
-                return Err("content-length values that differ");
-            }
-            length = Some(n);
-        }
-    }
-    Ok(length)
 }

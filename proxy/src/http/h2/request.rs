@@ -191,6 +191,9 @@ impl Fields {
             (false, Some(_), Some(path)) if path.is_empty() => {
                 return Err(Fault::Malformed("an empty :path"));
             }
+            (false, Some(_), Some(path)) if !origin_form(&path, &method) => {
+                return Err(Fault::Malformed("a :path not in origin form"));
+            }
             (false, Some(scheme), Some(path)) => target(&scheme, self.authority, path)?,
         };
         let mut req = Request::new(());
@@ -218,6 +221,12 @@ fn target(scheme: &[u8], authority: Option<Bytes>, path: Bytes) -> Result<Uri, F
     parts.authority = Some(Authority::from_maybe_shared(authority).map_err(|_| invalid)?);
     parts.path_and_query = Some(PathAndQuery::from_maybe_shared(path).map_err(|_| invalid)?);
     Uri::from_parts(parts).map_err(|_| invalid)
+}
+
+/// RFC 9113 §8.3.1: `:path` is in origin form, or `*` for OPTIONS. An absolute URI here
+/// would name another host to the server than the `:authority` routed by.
+fn origin_form(path: &[u8], method: &Method) -> bool {
+    path.starts_with(b"/") || (path == b"*" && method == Method::OPTIONS)
 }
 
 /// Sets `slot` to `value` unless it is set already (a repeated pseudo-field).

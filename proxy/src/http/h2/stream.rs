@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll, Waker};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::HeaderMap;
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use parking_lot::Mutex;
@@ -23,23 +23,57 @@ pub struct Shared {
     body: Mutex<Received>,
 }
 
+/// DATA payloads smaller than this are gathered into one buffer, so that a flood of tiny
+/// frames costs the octets it carries, not an allocation each.
+const GATHER: usize = 4096;
+
 #[derive(Default)]
 struct Received {
     chunks: VecDeque<Bytes>,
+    /// Small payloads gathered after `chunks`.
+    gathered: BytesMut,
     trailers: Option<HeaderMap>,
     ended: bool,
     broken: bool,
     reader: Option<Waker>,
 }
 
+impl Received {
+    /// Moves the gathered small payloads to the end of `chunks`.
+    fn seal(&mut self) {
+        if !self.gathered.is_empty() {
+            let sealed = self.gathered.split().freeze();
+            self.chunks.push_back(sealed);
+        }
+    }
+}
+
 impl Shared {
     /// Body octets arrived.
-    pub fn push(&self, data: Bytes) {
+    pub fn push(&self, data: &[u8]) {
         let mut body = self.body.lock();
-        body.chunks.push_back(data);
+        if data.len() < GATHER {
+            body.gathered.extend_from_slice(data);
+            if body.gathered.len() >= GATHER {
+                body.seal();
+            }
+        } else {
+            body.seal();
+            body.chunks.push_back(Bytes::copy_from_slice(data));
+        }
         if let Some(w) = body.reader.take() {
             w.wake();
         }
+    }
+
+    /// Drops what was received and not read (no one will: the answer is complete);
+    /// returns how many octets, the credit to give back.
+    pub fn discard(&self) -> usize {
+        let mut body = self.body.lock();
+        body.seal();
+        let held = body.chunks.iter().map(Bytes::len).sum();
+        body.chunks.clear();
+        held
     }
 
     /// The trailer section arrived (the body's end).
@@ -94,6 +128,7 @@ impl HttpBody for RecvBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = self.get_mut();
         let mut body = this.shared.body.lock();
+        body.seal();
         if let Some(data) = body.chunks.pop_front() {
             drop(body);
             this.shared.released.fetch_add(data.len(), Ordering::AcqRel);
@@ -115,7 +150,11 @@ impl HttpBody for RecvBody {
 
     fn is_end_stream(&self) -> bool {
         let body = self.shared.body.lock();
-        body.ended && body.chunks.is_empty() && body.trailers.is_none() && !body.broken
+        body.ended
+            && body.chunks.is_empty()
+            && body.gathered.is_empty()
+            && body.trailers.is_none()
+            && !body.broken
     }
 
     fn size_hint(&self) -> SizeHint {
