@@ -13,6 +13,7 @@ use holdfast_tests::{Lab, Recorder};
 const WAIT: Duration = Duration::from_secs(5);
 /// RFC 9113 §7 error codes.
 const PROTOCOL_ERROR: u32 = 0x1;
+const FRAME_SIZE_ERROR: u32 = 0x6;
 const COMPRESSION_ERROR: u32 = 0x9;
 const ENHANCE_YOUR_CALM: u32 = 0xb;
 
@@ -242,6 +243,17 @@ fn rfc9113_6_8_streams_open_at_goaway_are_answered() {
         .expect("the open stream's answer");
     assert_eq!(client.status(&head), Some(200));
     assert_eq!(body(&mut client, 1), b"ok");
+}
+
+#[test]
+fn rfc9113_6_8_a_goaway_shorter_than_its_fields_is_a_frame_size_error() {
+    let server = Recorder::start(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+    let lab = h2_node(&server);
+    let mut client = Client::connect(&lab.http(0), &[]);
+    // A last stream id and no error code.
+    client.send(&h2raw::frame(kind::GOAWAY, 0, 0, &0u32.to_be_bytes()));
+    let goaway = client.until(kind::GOAWAY, None, WAIT).expect("GOAWAY");
+    assert_eq!(goaway.error_code(), Some(FRAME_SIZE_ERROR));
 }
 
 #[test]

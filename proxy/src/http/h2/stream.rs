@@ -164,3 +164,55 @@ impl HttpBody for RecvBody {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reads every data frame `body` has now.
+    fn read_all(body: &mut RecvBody) -> Vec<Bytes> {
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut out = Vec::new();
+        while let Poll::Ready(Some(Ok(frame))) = Pin::new(&mut *body).poll_frame(&mut cx) {
+            match frame.into_data() {
+                Ok(data) => out.push(data),
+                Err(_) => break,
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn small_payloads_are_gathered_and_read_in_order() {
+        let shared = Arc::new(Shared::default());
+        let mut body = RecvBody::new(shared.clone(), None, Waker::noop().clone());
+        for i in 0..10_000u32 {
+            shared.push(&[(i % 251) as u8]);
+        }
+        shared.push(&[7; GATHER]);
+        shared.push(b"end");
+        shared.close(false);
+        let chunks = read_all(&mut body);
+        assert!(
+            chunks.len() <= 10_000 / GATHER + 3,
+            "{} chunks",
+            chunks.len()
+        );
+        let mut expected: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+        expected.extend([7; GATHER]);
+        expected.extend(b"end");
+        assert_eq!(chunks.concat(), expected);
+        assert_eq!(shared.take_released(), expected.len());
+        assert!(body.is_end_stream());
+    }
+
+    #[test]
+    fn what_no_one_reads_is_discarded_as_credit() {
+        let shared = Arc::new(Shared::default());
+        shared.push(&[1; 100]);
+        shared.push(&[2; GATHER * 2]);
+        shared.push(&[3; 10]);
+        assert_eq!(shared.discard(), 110 + GATHER * 2);
+        assert_eq!(shared.discard(), 0);
+    }
+}
