@@ -89,13 +89,7 @@ impl Client {
     /// Connects to `addr` and sends the preface and an empty SETTINGS frame, or the
     /// `settings` given (id, value).
     pub fn connect(addr: &str, settings: &[(u16, u32)]) -> Client {
-        let stream = TcpStream::connect(addr).expect("connect");
-        stream.set_nodelay(true).expect("nodelay");
-        let mut client = Client {
-            stream,
-            buf: Vec::new(),
-            decoder: loona_hpack::Decoder::new(),
-        };
+        let mut client = Client::open(addr);
         let mut payload = Vec::new();
         for (id, value) in settings {
             payload.extend_from_slice(&id.to_be_bytes());
@@ -110,19 +104,24 @@ impl Client {
     /// As `connect`, the preface written in two pieces, the first `first` octets long,
     /// a moment apart.
     pub fn connect_split(addr: &str, first: usize) -> Client {
-        let stream = TcpStream::connect(addr).expect("connect");
-        stream.set_nodelay(true).expect("nodelay");
-        let mut client = Client {
-            stream,
-            buf: Vec::new(),
-            decoder: loona_hpack::Decoder::new(),
-        };
+        let mut client = Client::open(addr);
         client.send(&PREFACE[..first]);
         std::thread::sleep(Duration::from_millis(100));
         let mut rest = PREFACE[first..].to_vec();
         rest.extend(frame(kind::SETTINGS, 0, 0, &[]));
         client.send(&rest);
         client
+    }
+
+    /// A connection to `addr`, nothing sent yet.
+    fn open(addr: &str) -> Client {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream.set_nodelay(true).expect("nodelay");
+        Client {
+            stream,
+            buf: Vec::new(),
+            decoder: loona_hpack::Decoder::new(),
+        }
     }
 
     /// Writes `bytes` as they are.
