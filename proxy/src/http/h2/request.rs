@@ -223,8 +223,9 @@ fn target(scheme: &[u8], authority: Option<Bytes>, path: Bytes) -> Result<Uri, F
     Uri::from_parts(parts).map_err(|_| invalid)
 }
 
-/// RFC 9113 §8.3.1: `:path` is in origin form, or `*` for OPTIONS. An absolute URI here
-/// would name another host to the server than the `:authority` routed by.
+/// RFC 9113 §8.3.1: `:path` is in origin form, or `*` for OPTIONS. `http` parses `*`
+/// for any method and a bare `?query`, which would reach the server as request lines no
+/// HTTP/1.1 client could send (`GET *`, `GET ?q`).
 fn origin_form(path: &[u8], method: &Method) -> bool {
     path.starts_with(b"/") || (path == b"*" && method == Method::OPTIONS)
 }
