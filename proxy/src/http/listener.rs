@@ -248,10 +248,7 @@ async fn serve_io<I>(
         refusal.count(&plane.lasting.metrics);
         let mut out = Vec::new();
         refusal.write_h1(&mut out);
-        let limit = plane.timeouts.client;
-        if h1::write_within(&mut io, &out, limit).await.is_ok() {
-            h1::shutdown_within(&mut io, limit).await;
-        }
+        h1::answer_and_close(&mut io, &out, plane.timeouts.client).await;
         return;
     }
     opened.serve_h2(io, read).await

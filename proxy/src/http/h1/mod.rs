@@ -34,8 +34,9 @@ use super::{DataPlane, Frontend};
 use buf::ReadBuf;
 use chunked::Chunked;
 use head::{Head, HeadError};
+pub(super) use relay::answer_and_close;
 use relay::{Broke, Stalls, pass_body, pass_length};
-pub(super) use relay::{shutdown_within, write_within};
+use relay::{shutdown_within, write_within};
 use rewrite::{RequestHop, write_request, write_response};
 use upstream::{NoResponse, Upstream};
 
@@ -478,12 +479,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Conn<'_, I> {
         self.out.extend_from_slice(location.as_bytes());
         self.out
             .extend_from_slice(b"\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-        if write_within(&mut self.io, &self.out, self.dp.timeouts.client)
-            .await
-            .is_ok()
-        {
-            self.close().await;
-        }
+        answer_and_close(&mut self.io, &self.out, self.dp.timeouts.client).await;
     }
 
     /// Reads a response head from `up` into `resp`, passing interim (1xx) responses on

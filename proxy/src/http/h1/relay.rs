@@ -39,6 +39,13 @@ pub async fn shutdown_within<W: AsyncWrite + Unpin>(dst: &mut W, limit: Duration
     let _ = tokio::time::timeout(limit, dst.shutdown()).await;
 }
 
+/// Writes a last answer, `bytes`, and closes `dst`'s sending side, each within `limit`.
+pub async fn answer_and_close<W: AsyncWrite + Unpin>(dst: &mut W, bytes: &[u8], limit: Duration) {
+    if write_within(dst, bytes, limit).await.is_ok() {
+        shutdown_within(dst, limit).await;
+    }
+}
+
 /// Which side broke a copy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Broke {

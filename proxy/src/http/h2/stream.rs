@@ -70,9 +70,9 @@ impl Shared {
     /// returns how many octets, the credit to give back.
     pub fn discard(&self) -> usize {
         let mut body = self.body.lock();
-        body.seal();
-        let held = body.chunks.iter().map(Bytes::len).sum();
+        let held = body.chunks.iter().map(Bytes::len).sum::<usize>() + body.gathered.len();
         body.chunks.clear();
+        body.gathered.clear();
         held
     }
 
